@@ -1,0 +1,701 @@
+//! One credit relationship `(me, peer, asset)`: both directed lines, both sides' limits, and the
+//! rules that accept or reject what the peer sends.
+//!
+//! Sans-I/O: every method takes the time and the key it needs and only changes memory; the
+//! caller persists the result (see [`crate::ledger`]) before anything leaves the node.
+
+use std::collections::BTreeMap;
+
+use pkarr::{Keypair, PublicKey};
+use thiserror::Error;
+
+use crate::amount::{Amount, Asset};
+use crate::objects::{
+    Acceptance, Condition, ConditionalIou, IouState, LineId, MAX_RESOLVED_ABOVE, Release,
+    ReleaseReason, ResolvedSet,
+};
+use crate::signed::Signed;
+
+/// Most conditional IOUs that may be pending on one directed line at once.
+pub const MAX_PENDING_PER_LINE: usize = 10_000;
+
+/// My local policy toward a peer in one asset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// How much the peer may owe me.
+    pub accept: Amount,
+    /// How much I am willing to owe the peer.
+    pub issue: Amount,
+}
+
+/// The holder's answer to an offered conditional IOU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Accepted: the holder consents, the IOU is payable.
+    Accepted(Signed<Acceptance>),
+    /// Released: the IOU will never be claimed.
+    Released(Signed<Release>),
+}
+
+impl Answer {
+    /// Whether this is an acceptance.
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Answer::Accepted(_))
+    }
+}
+
+/// A conditional IOU I issued that no IOU state of mine has resolved yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutConditional {
+    /// The IOU as signed and sent.
+    pub iou: Signed<ConditionalIou>,
+    /// The holder's answer, once it arrived.
+    pub answer: Option<Answer>,
+}
+
+/// A conditional IOU the peer issued to me that its IOU states have not resolved yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InConditional {
+    /// The IOU as received.
+    pub iou: Signed<ConditionalIou>,
+    /// My answer (always given, and kept so that a resent offer gets the same one).
+    pub answer: Answer,
+}
+
+/// Something a peer sent that was rejected; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Rejection {
+    /// The object's signature does not verify under its signer's key.
+    #[error("bad signature on the {0}")]
+    BadSignature(&'static str),
+    /// The object is not about this line (wrong issuer, holder or asset).
+    #[error("wrong line: {0}")]
+    WrongLine(String),
+    /// No line in this asset with this peer.
+    #[error("no line in {0} with this peer")]
+    UnknownAsset(String),
+    /// The sender is not a known peer.
+    #[error("unknown peer")]
+    UnknownPeer,
+    /// A state older than the one held.
+    #[error("stale state: seq {got} is below the held seq {held}")]
+    StaleSeq {
+        /// Seq held.
+        held: u64,
+        /// Seq received.
+        got: u64,
+    },
+    /// A different state with the seq already held: the issuer signed two histories.
+    #[error("equivocation: a different state with the held seq {seq}")]
+    Equivocation {
+        /// The seq.
+        seq: u64,
+    },
+    /// The total went down.
+    #[error("total decreased from {held} to {got} minor units")]
+    TotalDecreased {
+        /// Total held.
+        held: u64,
+        /// Total received.
+        got: u64,
+    },
+    /// An id resolved before is missing from the new state.
+    #[error("the state un-resolves conditional IOUs resolved before")]
+    ResolvedShrank,
+    /// The state resolves conditional IOUs I accepted without counting them in the total.
+    #[error("the state resolves accepted IOUs without counting {missing} minor units of them")]
+    UncountedFulfilled {
+        /// How much is missing from the total.
+        missing: u64,
+    },
+    /// The total grew by more than the IOUs I accepted: debt I never consented to.
+    #[error("the total grows by {excess} minor units more than the accepted IOUs")]
+    UnconsentedIncrease {
+        /// The excess.
+        excess: u64,
+    },
+    /// Another IOU with the same id and different content.
+    #[error("conflicting conditional IOU with id {id}")]
+    ConflictingOffer {
+        /// The id.
+        id: u64,
+    },
+    /// An answer that contradicts the answer already held (accepted and released).
+    #[error("conflicting answer for conditional IOU {id}")]
+    ConflictingAnswer {
+        /// The id.
+        id: u64,
+    },
+    /// The id was resolved by an earlier state; the message is late and harmless.
+    #[error("conditional IOU {id} was already resolved")]
+    AlreadyResolved {
+        /// The id.
+        id: u64,
+    },
+    /// An answer for an IOU I never issued.
+    #[error("no pending conditional IOU with id {id}")]
+    UnknownConditional {
+        /// The id.
+        id: u64,
+    },
+    /// The answer names a different IOU than the one with that id.
+    #[error("the answer is for a different IOU (hash mismatch)")]
+    HashMismatch,
+    /// Too many ids outstanding to describe in one state.
+    #[error("too many unresolved conditional IOUs on the line")]
+    TooManyPending,
+    /// The numbers would overflow.
+    #[error("amount overflow")]
+    Overflow,
+}
+
+impl Rejection {
+    /// Stable code for [`crate::Reply::Rejected`].
+    pub fn code(&self) -> u16 {
+        match self {
+            Rejection::BadSignature(_) => 1,
+            Rejection::WrongLine(_) => 10,
+            Rejection::UnknownAsset(_) => 11,
+            Rejection::UnknownPeer => 12,
+            Rejection::StaleSeq { .. } => 20,
+            Rejection::Equivocation { .. } => 21,
+            Rejection::TotalDecreased { .. } => 22,
+            Rejection::ResolvedShrank => 23,
+            Rejection::UncountedFulfilled { .. } => 24,
+            Rejection::UnconsentedIncrease { .. } => 25,
+            Rejection::ConflictingOffer { .. } => 30,
+            Rejection::ConflictingAnswer { .. } => 31,
+            Rejection::AlreadyResolved { .. } => 32,
+            Rejection::UnknownConditional { .. } => 33,
+            Rejection::HashMismatch => 34,
+            Rejection::TooManyPending => 40,
+            Rejection::Overflow => 41,
+        }
+    }
+
+    /// Whether this proves the peer signed two contradicting things (worth keeping as evidence).
+    pub fn is_misbehaviour(&self) -> bool {
+        matches!(
+            self,
+            Rejection::Equivocation { .. }
+                | Rejection::UncountedFulfilled { .. }
+                | Rejection::ConflictingOffer { .. }
+                | Rejection::ConflictingAnswer { .. }
+        )
+    }
+}
+
+/// Why I cannot offer a payment.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum OfferError {
+    /// Zero is not a payment.
+    #[error("the amount must be greater than zero")]
+    ZeroAmount,
+    /// It would take me over the limit I set for what I owe this peer.
+    #[error("over my issue limit toward this peer: {available} minor units available")]
+    OverIssueLimit {
+        /// How much more I could issue now.
+        available: u64,
+    },
+    /// Too many payments pending on the line.
+    #[error("too many payments pending on this line")]
+    TooManyPending,
+    /// The memo is too long.
+    #[error("the memo is longer than 256 bytes")]
+    MemoTooLong,
+    /// The numbers would overflow.
+    #[error("amount overflow")]
+    Overflow,
+}
+
+/// Both directed lines between me and one peer in one asset.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    me: PublicKey,
+    peer: PublicKey,
+    asset: Asset,
+    /// My limits toward the peer.
+    pub limits: Limits,
+    out_state: Option<Signed<IouState>>,
+    in_state: Option<Signed<IouState>>,
+    next_id: u64,
+    out: BTreeMap<u64, OutConditional>,
+    inn: BTreeMap<u64, InConditional>,
+}
+
+/// A summary of a channel for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelView {
+    /// The peer.
+    pub peer: PublicKey,
+    /// The asset.
+    pub asset: Asset,
+    /// Positive: the peer owes me; negative: I owe the peer. Includes accepted IOUs not yet merged.
+    pub net: i128,
+    /// My limits.
+    pub limits: Limits,
+    /// Conditional amounts the peer offered me that are not yet payable.
+    pub pending_in: Amount,
+    /// Conditional amounts I offered the peer that are not yet answered or resolved.
+    pub pending_out: Amount,
+    /// Total of the newest state I signed.
+    pub out_total: Amount,
+    /// Total of the newest state the peer signed.
+    pub in_total: Amount,
+    /// Seq of the newest state I signed (0: none).
+    pub out_seq: u64,
+    /// Seq of the newest state the peer signed (0: none).
+    pub in_seq: u64,
+}
+
+fn sum<'a>(amounts: impl Iterator<Item = Amount> + 'a) -> Option<Amount> {
+    amounts
+        .into_iter()
+        .try_fold(Amount::ZERO, |acc, a| acc.checked_add(a))
+}
+
+impl Channel {
+    /// A fresh channel with no states.
+    pub fn new(me: PublicKey, peer: PublicKey, asset: Asset, limits: Limits) -> Channel {
+        Channel {
+            me,
+            peer,
+            asset,
+            limits,
+            out_state: None,
+            in_state: None,
+            next_id: 0,
+            out: BTreeMap::new(),
+            inn: BTreeMap::new(),
+        }
+    }
+
+    /// Rebuilds a channel from stored parts (the store is trusted: no signatures re-checked).
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        me: PublicKey,
+        peer: PublicKey,
+        asset: Asset,
+        limits: Limits,
+        next_id: u64,
+        out_state: Option<Signed<IouState>>,
+        in_state: Option<Signed<IouState>>,
+        out: BTreeMap<u64, OutConditional>,
+        inn: BTreeMap<u64, InConditional>,
+    ) -> Channel {
+        Channel {
+            me,
+            peer,
+            asset,
+            limits,
+            out_state,
+            in_state,
+            next_id,
+            out,
+            inn,
+        }
+    }
+
+    /// The peer.
+    pub fn peer(&self) -> &PublicKey {
+        &self.peer
+    }
+
+    /// The asset.
+    pub fn asset(&self) -> &Asset {
+        &self.asset
+    }
+
+    /// The id my next conditional IOU will get.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// The newest IOU state I signed.
+    pub fn out_state(&self) -> Option<&Signed<IouState>> {
+        self.out_state.as_ref()
+    }
+
+    /// The newest IOU state the peer signed.
+    pub fn in_state(&self) -> Option<&Signed<IouState>> {
+        self.in_state.as_ref()
+    }
+
+    /// My conditional IOUs not yet resolved by my newest state.
+    pub fn out_conditionals(&self) -> &BTreeMap<u64, OutConditional> {
+        &self.out
+    }
+
+    /// The peer's conditional IOUs not yet resolved by its newest state.
+    pub fn in_conditionals(&self) -> &BTreeMap<u64, InConditional> {
+        &self.inn
+    }
+
+    /// The line on which I issue.
+    pub fn out_line(&self) -> LineId {
+        LineId {
+            issuer: self.me.clone(),
+            holder: self.peer.clone(),
+            asset: self.asset.clone(),
+        }
+    }
+
+    /// The line on which the peer issues.
+    pub fn in_line(&self) -> LineId {
+        LineId {
+            issuer: self.peer.clone(),
+            holder: self.me.clone(),
+            asset: self.asset.clone(),
+        }
+    }
+
+    fn out_total(&self) -> Amount {
+        self.out_state
+            .as_ref()
+            .map_or(Amount::ZERO, |s| s.body().total)
+    }
+
+    fn in_total(&self) -> Amount {
+        self.in_state
+            .as_ref()
+            .map_or(Amount::ZERO, |s| s.body().total)
+    }
+
+    fn in_resolved(&self) -> Option<&ResolvedSet> {
+        self.in_state.as_ref().map(|s| &s.body().resolved)
+    }
+
+    /// What I owe including accepted IOUs not merged yet.
+    fn out_owed(&self) -> Option<Amount> {
+        let accepted = sum(self
+            .out
+            .values()
+            .filter(|c| matches!(c.answer, Some(Answer::Accepted(_))))
+            .map(|c| c.iou.body().amount))?;
+        self.out_total().checked_add(accepted)
+    }
+
+    /// What the peer owes me including accepted IOUs not merged yet.
+    fn in_owed(&self) -> Option<Amount> {
+        let accepted = sum(self
+            .inn
+            .values()
+            .filter(|c| c.answer.is_accepted())
+            .map(|c| c.iou.body().amount))?;
+        self.in_total().checked_add(accepted)
+    }
+
+    fn out_unanswered(&self) -> Option<Amount> {
+        sum(self
+            .out
+            .values()
+            .filter(|c| c.answer.is_none())
+            .map(|c| c.iou.body().amount))
+    }
+
+    /// Positive: the peer owes me.
+    fn net(&self) -> Option<i128> {
+        Some(i128::from(self.in_owed()?.minor()) - i128::from(self.out_owed()?.minor()))
+    }
+
+    /// A summary for display. `None` only if the stored numbers overflow (a corrupt store).
+    pub fn view(&self) -> Option<ChannelView> {
+        Some(ChannelView {
+            peer: self.peer.clone(),
+            asset: self.asset.clone(),
+            net: self.net()?,
+            limits: self.limits,
+            // Conditions other than HolderAccepts (later) are the pending ones; an answered
+            // HolderAccepts IOU is either owed or released.
+            pending_in: Amount::ZERO,
+            pending_out: self.out_unanswered()?,
+            out_total: self.out_total(),
+            in_total: self.in_total(),
+            out_seq: self.out_state.as_ref().map_or(0, |s| s.body().seq),
+            in_seq: self.in_state.as_ref().map_or(0, |s| s.body().seq),
+        })
+    }
+
+    /// How much more I could offer now without passing my issue limit.
+    pub fn available_to_issue(&self) -> Option<Amount> {
+        let committed = i128::from(self.out_unanswered()?.minor()) - self.net()?;
+        let available = i128::from(self.limits.issue.minor()) - committed;
+        Some(Amount::from_minor(
+            u64::try_from(available.max(0)).unwrap_or(u64::MAX),
+        ))
+    }
+
+    /// Issues and signs a conditional IOU with [`Condition::HolderAccepts`].
+    pub fn offer(
+        &mut self,
+        key: &Keypair,
+        amount: Amount,
+        payment_id: [u8; 32],
+        expires_at: u64,
+        memo: String,
+    ) -> Result<Signed<ConditionalIou>, OfferError> {
+        if amount.is_zero() {
+            return Err(OfferError::ZeroAmount);
+        }
+        if memo.len() > crate::objects::MAX_MEMO_LEN {
+            return Err(OfferError::MemoTooLong);
+        }
+        if self.out.len() >= MAX_PENDING_PER_LINE {
+            return Err(OfferError::TooManyPending);
+        }
+        let available = self.available_to_issue().ok_or(OfferError::Overflow)?;
+        if amount > available {
+            return Err(OfferError::OverIssueLimit {
+                available: available.minor(),
+            });
+        }
+        let id = self.next_id;
+        self.next_id = id.checked_add(1).ok_or(OfferError::Overflow)?;
+        let iou = Signed::sign(
+            ConditionalIou {
+                line: self.out_line(),
+                id,
+                amount,
+                condition: Condition::HolderAccepts,
+                payment_id,
+                expires_at,
+                memo,
+            },
+            key,
+        );
+        self.out.insert(
+            id,
+            OutConditional {
+                iou: iou.clone(),
+                answer: None,
+            },
+        );
+        Ok(iou)
+    }
+
+    /// The holder's side: checks an offered IOU against my limits and answers it. The answer is
+    /// kept, so the same offer sent again gets the same answer. Returns whether anything changed.
+    pub fn handle_offer(
+        &mut self,
+        key: &Keypair,
+        iou: Signed<ConditionalIou>,
+        now: u64,
+    ) -> Result<(Answer, bool), Rejection> {
+        let body = iou.body();
+        if body.line != self.in_line() {
+            return Err(Rejection::WrongLine(format!(
+                "expected {}, got {}",
+                self.in_line(),
+                body.line
+            )));
+        }
+        if self.in_resolved().is_some_and(|r| r.contains(body.id)) {
+            return Err(Rejection::AlreadyResolved { id: body.id });
+        }
+        if let Some(held) = self.inn.get(&body.id) {
+            return if held.iou == iou {
+                Ok((held.answer.clone(), false))
+            } else {
+                Err(Rejection::ConflictingOffer { id: body.id })
+            };
+        }
+        if self.inn.len() >= MAX_PENDING_PER_LINE {
+            return Err(Rejection::TooManyPending);
+        }
+        let refuse = |reason| {
+            Answer::Released(Signed::sign(
+                Release {
+                    line: body.line.clone(),
+                    id: body.id,
+                    iou_hash: iou.hash(),
+                    reason,
+                },
+                key,
+            ))
+        };
+        let answer = if body.expires_at <= now {
+            refuse(ReleaseReason::Expired)
+        } else {
+            let owed_after = self
+                .net()
+                .ok_or(Rejection::Overflow)?
+                .checked_add(i128::from(body.amount.minor()))
+                .ok_or(Rejection::Overflow)?;
+            if owed_after > i128::from(self.limits.accept.minor()) {
+                refuse(ReleaseReason::OverLimit)
+            } else {
+                Answer::Accepted(Signed::sign(
+                    Acceptance {
+                        line: body.line.clone(),
+                        id: body.id,
+                        iou_hash: iou.hash(),
+                    },
+                    key,
+                ))
+            }
+        };
+        let id = body.id;
+        self.inn.insert(
+            id,
+            InConditional {
+                iou,
+                answer: answer.clone(),
+            },
+        );
+        Ok((answer, true))
+    }
+
+    /// The issuer's side: takes the holder's answer to one of my offers. Returns whether
+    /// anything changed (false for a repeated answer).
+    pub fn handle_answer(&mut self, answer: Answer) -> Result<bool, Rejection> {
+        let (line, id, hash) = match &answer {
+            Answer::Accepted(a) => (&a.body().line, a.body().id, a.body().iou_hash),
+            Answer::Released(r) => (&r.body().line, r.body().id, r.body().iou_hash),
+        };
+        if *line != self.out_line() {
+            return Err(Rejection::WrongLine(format!(
+                "expected {}, got {line}",
+                self.out_line()
+            )));
+        }
+        let Some(pending) = self.out.get_mut(&id) else {
+            let resolved = self
+                .out_state
+                .as_ref()
+                .is_some_and(|s| s.body().resolved.contains(id));
+            return Err(if resolved {
+                Rejection::AlreadyResolved { id }
+            } else {
+                Rejection::UnknownConditional { id }
+            });
+        };
+        if pending.iou.hash() != hash {
+            return Err(Rejection::HashMismatch);
+        }
+        match &pending.answer {
+            None => {
+                pending.answer = Some(answer);
+                Ok(true)
+            }
+            Some(held) if *held == answer => Ok(false),
+            Some(held) if held.is_accepted() == answer.is_accepted() => Ok(false),
+            Some(_) => Err(Rejection::ConflictingAnswer { id }),
+        }
+    }
+
+    /// Whether some answered IOUs wait to be merged into a new state of mine.
+    pub fn has_mergeable(&self) -> bool {
+        self.out.values().any(|c| c.answer.is_some())
+    }
+
+    /// Signs my next IOU state: counts accepted IOUs into the total and marks every answered
+    /// IOU resolved. Returns the new state and the ids it resolved (now dropped from memory),
+    /// or `None` when nothing is waiting.
+    pub fn merge_answered(
+        &mut self,
+        key: &Keypair,
+    ) -> Result<Option<(Signed<IouState>, Vec<u64>)>, Rejection> {
+        let (seq, mut total, mut resolved) = match &self.out_state {
+            Some(s) => (s.body().seq, s.body().total, s.body().resolved.clone()),
+            None => (0, Amount::ZERO, ResolvedSet::new()),
+        };
+        let mut merged = Vec::new();
+        for (id, c) in &self.out {
+            let Some(answer) = &c.answer else { continue };
+            if resolved.listed_len() >= MAX_RESOLVED_ABOVE && !resolved.contains(*id) {
+                break;
+            }
+            if answer.is_accepted() {
+                total = total
+                    .checked_add(c.iou.body().amount)
+                    .ok_or(Rejection::Overflow)?;
+            }
+            resolved.insert(*id);
+            merged.push(*id);
+        }
+        if merged.is_empty() {
+            return Ok(None);
+        }
+        let state = Signed::sign(
+            IouState {
+                line: self.out_line(),
+                seq: seq + 1,
+                total,
+                resolved,
+            },
+            key,
+        );
+        for id in &merged {
+            self.out.remove(id);
+        }
+        self.out_state = Some(state.clone());
+        Ok(Some((state, merged)))
+    }
+
+    /// The holder's side: takes the peer's new IOU state if it follows every rule. Returns the
+    /// ids it resolved (dropped from memory), or `None` if it is the state already held.
+    pub fn handle_state(&mut self, state: Signed<IouState>) -> Result<Option<Vec<u64>>, Rejection> {
+        let body = state.body();
+        if body.line != self.in_line() {
+            return Err(Rejection::WrongLine(format!(
+                "expected {}, got {}",
+                self.in_line(),
+                body.line
+            )));
+        }
+        let empty = ResolvedSet::new();
+        let (held_seq, held_total, held_resolved) = match &self.in_state {
+            Some(s) => (s.body().seq, s.body().total, &s.body().resolved),
+            None => (0, Amount::ZERO, &empty),
+        };
+        if body.seq < held_seq {
+            return Err(Rejection::StaleSeq {
+                held: held_seq,
+                got: body.seq,
+            });
+        }
+        if body.seq == held_seq {
+            return match &self.in_state {
+                Some(held) if *held == state => Ok(None),
+                _ => Err(Rejection::Equivocation { seq: body.seq }),
+            };
+        }
+        if body.total < held_total {
+            return Err(Rejection::TotalDecreased {
+                held: held_total.minor(),
+                got: body.total.minor(),
+            });
+        }
+        if !body.resolved.is_superset_of(held_resolved) {
+            return Err(Rejection::ResolvedShrank);
+        }
+        let newly: Vec<u64> = self
+            .inn
+            .keys()
+            .copied()
+            .filter(|id| body.resolved.contains(*id))
+            .collect();
+        let owed = sum(newly
+            .iter()
+            .filter_map(|id| self.inn.get(id))
+            .filter(|c| c.answer.is_accepted())
+            .map(|c| c.iou.body().amount))
+        .ok_or(Rejection::Overflow)?;
+        let grown = body.total.minor() - held_total.minor();
+        if grown < owed.minor() {
+            return Err(Rejection::UncountedFulfilled {
+                missing: owed.minor() - grown,
+            });
+        }
+        if grown > owed.minor() {
+            return Err(Rejection::UnconsentedIncrease {
+                excess: grown - owed.minor(),
+            });
+        }
+        for id in &newly {
+            self.inn.remove(id);
+        }
+        self.in_state = Some(state);
+        Ok(Some(newly))
+    }
+}

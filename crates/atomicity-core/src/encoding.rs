@@ -1,0 +1,222 @@
+//! The canonical byte encoding used for everything that is signed or sent between peers.
+//!
+//! Fixed field order, big-endian fixed-width integers, length-prefixed byte strings, no
+//! optional padding: every value has exactly one encoding, and the decoder rejects anything
+//! else (trailing bytes, non-minimal sets, unknown tags). `docs/protocol.md` specifies it.
+
+use pkarr::PublicKey;
+use thiserror::Error;
+
+use crate::amount::{Amount, Asset};
+
+/// Why bytes could not be decoded. Every variant means "the sender sent garbage".
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// The input ended in the middle of a field.
+    #[error("truncated: needed {needed} more bytes for {field}")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+        /// How many bytes were missing.
+        needed: usize,
+    },
+    /// Bytes remained after the last field.
+    #[error("{0} trailing bytes")]
+    TrailingBytes(usize),
+    /// A version this implementation does not speak.
+    #[error("unsupported version {0}")]
+    UnsupportedVersion(u8),
+    /// A kind or tag byte that is not defined.
+    #[error("unknown {field} tag {tag}")]
+    UnknownTag {
+        /// The field being read.
+        field: &'static str,
+        /// The byte found.
+        tag: u8,
+    },
+    /// A field whose value is outside its allowed range or not in canonical form.
+    #[error("invalid {field}: {why}")]
+    Invalid {
+        /// The field being read.
+        field: &'static str,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A list or string longer than the protocol allows.
+    #[error("{field} too long: {len} > {max}")]
+    TooLong {
+        /// The field being read.
+        field: &'static str,
+        /// The length found.
+        len: usize,
+        /// The maximum allowed.
+        max: usize,
+    },
+}
+
+/// Appends canonical encodings to a byte buffer.
+#[derive(Default, Debug)]
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// An empty writer.
+    pub fn new() -> Writer {
+        Writer::default()
+    }
+
+    /// The bytes written so far.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// One byte.
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
+    /// Big-endian u32.
+    pub fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    /// Big-endian u64.
+    pub fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    /// Raw bytes of a fixed-size field.
+    pub fn fixed(&mut self, v: &[u8]) {
+        self.buf.extend_from_slice(v);
+    }
+
+    /// A u32 length, then the bytes.
+    ///
+    /// # Panics
+    /// Never for protocol values: they are bounded far below 4 GiB before they get here.
+    pub fn bytes(&mut self, v: &[u8]) {
+        let len = u32::try_from(v.len()).unwrap_or(u32::MAX);
+        self.u32(len);
+        self.buf.extend_from_slice(v);
+    }
+
+    /// A 32-byte Ed25519 public key.
+    pub fn key(&mut self, k: &PublicKey) {
+        self.fixed(k.as_bytes());
+    }
+
+    /// An amount in minor units.
+    pub fn amount(&mut self, a: Amount) {
+        self.u64(a.minor());
+    }
+
+    /// An asset: code length (u8), code bytes, scale (u8).
+    pub fn asset(&mut self, a: &Asset) {
+        let code = a.code().as_bytes();
+        // Asset codes are at most 12 bytes, checked when the Asset was built.
+        self.u8(code.len() as u8);
+        self.fixed(code);
+        self.u8(a.scale());
+    }
+}
+
+/// Reads canonical encodings from a byte slice, failing on anything non-canonical.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `buf`.
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf }
+    }
+
+    /// Fails unless every byte was consumed.
+    pub fn finish(self) -> Result<(), DecodeError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes(self.buf.len()))
+        }
+    }
+
+    /// The bytes not read yet.
+    pub fn remaining(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated {
+                field,
+                needed: n - self.buf.len(),
+            });
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    /// A fixed-size array.
+    pub fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, field)?);
+        Ok(out)
+    }
+
+    /// One byte.
+    pub fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(field)?[0])
+    }
+
+    /// Big-endian u32.
+    pub fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(field)?))
+    }
+
+    /// Big-endian u64.
+    pub fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    /// Length-prefixed bytes of at most `max` bytes.
+    pub fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32(field)? as usize;
+        if len > max {
+            return Err(DecodeError::TooLong { field, len, max });
+        }
+        self.take(len, field)
+    }
+
+    /// A 32-byte Ed25519 public key that is a valid curve point.
+    pub fn key(&mut self, field: &'static str) -> Result<PublicKey, DecodeError> {
+        let bytes: [u8; 32] = self.array(field)?;
+        PublicKey::try_from(&bytes).map_err(|_| DecodeError::Invalid {
+            field,
+            why: "not an Ed25519 public key",
+        })
+    }
+
+    /// An amount in minor units.
+    pub fn amount(&mut self, field: &'static str) -> Result<Amount, DecodeError> {
+        Ok(Amount::from_minor(self.u64(field)?))
+    }
+
+    /// An asset, validated like [`Asset::new`].
+    pub fn asset(&mut self) -> Result<Asset, DecodeError> {
+        let len = self.u8("asset code length")? as usize;
+        let code = self.take(len, "asset code")?;
+        let scale = self.u8("asset scale")?;
+        let code = std::str::from_utf8(code).map_err(|_| DecodeError::Invalid {
+            field: "asset code",
+            why: "not UTF-8",
+        })?;
+        Asset::new(code, scale).map_err(|_| DecodeError::Invalid {
+            field: "asset",
+            why: "code must be 1-12 of A-Z 0-9 and scale at most 18",
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! The Atomicity protocol core: identities, exact amounts, the canonical encoding of signed
+//! objects, and the credit-line rules.
+//!
+//! No I/O, no clock, no global randomness: time and random values come in as arguments, and
+//! every input returns the changes to persist ([`StoreOp`]) and the messages to send, so the same
+//! code runs under the node, the tests and the simulator.
+#![deny(missing_docs)]
+
+pub mod amount;
+pub mod channel;
+pub mod encoding;
+pub mod ledger;
+pub mod message;
+pub mod objects;
+pub mod signed;
+
+pub use amount::{Amount, AmountError, Asset};
+pub use channel::{Answer, Channel, ChannelView, Limits, OfferError, Rejection};
+pub use ledger::{
+    ConditionalRecord, CorruptStore, Direction, EnvelopeError, EvidenceRecord, Ledger,
+    LedgerError, LineRecord, PaymentOutcome, PaymentRecord, PaymentStatus, PeerRecord, Snapshot,
+    StoreOp,
+};
+pub use message::{Envelope, Message, Reply, decode_replies, encode_replies};
+pub use objects::{
+    Acceptance, Condition, ConditionalIou, IouState, LineId, Release, ReleaseReason, ResolvedSet,
+};
+pub use pkarr::{Keypair, PublicKey};
+pub use signed::{BadSignature, Signed, SignedBody, SignedError};
+
+/// Parses a public key in z-base32 (the Pkarr form), also accepting a `pk:` prefix.
+pub fn parse_key(s: &str) -> Result<PublicKey, String> {
+    let trimmed = s.trim();
+    let bare = trimmed.strip_prefix("pk:").unwrap_or(trimmed);
+    bare.parse::<PublicKey>()
+        .map_err(|e| format!("{s:?} is not a public key: {e}"))
+}

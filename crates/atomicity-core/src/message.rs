@@ -1,0 +1,231 @@
+//! What peers send each other: signed envelopes of messages, and the per-message replies.
+
+use pkarr::PublicKey;
+
+use crate::encoding::{DecodeError, Reader, Writer};
+use crate::objects::{Acceptance, ConditionalIou, IouState, Release};
+use crate::signed::{Signed, SignedBody, VERSION};
+
+/// Most messages in one envelope.
+pub const MAX_MESSAGES: usize = 1024;
+/// Largest encoded signed object inside an envelope.
+pub const MAX_OBJECT_LEN: usize = 64 * 1024;
+/// Longest human-readable rejection text in a reply.
+pub const MAX_REJECTION_TEXT: usize = 512;
+
+/// One protocol message. Each carries its own signed object, so a message is meaningful
+/// (and harmless to repeat) on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A conditional IOU offered to the holder.
+    Offer(Signed<ConditionalIou>),
+    /// The issuer's newest IOU state.
+    State(Signed<IouState>),
+    /// The holder's acceptance of an offer (also sent as the reply to an offer).
+    Accept(Signed<Acceptance>),
+    /// The holder's release of an offer (also sent as the reply to an offer).
+    Release(Signed<Release>),
+}
+
+impl Message {
+    fn tag(&self) -> u8 {
+        match self {
+            Message::Offer(_) => 1,
+            Message::State(_) => 2,
+            Message::Accept(_) => 3,
+            Message::Release(_) => 4,
+        }
+    }
+
+    fn object_bytes(&self) -> Vec<u8> {
+        match self {
+            Message::Offer(o) => o.to_bytes(),
+            Message::State(s) => s.to_bytes(),
+            Message::Accept(a) => a.to_bytes(),
+            Message::Release(r) => r.to_bytes(),
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+        let tag = r.u8("message tag")?;
+        let bytes = r.bytes("message object", MAX_OBJECT_LEN)?;
+        Ok(match tag {
+            1 => Message::Offer(Signed::decode(bytes)?),
+            2 => Message::State(Signed::decode(bytes)?),
+            3 => Message::Accept(Signed::decode(bytes)?),
+            4 => Message::Release(Signed::decode(bytes)?),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    field: "message",
+                    tag,
+                });
+            }
+        })
+    }
+}
+
+/// A batch of messages from one key to another, signed by the sender.
+///
+/// The envelope authenticates the sender and names the recipient (so it cannot be replayed to
+/// somebody else); `sent_at` lets the recipient refuse stale envelopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The sender, who signs.
+    pub from: PublicKey,
+    /// The recipient.
+    pub to: PublicKey,
+    /// Unix seconds when it was sent.
+    pub sent_at: u64,
+    /// One to [`MAX_MESSAGES`] messages.
+    pub messages: Vec<Message>,
+}
+
+impl SignedBody for Envelope {
+    const KIND: u8 = 5;
+    const NAME: &'static str = "envelope";
+
+    fn encode_body(&self, w: &mut Writer) {
+        w.key(&self.from);
+        w.key(&self.to);
+        w.u64(self.sent_at);
+        // Bounded by MAX_MESSAGES when built by this implementation.
+        w.u32(self.messages.len() as u32);
+        for m in &self.messages {
+            w.u8(m.tag());
+            w.bytes(&m.object_bytes());
+        }
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let from = r.key("from")?;
+        let to = r.key("to")?;
+        let sent_at = r.u64("sent at")?;
+        let count = r.u32("message count")? as usize;
+        if count == 0 || count > MAX_MESSAGES {
+            return Err(DecodeError::TooLong {
+                field: "messages",
+                len: count,
+                max: MAX_MESSAGES,
+            });
+        }
+        let messages = (0..count)
+            .map(|_| Message::decode(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Envelope {
+            from,
+            to,
+            sent_at,
+            messages,
+        })
+    }
+
+    fn signer(&self) -> &PublicKey {
+        &self.from
+    }
+}
+
+/// The recipient's answer to one message of an envelope, in the same order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The offer is accepted (a fresh or the stored acceptance).
+    Accepted(Signed<Acceptance>),
+    /// The offer is refused (a fresh or the stored release).
+    Released(Signed<Release>),
+    /// The state with this seq is the newest the recipient holds.
+    StateAck {
+        /// The seq now held.
+        seq: u64,
+    },
+    /// The message was taken (or had been taken before).
+    Ok,
+    /// The message was rejected and changed nothing.
+    Rejected {
+        /// A stable code (see `docs/protocol.md`).
+        code: u16,
+        /// What was wrong, for humans.
+        text: String,
+    },
+}
+
+/// Encodes replies: `version || count (u32) || (tag || fields)*`.
+pub fn encode_replies(replies: &[Reply]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(VERSION);
+    w.u32(replies.len() as u32);
+    for reply in replies {
+        match reply {
+            Reply::Accepted(a) => {
+                w.u8(1);
+                w.bytes(&a.to_bytes());
+            }
+            Reply::Released(r) => {
+                w.u8(2);
+                w.bytes(&r.to_bytes());
+            }
+            Reply::StateAck { seq } => {
+                w.u8(3);
+                w.u64(*seq);
+            }
+            Reply::Ok => w.u8(4),
+            Reply::Rejected { code, text } => {
+                w.u8(5);
+                w.u32(u32::from(*code));
+                let text = truncate_utf8(text, MAX_REJECTION_TEXT);
+                w.bytes(text.as_bytes());
+            }
+        }
+    }
+    w.into_bytes()
+}
+
+/// Decodes replies (signatures inside are not checked here).
+pub fn decode_replies(bytes: &[u8]) -> Result<Vec<Reply>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let version = r.u8("version")?;
+    if version != VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let count = r.u32("reply count")? as usize;
+    if count > MAX_MESSAGES {
+        return Err(DecodeError::TooLong {
+            field: "replies",
+            len: count,
+            max: MAX_MESSAGES,
+        });
+    }
+    let mut replies = Vec::with_capacity(count);
+    for _ in 0..count {
+        replies.push(match r.u8("reply tag")? {
+            1 => Reply::Accepted(Signed::decode(r.bytes("acceptance", MAX_OBJECT_LEN)?)?),
+            2 => Reply::Released(Signed::decode(r.bytes("release", MAX_OBJECT_LEN)?)?),
+            3 => Reply::StateAck {
+                seq: r.u64("seq")?,
+            },
+            4 => Reply::Ok,
+            5 => {
+                let code = r.u32("code")?;
+                let code = u16::try_from(code).map_err(|_| DecodeError::Invalid {
+                    field: "code",
+                    why: "above 65535",
+                })?;
+                let text = r.bytes("text", MAX_REJECTION_TEXT)?;
+                let text = String::from_utf8_lossy(text).into_owned();
+                Reply::Rejected { code, text }
+            }
+            tag => return Err(DecodeError::UnknownTag { field: "reply", tag }),
+        });
+    }
+    r.finish()?;
+    Ok(replies)
+}
+
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
