@@ -1,1 +1,364 @@
-fn main() {}
+//! `atomicity`: one binary for every role and the wallet commands (see CLI.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use atomicity_cli::{bench, devnet, output};
+use atomicity_node::api::{PayRequest, SetLineRequest};
+use atomicity_node::client::ApiClient;
+use atomicity_node::datadir::DataDir;
+use atomicity_node::{NodeConfig, RunningNode};
+use clap::{Parser, Subcommand};
+
+/// Exit code of `pay` when the payee has not answered yet (the node keeps trying).
+const EXIT_PENDING: u8 = 3;
+
+#[derive(Parser)]
+#[command(name = "atomicity", version, about = "Peer-to-peer mutual credit", long_about = None)]
+struct Cli {
+    /// Data directory [default: $ATOMICITY_DIR, else $XDG_DATA_HOME/atomicity or ~/.local/share/atomicity]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an identity and a database in DIR; prints the public key.
+    Init,
+    /// Print this node's public key (z-base32).
+    Id,
+    /// Run a node.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Manage peers.
+    Peer {
+        #[command(subcommand)]
+        command: PeerCommand,
+    },
+    /// Manage credit lines.
+    Line {
+        #[command(subcommand)]
+        command: LineCommand,
+    },
+    /// Pay KEY directly: AMOUNT is a decimal string ("5", "5.00"), ASSET a code (USD) or CODE:SCALE.
+    Pay {
+        /// The payee's key.
+        key: String,
+        /// The amount.
+        amount: String,
+        /// The asset.
+        asset: String,
+        /// A note for the payee.
+        #[arg(long, default_value = "")]
+        memo: String,
+        /// Seconds to wait for the payee before reporting the payment as pending.
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One row per (peer, asset): net position, limits, pending amounts.
+    Balance {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Payments made and received, newest first.
+    History {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Most rows to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Start a local network of nodes on loopback and show payments, step by step.
+    Devnet {
+        /// Directory for the nodes' data [default: a temporary directory].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Run the examples once and exit: 0 when all succeeded.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Measure direct payments between two nodes on loopback (durable storage).
+    Bench {
+        /// Payments to make.
+        #[arg(long, default_value_t = 5000)]
+        payments: usize,
+        /// Payments in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Run the node in the foreground until SIGINT/SIGTERM.
+    Run {
+        /// Peer API address; 127.0.0.1:0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:7420")]
+        listen: SocketAddr,
+        /// Local API address (keep it on loopback).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        api_listen: SocketAddr,
+        /// The URL peers should use [default: http://<listen address>].
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PeerCommand {
+    /// Remember a peer.
+    Add {
+        /// Its key.
+        key: String,
+        /// Its peer API URL.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// List peers.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LineCommand {
+    /// My limits toward KEY in ASSET.
+    Set {
+        /// The peer.
+        key: String,
+        /// The asset.
+        #[arg(long)]
+        asset: String,
+        /// How much KEY may owe me.
+        #[arg(long)]
+        accept: Option<String>,
+        /// How much I am willing to owe KEY.
+        #[arg(long)]
+        issue: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn default_data_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("ATOMICITY_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
+        return Ok(PathBuf::from(xdg).join("atomicity"));
+    }
+    let home = std::env::var_os("HOME").context("no --data-dir, $ATOMICITY_DIR or $HOME")?;
+    Ok(PathBuf::from(home).join(".local/share/atomicity"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ATOMICITY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let data_dir = match &cli.data_dir {
+        Some(d) => d.clone(),
+        None => default_data_dir()?,
+    };
+    let dir = DataDir::new(&data_dir);
+    let api = || ApiClient::from_dir(&dir);
+    match cli.command {
+        Command::Init => {
+            let key = dir.init()?;
+            println!("{}", key.public_key());
+        }
+        Command::Id => println!("{}", dir.identity()?.public_key()),
+        Command::Node {
+            command:
+                NodeCommand::Run {
+                    listen,
+                    api_listen,
+                    public_url,
+                },
+        } => {
+            let node = atomicity_node::start(NodeConfig {
+                data_dir,
+                listen,
+                api_listen,
+                public_url,
+            })
+            .await?;
+            println!("node {} listening on {} (local API {})", node.key, node.node_url, node.api_url);
+            wait_for_signal(node).await?;
+        }
+        Command::Peer {
+            command: PeerCommand::Add { key, url },
+        } => {
+            let row = api()?.add_peer(&key, url.as_deref()).await?;
+            match row.url {
+                Some(url) => println!("peer {} at {url}", row.key),
+                None => println!("peer {}", row.key),
+            }
+        }
+        Command::Peer {
+            command: PeerCommand::List { json },
+        } => {
+            let peers = api()?.peers().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&peers)?);
+            } else {
+                for p in peers {
+                    println!("{}  {}", p.key, p.url.as_deref().unwrap_or("-"));
+                }
+            }
+        }
+        Command::Line {
+            command:
+                LineCommand::Set {
+                    key,
+                    asset,
+                    accept,
+                    issue,
+                    json,
+                },
+        } => {
+            if accept.is_none() && issue.is_none() {
+                bail!("give --accept, --issue or both");
+            }
+            let row = api()?
+                .set_line(&SetLineRequest {
+                    peer: key,
+                    asset,
+                    accept,
+                    issue,
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&row)?);
+            } else {
+                println!(
+                    "line with {} in {}: they may owe you up to {}, you may owe them up to {}",
+                    row.peer, row.asset, row.accept, row.issue
+                );
+            }
+        }
+        Command::Pay {
+            key,
+            amount,
+            asset,
+            memo,
+            wait,
+            json,
+        } => {
+            let response = api()?
+                .pay(&PayRequest {
+                    peer: key.clone(),
+                    amount: amount.clone(),
+                    asset: asset.clone(),
+                    memo,
+                    wait_ms: Some(wait.saturating_mul(1000)),
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&response)?);
+            }
+            let reason = response.reason.unwrap_or_default();
+            match response.status.as_str() {
+                "completed" => {
+                    if !json {
+                        println!("paid {amount} {asset} to {key} (payment {})", response.payment_id);
+                    }
+                }
+                "failed" => {
+                    eprintln!("error: payment refused: {reason}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                _ => {
+                    eprintln!(
+                        "payment {} is pending: {reason}; see `atomicity history`",
+                        response.payment_id
+                    );
+                    return Ok(ExitCode::from(EXIT_PENDING));
+                }
+            }
+        }
+        Command::Balance { json } => {
+            let rows = api()?.balance().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", output::balance_table(&rows));
+            }
+        }
+        Command::History { json, limit } => {
+            let rows = api()?.history(limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", output::history_table(&rows));
+            }
+        }
+        Command::Devnet { dir, once } => {
+            let ok = devnet::run(dir, once).await?;
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Command::Bench {
+            payments,
+            concurrency,
+            json,
+        } => bench::run(payments, concurrency, json).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal(node: RunningNode) -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}

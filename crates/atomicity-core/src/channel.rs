@@ -591,6 +591,7 @@ impl Channel {
     /// Signs my next IOU state: counts accepted IOUs into the total and marks every answered
     /// IOU resolved. Returns the new state and the ids it resolved (now dropped from memory),
     /// or `None` when nothing is waiting.
+    #[allow(clippy::type_complexity)]
     pub fn merge_answered(
         &mut self,
         key: &Keypair,
@@ -657,7 +658,13 @@ impl Channel {
         if body.seq == held_seq {
             return match &self.in_state {
                 Some(held) if *held == state => Ok(None),
-                _ => Err(Rejection::Equivocation { seq: body.seq }),
+                Some(_) => Err(Rejection::Equivocation { seq: body.seq }),
+                // Seq 0 is the empty state nobody signs (the first state is seq 1): not a second
+                // history, so not evidence of misbehaviour.
+                None => Err(Rejection::StaleSeq {
+                    held: held_seq,
+                    got: body.seq,
+                }),
             };
         }
         if body.total < held_total {

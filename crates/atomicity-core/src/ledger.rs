@@ -15,7 +15,7 @@ use crate::channel::{
 };
 use crate::encoding::DecodeError;
 use crate::message::{Envelope, MAX_MESSAGES, Message, Reply};
-use crate::objects::{ConditionalIou, IouState};
+use crate::objects::{ConditionalIou, IouState, Release, ReleaseReason};
 use crate::signed::Signed;
 
 /// How far an envelope's `sent_at` may be from my clock, in seconds.
@@ -202,6 +202,14 @@ pub enum LedgerError {
     /// My own key.
     #[error("that is this node's own key")]
     SelfPeer,
+    /// The payment would take me over the limit I set for what I owe this peer.
+    #[error("over your issue limit toward this peer: {available} {asset} available")]
+    OverIssueLimit {
+        /// How much could still be paid, as a decimal.
+        available: String,
+        /// The asset.
+        asset: String,
+    },
     /// The offer could not be made.
     #[error(transparent)]
     Offer(#[from] OfferError),
@@ -452,7 +460,15 @@ impl Ledger {
                 peer: peer.to_z32(),
                 asset: asset.to_string(),
             })?;
-        let iou = channel.offer(&self.key, amount, payment_id, expires_at, memo.clone())?;
+        let iou = channel
+            .offer(&self.key, amount, payment_id, expires_at, memo.clone())
+            .map_err(|e| match e {
+                OfferError::OverIssueLimit { available } => LedgerError::OverIssueLimit {
+                    available: asset.format(Amount::from_minor(available)),
+                    asset: asset.to_string(),
+                },
+                e => LedgerError::Offer(e),
+            })?;
         ops.push(StoreOp::PutLine(line_record(channel)));
         ops.push(StoreOp::PutConditional(conditional_record(
             channel,
@@ -477,21 +493,9 @@ impl Ledger {
         Ok(iou)
     }
 
-    /// Opens an envelope: parses it, checks the signature, the recipient, the time window and
-    /// that the sender is a known peer.
+    /// Opens an envelope: [`open_envelope`], then checks that the sender is a known peer.
     pub fn open_envelope(&self, bytes: &[u8], now: u64) -> Result<Envelope, EnvelopeError> {
-        let envelope = Signed::<Envelope>::decode(bytes)?;
-        envelope.verify().map_err(|_| EnvelopeError::BadSignature)?;
-        let envelope = envelope.body().clone();
-        if envelope.to != self.me {
-            return Err(EnvelopeError::WrongRecipient);
-        }
-        if envelope.sent_at.abs_diff(now) > ENVELOPE_WINDOW_SECS {
-            return Err(EnvelopeError::Stale {
-                sent_at: envelope.sent_at,
-                now,
-            });
-        }
+        let envelope = open_envelope(&self.me, bytes, now)?;
         if !self.peers.contains_key(&envelope.from) {
             return Err(EnvelopeError::UnknownPeer(envelope.from.to_z32()));
         }
@@ -564,7 +568,20 @@ impl Ledger {
                 if line.issuer != *from {
                     return Err(Rejection::WrongLine("offer not issued by the sender".into()));
                 }
-                let channel = channel_mut(&mut self.channels, from, &line.asset)?;
+                let Some(channel) = self.channels.get_mut(&(from.clone(), line.asset.clone()))
+                else {
+                    // A definite "no": the payer can resolve its offer. Not stored: the
+                    // signature is deterministic, so a resent offer gets the same release.
+                    return Ok(Reply::Released(Signed::sign(
+                        Release {
+                            line,
+                            id: iou.body().id,
+                            iou_hash: iou.hash(),
+                            reason: ReleaseReason::UnknownAsset,
+                        },
+                        &self.key,
+                    )));
+                };
                 let id = iou.body().id;
                 let (payment_id, amount, memo) = (
                     iou.body().payment_id,
@@ -744,6 +761,24 @@ impl Ledger {
         self.dirty.insert((peer.as_bytes().to_vec(), asset.clone()));
     }
 
+}
+
+/// Opens an envelope addressed to `me`: parses it, checks the signature, the recipient and the
+/// time window. (Whether the sender is a peer is the caller's question.)
+pub fn open_envelope(me: &PublicKey, bytes: &[u8], now: u64) -> Result<Envelope, EnvelopeError> {
+    let envelope = Signed::<Envelope>::decode(bytes)?;
+    envelope.verify().map_err(|_| EnvelopeError::BadSignature)?;
+    let envelope = envelope.body().clone();
+    if envelope.to != *me {
+        return Err(EnvelopeError::WrongRecipient);
+    }
+    if envelope.sent_at.abs_diff(now) > ENVELOPE_WINDOW_SECS {
+        return Err(EnvelopeError::Stale {
+            sent_at: envelope.sent_at,
+            now,
+        });
+    }
+    Ok(envelope)
 }
 
 fn channel_mut<'a>(

@@ -95,14 +95,19 @@ impl ResolvedSet {
         if let Err(pos) = self.above.binary_search(&id) {
             self.above.insert(pos, id);
         }
-        let folded = self
-            .above
-            .iter()
-            .zip(self.below..)
-            .take_while(|(id, expected)| **id == *expected)
-            .count();
+        // Fold the ids that continue the watermark into it. Checked: the watermark cannot pass
+        // u64::MAX (a set holding every id has no canonical form; issuers never use u64::MAX).
+        let mut folded = 0;
+        while let Some(next) = self.above.get(folded) {
+            match self.below.checked_add(1) {
+                Some(after) if *next == self.below => {
+                    self.below = after;
+                    folded += 1;
+                }
+                _ => break,
+            }
+        }
         self.above.drain(..folded);
-        self.below += folded as u64;
     }
 
     /// Whether every id in `other` is in `self`.

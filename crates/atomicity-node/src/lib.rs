@@ -1,1 +1,213 @@
-//! node
+//! The Atomicity node: a thin async shell around the sans-I/O core.
+//!
+//! - [`actor`]: the single writer that runs the core and commits to the store (group commit),
+//!   answering only after the commit.
+//! - [`server`]: the peer API (signed binary envelopes) and the local API (JSON + bearer token).
+//! - [`peer`]: sending envelopes to peers, and the outbox that retries until they take them.
+//! - [`client`]: a typed client of the local API, used by the CLI, the devnet and tests.
+#![deny(missing_docs)]
+
+pub mod actor;
+pub mod api;
+pub mod client;
+pub mod datadir;
+pub mod peer;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use atomicity_core::{Ledger, PublicKey};
+use atomicity_store::{SqliteStore, Store};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+
+use crate::datadir::{API_TOKEN_FILE, API_URL_FILE, DB_FILE, DataDir, DataDirError, NODE_URL_FILE};
+use crate::peer::{Directory, Outbox, PeerClient};
+use crate::server::AppState;
+
+/// How long an offered payment stays valid, in seconds.
+pub const OFFER_TTL_SECS: u64 = 3600;
+
+/// Seconds since the Unix epoch (the shell's clock; the core takes time as an argument).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The data directory (must have been initialised).
+    pub data_dir: PathBuf,
+    /// Where the peer API listens.
+    pub listen: SocketAddr,
+    /// Where the local API listens (keep it on loopback).
+    pub api_listen: SocketAddr,
+    /// The URL peers should use, if not `http://<listen address>`.
+    pub public_url: Option<String>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The data directory is not usable.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The database could not be opened or read.
+    #[error("database: {0}")]
+    Store(String),
+    /// Another node runs on this data directory.
+    #[error("another node is already running on {0}")]
+    Locked(PathBuf),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A node running in this process.
+pub struct RunningNode {
+    /// Its key.
+    pub key: PublicKey,
+    /// Its peer-facing URL.
+    pub node_url: String,
+    /// Its local API URL.
+    pub api_url: String,
+    /// Its local API token.
+    pub api_token: String,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    ledger_thread: Option<std::thread::JoinHandle<()>>,
+    actor: Option<actor::ActorHandle>,
+    dir: DataDir,
+    _lock: std::fs::File,
+}
+
+impl RunningNode {
+    /// A local API client for this node.
+    pub fn client(&self) -> client::ApiClient {
+        client::ApiClient::new(&self.api_url, &self.api_token)
+    }
+
+    /// Stops serving, lets requests in progress finish, and waits for the ledger to close.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for server in self.servers.drain(..) {
+            let _ = server.await;
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        // Dropping the last actor handles ends the ledger thread after its current batch.
+        self.actor.take();
+        if let Some(thread) = self.ledger_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        self.dir.clear_run_files();
+    }
+}
+
+/// Starts a node: opens its store, rebuilds the ledger, binds both APIs, writes `node.url`,
+/// `api.url` and `api.token`, and resumes delivering what peers have not taken yet.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    let dir = DataDir::new(&config.data_dir);
+    let key = dir.identity()?;
+    let lock = lock_dir(&dir)?;
+    let mut store = SqliteStore::open(&dir.file(DB_FILE)).map_err(|e| NodeError::Store(e.to_string()))?;
+    let snapshot = store.load().map_err(|e| NodeError::Store(e.to_string()))?;
+    let ledger = Ledger::restore(key.clone(), snapshot).map_err(|e| NodeError::Store(e.to_string()))?;
+    let directory = Directory::default();
+    for peer in ledger.peers() {
+        directory.set(peer.key.clone(), peer.url.clone());
+    }
+
+    let peer_listener = bind(config.listen).await?;
+    let api_listener = bind(config.api_listen).await?;
+    let peer_addr = peer_listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?;
+    let api_addr = api_listener.local_addr().map_err(|source| NodeError::Bind { addr: config.api_listen, source })?;
+    let node_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{peer_addr}"));
+    let api_url = format!("http://{api_addr}");
+    let api_token = hex::encode(rand::random::<[u8; 32]>());
+
+    let (states_tx, states_rx) = mpsc::unbounded_channel();
+    let (actor, ledger_thread) = actor::spawn(key.clone(), ledger, Box::new(store), states_tx);
+    let client = PeerClient::new(key.clone(), actor.clone(), directory.clone());
+    let state = AppState {
+        me: key.public_key(),
+        node_url: node_url.clone(),
+        actor: actor.clone(),
+        directory,
+        client: client.clone(),
+        token: Arc::new(api_token.clone()),
+    };
+
+    dir.write_text(API_TOKEN_FILE, &api_token, true)?;
+    dir.write_text(NODE_URL_FILE, &node_url, false)?;
+    dir.write_text(API_URL_FILE, &api_url, false)?;
+
+    let (shutdown, _) = watch::channel(false);
+    let serve = |listener: tokio::net::TcpListener, router: axum::Router| {
+        let mut stop = shutdown.subscribe();
+        tokio::spawn(async move {
+            let signal = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(signal).await {
+                tracing::error!("server stopped: {e}");
+            }
+        })
+    };
+    let servers = vec![
+        serve(peer_listener, server::peer_router(state.clone())),
+        serve(api_listener, server::local_router(state)),
+    ];
+    let outbox = Outbox::new();
+    let background = vec![tokio::spawn(outbox.run(client, states_rx, actor.clone()))];
+    tracing::info!(key = %key.public_key(), %node_url, %api_url, "node running");
+    Ok(RunningNode {
+        key: key.public_key(),
+        node_url,
+        api_url,
+        api_token,
+        shutdown,
+        servers,
+        background,
+        ledger_thread: Some(ledger_thread),
+        actor: Some(actor),
+        dir,
+        _lock: lock,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr, source })
+}
+
+fn lock_dir(dir: &DataDir) -> Result<std::fs::File, NodeError> {
+    let path = dir.file("node.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DataDirError::Io { path: path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(NodeError::Locked(dir.root().to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(DataDirError::Io { path, source }.into()),
+    }
+}

@@ -1,0 +1,171 @@
+//! Real `atomicity node run` processes on loopback: start, stop, kill -9, restart. Used by the
+//! devnet and by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use atomicity_node::client::ApiClient;
+use atomicity_node::datadir::{API_TOKEN_FILE, API_URL_FILE, DataDir, NODE_URL_FILE};
+
+/// How long a node may take to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One node process.
+pub struct NodeProcess {
+    bin: PathBuf,
+    dir: PathBuf,
+    child: Option<Child>,
+    /// The node's key (z-base32).
+    pub key: String,
+    /// Its peer-facing URL.
+    pub node_url: String,
+    /// Its local API.
+    pub api: ApiClient,
+}
+
+/// Runs `atomicity --data-dir DIR init` and returns the key.
+pub fn init(bin: &Path, dir: &Path) -> Result<String> {
+    let out = Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("init")
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl NodeProcess {
+    /// Initialises `dir` if needed and starts a node on `listen` (e.g. `127.0.0.1:0`).
+    pub fn start(bin: &Path, dir: &Path, listen: &str) -> Result<NodeProcess> {
+        let data = DataDir::new(dir);
+        if data.identity().is_err() {
+            init(bin, dir)?;
+        }
+        let key = data.identity()?.public_key().to_z32();
+        let mut node = NodeProcess {
+            bin: bin.to_path_buf(),
+            dir: dir.to_path_buf(),
+            child: None,
+            key,
+            node_url: String::new(),
+            api: ApiClient::new("http://127.0.0.1:1", ""),
+        };
+        node.spawn(listen)?;
+        Ok(node)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The port of the peer API.
+    pub fn port(&self) -> Option<u16> {
+        self.node_url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+    }
+
+    fn spawn(&mut self, listen: &str) -> Result<()> {
+        let data = DataDir::new(&self.dir);
+        data.clear_run_files();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("node.log"))
+            .context("cannot open node.log")?;
+        let child = Command::new(&self.bin)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["node", "run", "--listen", listen])
+            .env("ATOMICITY_LOG", std::env::var("ATOMICITY_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.bin.display()))?;
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            let ready = [API_URL_FILE, API_TOKEN_FILE, NODE_URL_FILE]
+                .iter()
+                .all(|f| data.file(f).exists());
+            if ready {
+                break;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                let log = std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default();
+                bail!("node exited with {status} while starting:\n{log}");
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!("node did not start within {START_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.node_url = data.read_text(NODE_URL_FILE)?;
+        self.api = ApiClient::from_dir(&data)?;
+        Ok(())
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit (SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => return,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the node again on the same peer port (after [`Self::kill9`] or [`Self::stop`]).
+    pub fn restart(&mut self) -> Result<()> {
+        let port = self.port().context("no port known")?;
+        self.kill9();
+        let listen = format!("127.0.0.1:{port}");
+        // The port may linger for a moment after a kill.
+        let mut tries = 0;
+        loop {
+            match self.spawn(&listen) {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    tracing::debug!("restart failed, retrying: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,165 @@
+//! A typed client of a node's local API.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    AddPeerRequest, BalanceRow, ErrorBody, HistoryRow, IdResponse, PayRequest, PayResponse,
+    PeerRow, SetLineRequest,
+};
+use crate::datadir::{API_TOKEN_FILE, API_URL_FILE, DataDir, DataDirError};
+
+/// A failed call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node could not be reached.
+    #[error("cannot reach the node at {url}: {reason}")]
+    Unreachable {
+        /// Its API URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node answered with an error.
+    #[error("{error}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable code.
+        code: String,
+        /// Words.
+        error: String,
+    },
+    /// The node's answer did not parse.
+    #[error("unexpected answer from the node: {0}")]
+    BadResponse(String),
+    /// The data directory has no running node.
+    #[error("no running node found in {dir} ({source}); start one with `atomicity node run`")]
+    NotRunning {
+        /// The data directory.
+        dir: String,
+        /// What was missing.
+        source: DataDirError,
+    },
+}
+
+/// Talks to one node's local API.
+#[derive(Clone, Debug)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl ApiClient {
+    /// A client for the API at `url` with `token`.
+    pub fn new(url: &str, token: &str) -> ApiClient {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(330))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        ApiClient {
+            http,
+            url: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        }
+    }
+
+    /// A client for the node running on `dir` (reads `api.url` and `api.token`).
+    pub fn from_dir(dir: &DataDir) -> Result<ApiClient, ClientError> {
+        let not_running = |source| ClientError::NotRunning {
+            dir: dir.root().display().to_string(),
+            source,
+        };
+        let url = dir.read_text(API_URL_FILE).map_err(not_running)?;
+        let token = dir.read_text(API_TOKEN_FILE).map_err(not_running)?;
+        Ok(ApiClient::new(&url, &token))
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::BadResponse(e.to_string()))?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&body) {
+                Ok(e) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: e.code,
+                    error: e.error,
+                },
+                Err(_) => ClientError::BadResponse(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body)
+                )),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse(e.to_string()))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(self.http.get(format!("{}{path}", self.url))).await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call(self.http.post(format!("{}{path}", self.url)).json(body))
+            .await
+    }
+
+    /// This node's key and URL.
+    pub async fn id(&self) -> Result<IdResponse, ClientError> {
+        self.get("/v1/id").await
+    }
+
+    /// Adds or updates a peer.
+    pub async fn add_peer(&self, key: &str, url: Option<&str>) -> Result<PeerRow, ClientError> {
+        let body = AddPeerRequest {
+            key: key.to_string(),
+            url: url.map(str::to_string),
+        };
+        self.post("/v1/peers", &body).await
+    }
+
+    /// Every peer.
+    pub async fn peers(&self) -> Result<Vec<PeerRow>, ClientError> {
+        self.get("/v1/peers").await
+    }
+
+    /// Sets limits toward a peer.
+    pub async fn set_line(&self, request: &SetLineRequest) -> Result<BalanceRow, ClientError> {
+        self.post("/v1/lines", request).await
+    }
+
+    /// Pays a peer directly.
+    pub async fn pay(&self, request: &PayRequest) -> Result<PayResponse, ClientError> {
+        self.post("/v1/pay", request).await
+    }
+
+    /// One row per (peer, asset).
+    pub async fn balance(&self) -> Result<Vec<BalanceRow>, ClientError> {
+        self.get("/v1/balance").await
+    }
+
+    /// Payments, newest first.
+    pub async fn history(&self, limit: usize) -> Result<Vec<HistoryRow>, ClientError> {
+        self.get(&format!("/v1/history?limit={limit}")).await
+    }
+}

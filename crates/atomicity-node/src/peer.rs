@@ -1,0 +1,308 @@
+//! Talking to other nodes: sealing messages in envelopes, POSTing them, reading the replies, and
+//! the outbox that resends what a peer has not taken yet.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use atomicity_core::{
+    Asset, IouState, Keypair, Message, PaymentOutcome, PublicKey, Reply, Signed, decode_replies,
+    message::MAX_MESSAGES,
+};
+use tokio::sync::{Mutex, Notify, mpsc};
+
+use crate::actor::{ActorHandle, Command};
+use crate::unix_now;
+
+/// Path of the peer API endpoint that takes envelopes.
+pub const ENVELOPE_PATH: &str = "/peer/v1/envelope";
+/// How long one request to a peer may take.
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Offers younger than this are left to the request that sent them.
+const RETRY_AFTER_SECS: u64 = 3;
+
+/// Why a peer could not be reached or did not answer sensibly.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// No URL is known for the peer.
+    #[error("no URL known for peer {0}")]
+    NoUrl(String),
+    /// The request failed (connection refused, timeout...).
+    #[error("cannot reach peer: {0}")]
+    Unreachable(String),
+    /// The peer refused the whole envelope.
+    #[error("peer refused the envelope ({status}): {body}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Its error body.
+        body: String,
+    },
+    /// The peer's answer did not decode, or did not match what was sent.
+    #[error("malformed reply from peer: {0}")]
+    BadReply(String),
+}
+
+/// Known peers and their URLs, shared by the HTTP handlers and the client (the ledger actor
+/// keeps the durable copy).
+#[derive(Clone, Default)]
+pub struct Directory(Arc<RwLock<HashMap<PublicKey, Option<String>>>>);
+
+impl Directory {
+    /// Records a peer.
+    pub fn set(&self, key: PublicKey, url: Option<String>) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, url);
+    }
+
+    /// Whether `key` is a known peer.
+    pub fn contains(&self, key: &PublicKey) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(key)
+    }
+
+    /// The peer's URL.
+    pub fn url(&self, key: &PublicKey) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+            .flatten()
+    }
+}
+
+/// Sends envelopes to peers.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    key: Arc<Keypair>,
+    actor: ActorHandle,
+    directory: Directory,
+}
+
+impl PeerClient {
+    /// A client signing with `key`.
+    pub fn new(key: Keypair, actor: ActorHandle, directory: Directory) -> PeerClient {
+        let http = reqwest::Client::builder()
+            .timeout(PEER_TIMEOUT)
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        PeerClient {
+            http,
+            key: Arc::new(key),
+            actor,
+            directory,
+        }
+    }
+
+    /// Sends messages to `peer` in one signed envelope and returns its replies, one per message.
+    pub async fn send(
+        &self,
+        peer: &PublicKey,
+        messages: Vec<Message>,
+    ) -> Result<Vec<Reply>, PeerError> {
+        let url = self
+            .directory
+            .url(peer)
+            .ok_or_else(|| PeerError::NoUrl(peer.to_z32()))?;
+        let count = messages.len();
+        let envelope = Signed::sign(
+            atomicity_core::Envelope {
+                from: self.key.public_key(),
+                to: peer.clone(),
+                sent_at: unix_now(),
+                messages,
+            },
+            &self.key,
+        )
+        .to_bytes();
+        let response = self
+            .http
+            .post(format!("{}{ENVELOPE_PATH}", url.trim_end_matches('/')))
+            .header("content-type", "application/octet-stream")
+            .body(envelope)
+            .send()
+            .await
+            .map_err(|e| PeerError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| PeerError::Unreachable(e.to_string()))?;
+        if !status.is_success() {
+            return Err(PeerError::Refused {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        let replies = decode_replies(&body).map_err(|e| PeerError::BadReply(e.to_string()))?;
+        if replies.len() != count {
+            return Err(PeerError::BadReply(format!(
+                "{} replies to {count} messages",
+                replies.len()
+            )));
+        }
+        Ok(replies)
+    }
+
+    /// Sends messages and feeds the replies to the ledger; returns the outcome per message.
+    pub async fn exchange(
+        &self,
+        peer: &PublicKey,
+        messages: Vec<Message>,
+    ) -> Result<Vec<Option<PaymentOutcome>>, PeerError> {
+        let replies = self.send(peer, messages).await?;
+        for reply in &replies {
+            if let Reply::Rejected { code, text } = reply {
+                tracing::debug!(peer = %peer, code, "peer rejected a message: {text}");
+            }
+        }
+        self.actor
+            .call(|reply| Command::Replies {
+                from: peer.clone(),
+                replies,
+                now: unix_now(),
+                reply,
+            })
+            .await
+            .map_err(|e| PeerError::Unreachable(e.to_string()))
+    }
+}
+
+/// Delivers my newest IOU states to their holders, coalescing (only the newest state per line
+/// matters) and retrying until each holder acknowledges.
+pub struct Outbox {
+    pending: Mutex<HashMap<PublicKey, HashMap<Asset, Signed<IouState>>>>,
+    wake: Notify,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Arc<Outbox> {
+        Arc::new(Outbox {
+            pending: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Queues a state, replacing an older one for the same line.
+    pub async fn push(&self, peer: PublicKey, state: Signed<IouState>) {
+        let mut pending = self.pending.lock().await;
+        let lines = pending.entry(peer).or_default();
+        let asset = state.body().line.asset.clone();
+        let newer = lines
+            .get(&asset)
+            .is_none_or(|held| held.body().seq < state.body().seq);
+        if newer {
+            lines.insert(asset, state);
+        }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// Runs the delivery loop: takes committed states from the actor, sends them, and every few
+    /// seconds resends unanswered offers and undelivered states.
+    pub async fn run(
+        self: Arc<Self>,
+        client: PeerClient,
+        mut committed: mpsc::UnboundedReceiver<(PublicKey, Signed<IouState>)>,
+        actor: ActorHandle,
+    ) {
+        // After a restart, nothing is known to be delivered: offer everything again once.
+        resend_all(&self, &client, &actor, 0).await;
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                state = committed.recv() => match state {
+                    Some((peer, state)) => self.push(peer, state).await,
+                    None => return,
+                },
+                _ = self.wake.notified() => self.flush(&client).await,
+                _ = tick.tick() => {
+                    resend_all(&self, &client, &actor, RETRY_AFTER_SECS).await;
+                    self.flush(&client).await;
+                }
+            }
+        }
+    }
+
+    /// Sends every queued state; what fails stays queued (unless a newer one arrived).
+    async fn flush(self: &Arc<Self>, client: &PeerClient) {
+        let batch = std::mem::take(&mut *self.pending.lock().await);
+        for (peer, lines) in batch {
+            let this = Arc::clone(self);
+            let client = client.clone();
+            tokio::spawn(async move {
+                let states: Vec<Signed<IouState>> = lines.into_values().collect();
+                for chunk in states.chunks(MAX_MESSAGES) {
+                    let messages = chunk.iter().cloned().map(Message::State).collect();
+                    match client.send(&peer, messages).await {
+                        Ok(replies) => {
+                            for (state, reply) in chunk.iter().zip(replies) {
+                                if let Reply::Rejected { code, text } = reply {
+                                    tracing::warn!(peer = %peer, seq = state.body().seq, code, "peer rejected my IOU state: {text}");
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(peer = %peer, "state delivery failed, will retry: {e}");
+                            for state in chunk {
+                                this.requeue(peer.clone(), state.clone()).await;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    async fn requeue(&self, peer: PublicKey, state: Signed<IouState>) {
+        let mut pending = self.pending.lock().await;
+        let lines = pending.entry(peer).or_default();
+        let asset = state.body().line.asset.clone();
+        if lines
+            .get(&asset)
+            .is_none_or(|held| held.body().seq < state.body().seq)
+        {
+            lines.insert(asset, state);
+        }
+    }
+}
+
+/// Resends offers older than `min_age` seconds that have no answer, and (on start) every
+/// newest state.
+async fn resend_all(outbox: &Arc<Outbox>, client: &PeerClient, actor: &ActorHandle, min_age: u64) {
+    let Ok(snapshot) = actor.call(Command::Outbox).await else {
+        return;
+    };
+    if min_age == 0 {
+        for (peer, state) in snapshot.states {
+            outbox.push(peer, state).await;
+        }
+    }
+    let now = unix_now();
+    let mut by_peer: HashMap<PublicKey, Vec<Message>> = HashMap::new();
+    for (peer, offer) in snapshot.offers {
+        let sent_at = offer.body().expires_at.saturating_sub(crate::OFFER_TTL_SECS);
+        if now.saturating_sub(sent_at) >= min_age {
+            by_peer.entry(peer).or_default().push(Message::Offer(offer));
+        }
+    }
+    for (peer, offers) in by_peer {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for chunk in offers.chunks(MAX_MESSAGES) {
+                if let Err(e) = client.exchange(&peer, chunk.to_vec()).await {
+                    tracing::debug!(peer = %peer, "resending offers failed, will retry: {e}");
+                    return;
+                }
+            }
+        });
+    }
+}
