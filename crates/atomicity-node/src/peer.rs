@@ -1,7 +1,7 @@
 //! Talking to other nodes: sealing messages in envelopes, POSTing them, reading the replies, and
 //! the outbox that resends what a peer has not taken yet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -176,25 +176,22 @@ impl PeerClient {
 }
 
 /// Delivers my newest IOU states to their holders, coalescing (only the newest state per line
-/// matters) and retrying until each holder acknowledges.
+/// matters), one delivery in flight per peer (so states arrive in order), retrying until each
+/// holder takes them.
 pub struct Outbox {
-    pending: Mutex<HashMap<PublicKey, HashMap<Asset, Signed<IouState>>>>,
+    inner: Mutex<OutboxInner>,
     wake: Notify,
 }
 
-impl Outbox {
-    /// An empty outbox.
-    pub fn new() -> Arc<Outbox> {
-        Arc::new(Outbox {
-            pending: Mutex::new(HashMap::new()),
-            wake: Notify::new(),
-        })
-    }
+#[derive(Default)]
+struct OutboxInner {
+    pending: HashMap<PublicKey, HashMap<Asset, Signed<IouState>>>,
+    busy: HashSet<PublicKey>,
+}
 
-    /// Queues a state, replacing an older one for the same line.
-    pub async fn push(&self, peer: PublicKey, state: Signed<IouState>) {
-        let mut pending = self.pending.lock().await;
-        let lines = pending.entry(peer).or_default();
+impl OutboxInner {
+    fn queue(&mut self, peer: PublicKey, state: Signed<IouState>) {
+        let lines = self.pending.entry(peer).or_default();
         let asset = state.body().line.asset.clone();
         let newer = lines
             .get(&asset)
@@ -202,7 +199,21 @@ impl Outbox {
         if newer {
             lines.insert(asset, state);
         }
-        drop(pending);
+    }
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Arc<Outbox> {
+        Arc::new(Outbox {
+            inner: Mutex::new(OutboxInner::default()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Queues a state, replacing an older one for the same line.
+    pub async fn push(&self, peer: PublicKey, state: Signed<IouState>) {
+        self.inner.lock().await.queue(peer, state);
         self.wake.notify_one();
     }
 
@@ -232,14 +243,25 @@ impl Outbox {
         }
     }
 
-    /// Sends every queued state; what fails stays queued (unless a newer one arrived).
+    /// Starts a delivery to every peer with queued states and none in flight.
     async fn flush(self: &Arc<Self>, client: &PeerClient) {
-        let batch = std::mem::take(&mut *self.pending.lock().await);
-        for (peer, lines) in batch {
+        let mut inner = self.inner.lock().await;
+        let ready: Vec<PublicKey> = inner
+            .pending
+            .keys()
+            .filter(|p| !inner.busy.contains(*p))
+            .cloned()
+            .collect();
+        for peer in ready {
+            let Some(lines) = inner.pending.remove(&peer) else {
+                continue;
+            };
+            inner.busy.insert(peer.clone());
             let this = Arc::clone(self);
             let client = client.clone();
             tokio::spawn(async move {
                 let states: Vec<Signed<IouState>> = lines.into_values().collect();
+                let mut failed = Vec::new();
                 for chunk in states.chunks(MAX_MESSAGES) {
                     let messages = chunk.iter().cloned().map(Message::State).collect();
                     match client.send(&peer, messages).await {
@@ -252,25 +274,22 @@ impl Outbox {
                         }
                         Err(e) => {
                             tracing::debug!(peer = %peer, "state delivery failed, will retry: {e}");
-                            for state in chunk {
-                                this.requeue(peer.clone(), state.clone()).await;
-                            }
+                            failed.extend_from_slice(chunk);
                         }
                     }
                 }
+                let mut inner = this.inner.lock().await;
+                inner.busy.remove(&peer);
+                let retry_now = failed.is_empty() && inner.pending.contains_key(&peer);
+                for state in failed {
+                    inner.queue(peer.clone(), state);
+                }
+                drop(inner);
+                // Newer states queued meanwhile go out at once; failed ones wait for the tick.
+                if retry_now {
+                    this.wake.notify_one();
+                }
             });
-        }
-    }
-
-    async fn requeue(&self, peer: PublicKey, state: Signed<IouState>) {
-        let mut pending = self.pending.lock().await;
-        let lines = pending.entry(peer).or_default();
-        let asset = state.body().line.asset.clone();
-        if lines
-            .get(&asset)
-            .is_none_or(|held| held.body().seq < state.body().seq)
-        {
-            lines.insert(asset, state);
         }
     }
 }

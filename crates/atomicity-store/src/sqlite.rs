@@ -1,0 +1,538 @@
+//! The SQLite store: one file in WAL mode, versioned migrations, cached statements.
+//!
+//! Encoding of values:
+//!
+//! * keys and payment ids: 32-byte `BLOB`s;
+//! * assets: `asset_code TEXT` and `asset_scale INTEGER`, decoded through `Asset::new`;
+//! * amounts, ids and counters (`u64`): `INTEGER`, bit-cast to `i64` (values above `i64::MAX`
+//!   read as negative numbers in SQL but round-trip exactly);
+//! * Unix-second timestamps: plain non-negative `INTEGER`s (above `i64::MAX` is refused), so
+//!   that SQL orders them correctly;
+//! * directions: `'out'` / `'in'`; payment status `'pending'` / `'completed'` / `'failed'`,
+//!   with the failure reason in its own column;
+//! * signed states, IOUs and answers: opaque `BLOB`s in the core's canonical encoding.
+
+use std::path::Path;
+use std::time::Duration;
+
+use atomicity_core::{
+    Amount, Asset, ConditionalRecord, EvidenceRecord, Limits, LineRecord, PaymentRecord,
+    PaymentStatus, PeerRecord, PublicKey, Snapshot, StoreOp,
+};
+use rusqlite::{Connection, Row, TransactionBehavior, ffi, params};
+
+use crate::{Store, StoreError, check_evidence_time, check_payment_times, parse_direction};
+
+/// `PRAGMA application_id` of an Atomicity database: `ATOM` in ASCII.
+const APPLICATION_ID: i64 = 0x4154_4F4D;
+
+/// How long to wait for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The migrations, in order: migration `i` takes the schema from version `i` to `i + 1`.
+/// Never edit one that has shipped; append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "
+    PRAGMA application_id = 1096044365; -- APPLICATION_ID
+
+    CREATE TABLE peers (
+        key BLOB NOT NULL PRIMARY KEY CHECK (length(key) = 32),
+        url TEXT
+    ) STRICT;
+
+    CREATE TABLE lines (
+        peer        BLOB    NOT NULL REFERENCES peers (key) DEFERRABLE INITIALLY DEFERRED,
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        accept      INTEGER NOT NULL,
+        issue       INTEGER NOT NULL,
+        next_id     INTEGER NOT NULL,
+        out_state   BLOB,
+        in_state    BLOB,
+        PRIMARY KEY (peer, asset_code, asset_scale)
+    ) STRICT;
+
+    CREATE TABLE conditionals (
+        peer        BLOB    NOT NULL,
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        dir         TEXT    NOT NULL CHECK (dir IN ('out', 'in')),
+        id          INTEGER NOT NULL,
+        iou         BLOB    NOT NULL,
+        answer      BLOB,
+        PRIMARY KEY (peer, asset_code, asset_scale, dir, id),
+        FOREIGN KEY (peer, asset_code, asset_scale)
+            REFERENCES lines (peer, asset_code, asset_scale) DEFERRABLE INITIALLY DEFERRED
+    ) STRICT;
+
+    CREATE TABLE payments (
+        payment_id  BLOB    NOT NULL CHECK (length(payment_id) = 32),
+        dir         TEXT    NOT NULL CHECK (dir IN ('out', 'in')),
+        peer        BLOB    NOT NULL CHECK (length(peer) = 32),
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        amount      INTEGER NOT NULL,
+        status      TEXT    NOT NULL CHECK (status IN ('pending', 'completed', 'failed')),
+        failure     TEXT    CHECK ((status = 'failed') = (failure IS NOT NULL)),
+        memo        TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL CHECK (created_at >= 0),
+        updated_at  INTEGER NOT NULL CHECK (updated_at >= 0),
+        PRIMARY KEY (payment_id, dir)
+    ) STRICT;
+
+    CREATE INDEX payments_newest
+        ON payments (updated_at DESC, created_at DESC, payment_id, dir);
+    CREATE INDEX payments_pending
+        ON payments (payment_id, dir) WHERE status = 'pending';
+
+    CREATE TABLE evidence (
+        id       INTEGER PRIMARY KEY,
+        peer     BLOB    NOT NULL CHECK (length(peer) = 32),
+        what     TEXT    NOT NULL,
+        received BLOB    NOT NULL,
+        at       INTEGER NOT NULL CHECK (at >= 0)
+    ) STRICT;
+    ",
+];
+
+/// The newest schema version this code knows (the database's `PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const PUT_PEER: &str = "
+    INSERT INTO peers (key, url) VALUES (?1, ?2)
+    ON CONFLICT (key) DO UPDATE SET url = excluded.url";
+
+const PUT_LINE: &str = "
+    INSERT INTO lines (peer, asset_code, asset_scale, accept, issue, next_id, out_state, in_state)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    ON CONFLICT (peer, asset_code, asset_scale) DO UPDATE SET
+        accept = excluded.accept, issue = excluded.issue, next_id = excluded.next_id,
+        out_state = excluded.out_state, in_state = excluded.in_state";
+
+const PUT_CONDITIONAL: &str = "
+    INSERT INTO conditionals (peer, asset_code, asset_scale, dir, id, iou, answer)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    ON CONFLICT (peer, asset_code, asset_scale, dir, id) DO UPDATE SET
+        iou = excluded.iou, answer = excluded.answer";
+
+const DELETE_CONDITIONAL: &str = "
+    DELETE FROM conditionals
+    WHERE peer = ?1 AND asset_code = ?2 AND asset_scale = ?3 AND dir = ?4 AND id = ?5";
+
+const PUT_PAYMENT: &str = "
+    INSERT INTO payments (payment_id, dir, peer, asset_code, asset_scale, amount, status,
+                          failure, memo, created_at, updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+    ON CONFLICT (payment_id, dir) DO UPDATE SET
+        peer = excluded.peer, asset_code = excluded.asset_code,
+        asset_scale = excluded.asset_scale, amount = excluded.amount,
+        status = excluded.status, failure = excluded.failure, memo = excluded.memo,
+        created_at = excluded.created_at, updated_at = excluded.updated_at";
+
+const PUT_EVIDENCE: &str = "
+    INSERT INTO evidence (peer, what, received, at) VALUES (?1, ?2, ?3, ?4)";
+
+const SELECT_PEERS: &str = "SELECT key, url FROM peers";
+
+const SELECT_LINES: &str = "
+    SELECT peer, asset_code, asset_scale, accept, issue, next_id, out_state, in_state
+    FROM lines";
+
+const SELECT_CONDITIONALS: &str = "
+    SELECT peer, asset_code, asset_scale, dir, id, iou, answer FROM conditionals";
+
+const PAYMENT_COLUMNS: &str = "
+    SELECT payment_id, dir, peer, asset_code, asset_scale, amount, status, failure, memo,
+           created_at, updated_at
+    FROM payments";
+
+const SELECT_EVIDENCE: &str = "SELECT peer, what, received, at FROM evidence ORDER BY id";
+
+/// A [`Store`] in one SQLite file.
+///
+/// Opened with `journal_mode=WAL`, `synchronous=FULL` (every commit is fsynced before it
+/// returns), `foreign_keys=ON` and a busy timeout. The references a line has to its peer and a
+/// conditional IOU to its line are deferred foreign keys, checked when a commit ends.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it if missing, and migrates it to
+    /// [`SCHEMA_VERSION`]. Refuses a database of another application
+    /// ([`StoreError::ForeignDatabase`]) or written by a newer version
+    /// ([`StoreError::NewerSchema`]).
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        check_version(&conn)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::JournalMode(mode));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let mut store = SqliteStore { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Applies the migrations the database has not had yet, each in its own transaction that
+    /// also bumps `user_version`.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        for (done, sql) in (0..).zip(MIGRATIONS) {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Read again under the write lock: another process may have migrated meanwhile.
+            let version = check_version(&tx)?;
+            if version > done {
+                continue;
+            }
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", done + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `application_id` and `user_version`, refusing a foreign or newer database.
+fn check_version(conn: &Connection) -> Result<i64, StoreError> {
+    let application_id: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    if application_id != 0 && application_id != APPLICATION_ID {
+        return Err(StoreError::ForeignDatabase { application_id });
+    }
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < 0 {
+        return Err(StoreError::Corrupt(format!(
+            "negative user_version {version}"
+        )));
+    }
+    Ok(version)
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Snapshot, StoreError> {
+        // One read transaction, so that the four queries see the same commit.
+        let tx = self.conn.transaction()?;
+        let snapshot = Snapshot {
+            peers: query(&tx, SELECT_PEERS, [], peer_from_row)?,
+            lines: query(&tx, SELECT_LINES, [], line_from_row)?,
+            conditionals: query(&tx, SELECT_CONDITIONALS, [], conditional_from_row)?,
+            pending_payments: query(
+                &tx,
+                &format!("{PAYMENT_COLUMNS} WHERE status = 'pending'"),
+                [],
+                payment_from_row,
+            )?,
+        };
+        tx.commit()?;
+        Ok(snapshot)
+    }
+
+    fn commit(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        // Take the write lock up front, so that the transaction cannot fail to upgrade later.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for op in ops {
+            apply(&tx, op)?;
+        }
+        // On error the dropped transaction rolls back.
+        tx.commit().map_err(|e| {
+            if e.sqlite_extended_error_code() == Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) {
+                StoreError::Dangling(
+                    "a line without its peer or a conditional IOU without its line".into(),
+                )
+            } else {
+                StoreError::Sqlite(e)
+            }
+        })
+    }
+
+    fn history(&mut self, limit: usize) -> Result<Vec<PaymentRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        query(
+            &self.conn,
+            &format!(
+                "{PAYMENT_COLUMNS}
+                 ORDER BY updated_at DESC, created_at DESC, payment_id, dir LIMIT ?1"
+            ),
+            [limit],
+            payment_from_row,
+        )
+    }
+
+    fn evidence(&mut self) -> Result<Vec<EvidenceRecord>, StoreError> {
+        query(&self.conn, SELECT_EVIDENCE, [], evidence_from_row)
+    }
+}
+
+/// Runs one op inside the commit's transaction, with a cached statement.
+fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
+    match op {
+        StoreOp::PutPeer(p) => {
+            conn.prepare_cached(PUT_PEER)?
+                .execute(params![&p.key.as_bytes()[..], p.url])?;
+        }
+        StoreOp::PutLine(l) => {
+            conn.prepare_cached(PUT_LINE)?.execute(params![
+                &l.peer.as_bytes()[..],
+                l.asset.code(),
+                l.asset.scale(),
+                amount_to_sql(l.limits.accept),
+                amount_to_sql(l.limits.issue),
+                u64_to_sql(l.next_id),
+                l.out_state,
+                l.in_state,
+            ])?;
+        }
+        StoreOp::PutConditional(c) => {
+            conn.prepare_cached(PUT_CONDITIONAL)?.execute(params![
+                &c.peer.as_bytes()[..],
+                c.asset.code(),
+                c.asset.scale(),
+                c.dir.as_str(),
+                u64_to_sql(c.id),
+                c.iou,
+                c.answer,
+            ])?;
+        }
+        StoreOp::DeleteConditional {
+            peer,
+            asset,
+            dir,
+            id,
+        } => {
+            conn.prepare_cached(DELETE_CONDITIONAL)?.execute(params![
+                &peer.as_bytes()[..],
+                asset.code(),
+                asset.scale(),
+                dir.as_str(),
+                u64_to_sql(*id),
+            ])?;
+        }
+        StoreOp::PutPayment(p) => {
+            let (created_at, updated_at) = check_payment_times(p)?;
+            let failure = match &p.status {
+                PaymentStatus::Failed(reason) => Some(reason.as_str()),
+                PaymentStatus::Pending | PaymentStatus::Completed => None,
+            };
+            conn.prepare_cached(PUT_PAYMENT)?.execute(params![
+                &p.payment_id[..],
+                p.dir.as_str(),
+                &p.peer.as_bytes()[..],
+                p.asset.code(),
+                p.asset.scale(),
+                amount_to_sql(p.amount),
+                p.status.as_str(),
+                failure,
+                p.memo,
+                created_at,
+                updated_at,
+            ])?;
+        }
+        StoreOp::PutEvidence(e) => {
+            let at = check_evidence_time(e)?;
+            conn.prepare_cached(PUT_EVIDENCE)?.execute(params![
+                &e.peer.as_bytes()[..],
+                e.what,
+                e.received,
+                at,
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a cached query and decodes every row.
+fn query<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+fn u64_to_sql(value: u64) -> i64 {
+    value.cast_signed()
+}
+
+fn amount_to_sql(amount: Amount) -> i64 {
+    u64_to_sql(amount.minor())
+}
+
+fn u64_from_row(row: &Row<'_>, idx: usize) -> Result<u64, StoreError> {
+    Ok(row.get::<_, i64>(idx)?.cast_unsigned())
+}
+
+fn amount_from_row(row: &Row<'_>, idx: usize) -> Result<Amount, StoreError> {
+    u64_from_row(row, idx).map(Amount::from_minor)
+}
+
+fn time_from_row(row: &Row<'_>, idx: usize, what: &str) -> Result<u64, StoreError> {
+    let value: i64 = row.get(idx)?;
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} is negative: {value}")))
+}
+
+fn bytes32_from_row(row: &Row<'_>, idx: usize, what: &str) -> Result<[u8; 32], StoreError> {
+    let bytes: Vec<u8> = row.get(idx)?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| StoreError::Corrupt(format!("{what} has {} bytes, not 32", bytes.len())))
+}
+
+fn key_from_row(row: &Row<'_>, idx: usize, what: &str) -> Result<PublicKey, StoreError> {
+    let bytes = bytes32_from_row(row, idx, what)?;
+    PublicKey::try_from(&bytes)
+        .map_err(|e| StoreError::Corrupt(format!("{what} is not a public key: {e}")))
+}
+
+/// Reads an asset from two adjacent columns: code, then scale.
+fn asset_from_row(row: &Row<'_>, idx: usize, what: &str) -> Result<Asset, StoreError> {
+    let code: String = row.get(idx)?;
+    let scale: i64 = row.get(idx + 1)?;
+    let scale = u8::try_from(scale)
+        .map_err(|_| StoreError::Corrupt(format!("{what}: asset scale {scale}")))?;
+    Asset::new(&code, scale).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn direction_from_row(
+    row: &Row<'_>,
+    idx: usize,
+    what: &str,
+) -> Result<atomicity_core::Direction, StoreError> {
+    let dir: String = row.get(idx)?;
+    parse_direction(&dir).ok_or_else(|| StoreError::Corrupt(format!("{what}: direction {dir:?}")))
+}
+
+fn peer_from_row(row: &Row<'_>) -> Result<PeerRecord, StoreError> {
+    Ok(PeerRecord {
+        key: key_from_row(row, 0, "peer key")?,
+        url: row.get(1)?,
+    })
+}
+
+fn line_from_row(row: &Row<'_>) -> Result<LineRecord, StoreError> {
+    Ok(LineRecord {
+        peer: key_from_row(row, 0, "line peer")?,
+        asset: asset_from_row(row, 1, "line")?,
+        limits: Limits {
+            accept: amount_from_row(row, 3)?,
+            issue: amount_from_row(row, 4)?,
+        },
+        next_id: u64_from_row(row, 5)?,
+        out_state: row.get(6)?,
+        in_state: row.get(7)?,
+    })
+}
+
+fn conditional_from_row(row: &Row<'_>) -> Result<ConditionalRecord, StoreError> {
+    Ok(ConditionalRecord {
+        peer: key_from_row(row, 0, "conditional peer")?,
+        asset: asset_from_row(row, 1, "conditional")?,
+        dir: direction_from_row(row, 3, "conditional")?,
+        id: u64_from_row(row, 4)?,
+        iou: row.get(5)?,
+        answer: row.get(6)?,
+    })
+}
+
+fn payment_from_row(row: &Row<'_>) -> Result<PaymentRecord, StoreError> {
+    let status: String = row.get(6)?;
+    let failure: Option<String> = row.get(7)?;
+    let status = match (status.as_str(), failure) {
+        ("pending", None) => PaymentStatus::Pending,
+        ("completed", None) => PaymentStatus::Completed,
+        ("failed", Some(reason)) => PaymentStatus::Failed(reason),
+        (status, failure) => {
+            return Err(StoreError::Corrupt(format!(
+                "payment status {status:?} with failure {failure:?}"
+            )));
+        }
+    };
+    Ok(PaymentRecord {
+        payment_id: bytes32_from_row(row, 0, "payment id")?,
+        dir: direction_from_row(row, 1, "payment")?,
+        peer: key_from_row(row, 2, "payment peer")?,
+        asset: asset_from_row(row, 3, "payment")?,
+        amount: amount_from_row(row, 5)?,
+        status,
+        memo: row.get(8)?,
+        created_at: time_from_row(row, 9, "payment created_at")?,
+        updated_at: time_from_row(row, 10, "payment updated_at")?,
+    })
+}
+
+fn evidence_from_row(row: &Row<'_>) -> Result<EvidenceRecord, StoreError> {
+    Ok(EvidenceRecord {
+        peer: key_from_row(row, 0, "evidence peer")?,
+        what: row.get(1)?,
+        received: row.get(2)?,
+        at: time_from_row(row, 3, "evidence at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_settings() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"))?;
+        let get = |name: &str| -> Result<i64, StoreError> {
+            Ok(store.conn.pragma_query_value(None, name, |r| r.get(0))?)
+        };
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        assert_eq!(mode, "wal");
+        assert_eq!(get("synchronous")?, 2, "synchronous=FULL");
+        assert_eq!(get("foreign_keys")?, 1);
+        assert_eq!(get("busy_timeout")?, 5000);
+        assert_eq!(get("user_version")?, SCHEMA_VERSION);
+        assert_eq!(get("application_id")?, APPLICATION_ID);
+        Ok(())
+    }
+
+    #[test]
+    fn queries_use_the_indexes() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"))?;
+        let plan = |sql: &str| -> Result<String, StoreError> {
+            let rows = query(&store.conn, &format!("EXPLAIN QUERY PLAN {sql}"), [], |r| {
+                Ok(r.get::<_, String>(3)?)
+            })?;
+            Ok(rows.join("; "))
+        };
+        let history = plan(&format!(
+            "{PAYMENT_COLUMNS} ORDER BY updated_at DESC, created_at DESC, payment_id, dir LIMIT 5"
+        ))?;
+        assert!(history.contains("payments_newest"), "{history}");
+        assert!(!history.contains("TEMP B-TREE"), "{history}");
+        let pending = plan(&format!("{PAYMENT_COLUMNS} WHERE status = 'pending'"))?;
+        assert!(pending.contains("payments_pending"), "{pending}");
+        Ok(())
+    }
+}

@@ -1,0 +1,588 @@
+//! One conformance suite, run against both [`SqliteStore`] and [`MemoryStore`].
+#![allow(missing_docs)]
+
+mod common;
+
+use atomicity_core::{Amount, Direction, Limits, LineRecord, PaymentStatus, Snapshot, StoreOp};
+use atomicity_store::{MemoryStore, SqliteStore, Store, StoreError};
+use common::*;
+
+fn load(store: &mut dyn Store) -> Snapshot {
+    sorted(store.load().expect("load"))
+}
+
+fn commit(store: &mut dyn Store, ops: Vec<StoreOp>) {
+    store.commit(&ops).expect("commit");
+}
+
+fn round_trip_every_op(store: &mut dyn Store) {
+    let (a, b) = (key(1), key(2));
+    let peer_a = peer(&a, Some("https://a.example"));
+    let peer_b = peer(&b, None);
+    let line_a = line(&a, &usd(), 10_000, 3);
+    let mut line_b = line(&b, &btc(), 5, 0);
+    line_b.out_state = None;
+    line_b.in_state = Some(vec![4, 5, 6]);
+    let out_a = conditional(&a, &usd(), Direction::Out, 1, None);
+    let in_a = conditional(&a, &usd(), Direction::In, 1, Some(vec![3, 1, 1]));
+    let gone = conditional(&a, &usd(), Direction::Out, 2, Some(vec![4, 2, 2]));
+    let pending = payment(1, Direction::Out, &a, PaymentStatus::Pending, 10, 10);
+    let completed = payment(2, Direction::In, &a, PaymentStatus::Completed, 11, 12);
+    let failed = payment(
+        3,
+        Direction::Out,
+        &b,
+        PaymentStatus::Failed("refused".into()),
+        5,
+        6,
+    );
+    let proof = evidence(&b, "equivocation", 42);
+    commit(
+        store,
+        vec![
+            StoreOp::PutPeer(peer_a.clone()),
+            StoreOp::PutPeer(peer_b.clone()),
+            StoreOp::PutLine(line_a.clone()),
+            StoreOp::PutLine(line_b.clone()),
+            StoreOp::PutConditional(out_a.clone()),
+            StoreOp::PutConditional(in_a.clone()),
+            StoreOp::PutConditional(gone.clone()),
+            delete(&gone),
+            StoreOp::PutPayment(pending.clone()),
+            StoreOp::PutPayment(completed.clone()),
+            StoreOp::PutPayment(failed.clone()),
+            StoreOp::PutEvidence(proof.clone()),
+        ],
+    );
+    let expected = sorted(Snapshot {
+        peers: vec![peer_a, peer_b],
+        lines: vec![line_a, line_b],
+        conditionals: vec![out_a, in_a],
+        pending_payments: vec![pending.clone()],
+    });
+    assert_eq!(load(store), expected);
+    assert_eq!(
+        store.history(10).expect("history"),
+        vec![completed, pending, failed]
+    );
+    assert_eq!(store.evidence().expect("evidence"), vec![proof]);
+}
+
+fn extreme_values_round_trip(store: &mut dyn Store) {
+    let a = key(1);
+    let line = LineRecord {
+        peer: a.clone(),
+        asset: usd(),
+        limits: Limits {
+            accept: Amount::from_minor(u64::MAX),
+            issue: Amount::from_minor(1 << 63),
+        },
+        next_id: u64::MAX,
+        out_state: Some(Vec::new()),
+        in_state: Some(vec![0; 4096]),
+    };
+    let mut c = conditional(&a, &usd(), Direction::In, u64::MAX, Some(Vec::new()));
+    c.iou = Vec::new();
+    let mut p = payment(
+        0xff,
+        Direction::In,
+        &a,
+        PaymentStatus::Failed(String::new()),
+        i64::MAX as u64,
+        i64::MAX as u64,
+    );
+    p.amount = Amount::from_minor(u64::MAX);
+    p.memo = "nul \0 inside, ünïcødé 💸".into();
+    let mut e = evidence(&a, "", 0);
+    e.received = Vec::new();
+    commit(
+        store,
+        vec![
+            StoreOp::PutPeer(peer(&a, Some(""))),
+            StoreOp::PutLine(line.clone()),
+            StoreOp::PutConditional(c.clone()),
+            StoreOp::PutPayment(p.clone()),
+            StoreOp::PutEvidence(e.clone()),
+        ],
+    );
+    let s = load(store);
+    assert_eq!(s.peers, vec![peer(&a, Some(""))]);
+    assert_eq!(s.lines, vec![line]);
+    assert_eq!(s.conditionals, vec![c]);
+    assert!(s.pending_payments.is_empty());
+    assert_eq!(store.history(1).expect("history"), vec![p]);
+    assert_eq!(store.evidence().expect("evidence"), vec![e]);
+}
+
+fn put_twice_replaces(store: &mut dyn Store) {
+    let a = key(1);
+    let first_line = line(&a, &usd(), 100, 1);
+    let c = conditional(&a, &usd(), Direction::Out, 0, None);
+    let p = payment(1, Direction::Out, &a, PaymentStatus::Pending, 1, 1);
+    commit(
+        store,
+        vec![
+            StoreOp::PutPeer(peer(&a, None)),
+            StoreOp::PutLine(first_line),
+            StoreOp::PutConditional(c.clone()),
+            StoreOp::PutPayment(p.clone()),
+        ],
+    );
+    let mut second_line = line(&a, &usd(), 200, 2);
+    second_line.out_state = None;
+    second_line.in_state = Some(vec![8]);
+    let mut answered = c;
+    answered.answer = Some(vec![3, 0]);
+    let mut done = p;
+    done.status = PaymentStatus::Completed;
+    done.updated_at = 2;
+    commit(
+        store,
+        vec![
+            StoreOp::PutPeer(peer(&a, Some("https://new.example"))),
+            StoreOp::PutLine(second_line.clone()),
+            StoreOp::PutConditional(answered.clone()),
+            StoreOp::PutPayment(done.clone()),
+        ],
+    );
+    let s = load(store);
+    assert_eq!(s.peers, vec![peer(&a, Some("https://new.example"))]);
+    assert_eq!(s.lines, vec![second_line]);
+    assert_eq!(s.conditionals, vec![answered]);
+    assert!(s.pending_payments.is_empty());
+    assert_eq!(store.history(10).expect("history"), vec![done]);
+}
+
+fn same_key_in_one_batch_keeps_the_last(store: &mut dyn Store) {
+    let a = key(1);
+    let mut ops = vec![StoreOp::PutPeer(peer(&a, Some("one")))];
+    ops.push(StoreOp::PutPeer(peer(&a, Some("two"))));
+    for next_id in 0..5 {
+        ops.push(StoreOp::PutLine(line(&a, &usd(), 7, next_id)));
+    }
+    commit(store, ops);
+    let s = load(store);
+    assert_eq!(s.peers, vec![peer(&a, Some("two"))]);
+    assert_eq!(s.lines, vec![line(&a, &usd(), 7, 4)]);
+}
+
+fn lines_are_keyed_by_peer_and_asset(store: &mut dyn Store) {
+    let (a, b) = (key(1), key(2));
+    let usd0 = atomicity_core::Asset::new("USD", 0).expect("USD:0");
+    let lines = vec![
+        line(&a, &usd(), 1, 0),
+        line(&a, &usd0, 2, 0),
+        line(&a, &btc(), 3, 0),
+        line(&b, &usd(), 4, 0),
+    ];
+    let mut ops = vec![
+        StoreOp::PutPeer(peer(&a, None)),
+        StoreOp::PutPeer(peer(&b, None)),
+    ];
+    ops.extend(lines.iter().cloned().map(StoreOp::PutLine));
+    // The same id in both directions and on two lines are four conditionals.
+    let conditionals = vec![
+        conditional(&a, &usd(), Direction::Out, 5, None),
+        conditional(&a, &usd(), Direction::In, 5, None),
+        conditional(&a, &usd0, Direction::Out, 5, None),
+        conditional(&b, &usd(), Direction::Out, 5, None),
+    ];
+    ops.extend(conditionals.iter().cloned().map(StoreOp::PutConditional));
+    commit(store, ops);
+    let s = load(store);
+    assert_eq!(s.lines.len(), 4);
+    assert_eq!(
+        s,
+        sorted(Snapshot {
+            peers: s.peers.clone(),
+            lines,
+            conditionals,
+            pending_payments: Vec::new(),
+        })
+    );
+}
+
+fn delete_removes(store: &mut dyn Store) {
+    let a = key(1);
+    let keep = conditional(&a, &usd(), Direction::Out, 1, None);
+    let drop_out = conditional(&a, &usd(), Direction::Out, 2, None);
+    let drop_in = conditional(&a, &usd(), Direction::In, 1, Some(vec![3]));
+    commit(
+        store,
+        vec![
+            StoreOp::PutPeer(peer(&a, None)),
+            StoreOp::PutLine(line(&a, &usd(), 1, 3)),
+            StoreOp::PutConditional(keep.clone()),
+            StoreOp::PutConditional(drop_out.clone()),
+            StoreOp::PutConditional(drop_in.clone()),
+        ],
+    );
+    commit(store, vec![delete(&drop_out), delete(&drop_in)]);
+    assert_eq!(load(store).conditionals, vec![keep.clone()]);
+    // Deleting what is not there is a no-op, not an error.
+    commit(
+        store,
+        vec![
+            delete(&drop_out),
+            delete(&conditional(&key(9), &btc(), Direction::In, 0, None)),
+        ],
+    );
+    assert_eq!(load(store).conditionals, vec![keep]);
+}
+
+fn load_returns_only_pending_payments(store: &mut dyn Store) {
+    let a = key(1);
+    let p1 = payment(1, Direction::Out, &a, PaymentStatus::Pending, 1, 1);
+    let p2 = payment(2, Direction::Out, &a, PaymentStatus::Completed, 2, 2);
+    let p3 = payment(
+        3,
+        Direction::In,
+        &a,
+        PaymentStatus::Failed("x".into()),
+        3,
+        3,
+    );
+    let p4 = payment(4, Direction::Out, &a, PaymentStatus::Pending, 4, 4);
+    // The same payment id in the other direction is another payment.
+    let p1_in = payment(1, Direction::In, &a, PaymentStatus::Completed, 5, 5);
+    commit(
+        store,
+        [&p1, &p2, &p3, &p4, &p1_in]
+            .into_iter()
+            .map(|p| StoreOp::PutPayment(p.clone()))
+            .collect(),
+    );
+    assert_eq!(load(store).pending_payments, vec![p1.clone(), p4.clone()]);
+    let mut p4_done = p4;
+    p4_done.status = PaymentStatus::Failed("expired".into());
+    commit(store, vec![StoreOp::PutPayment(p4_done)]);
+    assert_eq!(load(store).pending_payments, vec![p1]);
+    assert_eq!(store.history(usize::MAX).expect("history").len(), 5);
+}
+
+fn history_order_and_limit(store: &mut dyn Store) {
+    let a = key(1);
+    let newest = payment(1, Direction::Out, &a, PaymentStatus::Pending, 1, 100);
+    // Same updated_at: the later created_at first.
+    let tie_created_late = payment(2, Direction::Out, &a, PaymentStatus::Completed, 50, 90);
+    let tie_created_early = payment(3, Direction::Out, &a, PaymentStatus::Completed, 40, 90);
+    // Same updated_at and created_at: by payment id, then `in` before `out`.
+    let tie_id_low_in = payment(4, Direction::In, &a, PaymentStatus::Completed, 10, 80);
+    let tie_id_low_out = payment(4, Direction::Out, &a, PaymentStatus::Pending, 10, 80);
+    let tie_id_high = payment(5, Direction::Out, &a, PaymentStatus::Pending, 10, 80);
+    let oldest = payment(0, Direction::Out, &a, PaymentStatus::Pending, 0, 0);
+    let expected = vec![
+        newest,
+        tie_created_late,
+        tie_created_early,
+        tie_id_low_in,
+        tie_id_low_out,
+        tie_id_high,
+        oldest,
+    ];
+    // Committed in a scrambled order, over two commits.
+    let mut ops: Vec<StoreOp> = expected.iter().cloned().map(StoreOp::PutPayment).collect();
+    ops.reverse();
+    ops.swap(1, 4);
+    let later = ops.split_off(3);
+    commit(store, ops);
+    commit(store, later);
+    assert_eq!(store.history(usize::MAX).expect("history"), expected);
+    assert_eq!(store.history(100).expect("history"), expected);
+    assert_eq!(store.history(3).expect("history"), expected[..3].to_vec());
+    assert_eq!(store.history(0).expect("history"), Vec::new());
+}
+
+fn history_follows_updates(store: &mut dyn Store) {
+    let a = key(1);
+    let old = payment(1, Direction::Out, &a, PaymentStatus::Pending, 10, 10);
+    let new = payment(2, Direction::Out, &a, PaymentStatus::Pending, 20, 20);
+    commit(
+        store,
+        vec![
+            StoreOp::PutPayment(old.clone()),
+            StoreOp::PutPayment(new.clone()),
+        ],
+    );
+    assert_eq!(store.history(1).expect("history"), vec![new]);
+    let mut answered = old;
+    answered.status = PaymentStatus::Completed;
+    answered.updated_at = 30;
+    commit(store, vec![StoreOp::PutPayment(answered.clone())]);
+    assert_eq!(store.history(1).expect("history"), vec![answered]);
+}
+
+fn evidence_appends_in_order(store: &mut dyn Store) {
+    let (a, b) = (key(1), key(2));
+    let first = evidence(&a, "equivocation", 5);
+    let second = evidence(&b, "conflicting offer", 3);
+    commit(
+        store,
+        vec![
+            StoreOp::PutEvidence(first.clone()),
+            StoreOp::PutEvidence(second.clone()),
+        ],
+    );
+    // The same record twice is kept twice.
+    commit(store, vec![StoreOp::PutEvidence(first.clone())]);
+    assert_eq!(
+        store.evidence().expect("evidence"),
+        vec![first.clone(), second, first]
+    );
+    // Evidence is not part of the snapshot.
+    assert_eq!(load(store), Snapshot::default());
+}
+
+fn empty_store_and_empty_commit(store: &mut dyn Store) {
+    assert_eq!(load(store), Snapshot::default());
+    commit(store, Vec::new());
+    assert_eq!(load(store), Snapshot::default());
+    assert_eq!(store.history(10).expect("history"), Vec::new());
+    assert_eq!(store.evidence().expect("evidence"), Vec::new());
+}
+
+/// Sets up one peer with a line, a conditional, a pending payment and evidence.
+fn populated(store: &mut dyn Store) -> Snapshot {
+    let a = key(1);
+    commit(
+        store,
+        vec![
+            StoreOp::PutPeer(peer(&a, None)),
+            StoreOp::PutLine(line(&a, &usd(), 10, 1)),
+            StoreOp::PutConditional(conditional(&a, &usd(), Direction::Out, 0, None)),
+            StoreOp::PutPayment(payment(1, Direction::Out, &a, PaymentStatus::Pending, 1, 1)),
+            StoreOp::PutEvidence(evidence(&a, "first", 1)),
+        ],
+    );
+    load(store)
+}
+
+/// Ops that are fine on their own, to put in front of a failing one.
+fn harmless_ops() -> Vec<StoreOp> {
+    let (a, b) = (key(1), key(2));
+    vec![
+        StoreOp::PutPeer(peer(&a, Some("changed"))),
+        StoreOp::PutPeer(peer(&b, None)),
+        StoreOp::PutLine(line(&b, &btc(), 99, 9)),
+        delete(&conditional(&a, &usd(), Direction::Out, 0, None)),
+        StoreOp::PutConditional(conditional(&b, &btc(), Direction::In, 3, None)),
+        StoreOp::PutPayment(payment(
+            1,
+            Direction::Out,
+            &a,
+            PaymentStatus::Completed,
+            1,
+            2,
+        )),
+        StoreOp::PutEvidence(evidence(&b, "second", 2)),
+    ]
+}
+
+fn assert_unchanged(store: &mut dyn Store, before: &Snapshot) {
+    assert_eq!(&load(store), before);
+    let history = store.history(10).expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].status, PaymentStatus::Pending);
+    assert_eq!(store.evidence().expect("evidence").len(), 1);
+}
+
+fn failed_commit_out_of_range_changes_nothing(store: &mut dyn Store) {
+    let before = populated(store);
+    let a = key(1);
+    let mut ops = harmless_ops();
+    ops.push(StoreOp::PutPayment(payment(
+        7,
+        Direction::Out,
+        &a,
+        PaymentStatus::Pending,
+        1,
+        u64::MAX,
+    )));
+    ops.extend(harmless_ops());
+    let err = store.commit(&ops).expect_err("out of range");
+    assert!(
+        matches!(
+            err,
+            StoreError::OutOfRange {
+                field: "payment.updated_at",
+                value: u64::MAX
+            }
+        ),
+        "{err:?}"
+    );
+    assert_unchanged(store, &before);
+
+    let mut ops = harmless_ops();
+    ops.push(StoreOp::PutEvidence(evidence(&a, "late", 1 << 63)));
+    let err = store.commit(&ops).expect_err("out of range");
+    assert!(
+        matches!(
+            err,
+            StoreError::OutOfRange {
+                field: "evidence.at",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_unchanged(store, &before);
+
+    // The store still works.
+    commit(store, harmless_ops());
+    assert_eq!(load(store).peers.len(), 2);
+}
+
+fn failed_commit_dangling_changes_nothing(store: &mut dyn Store) {
+    let before = populated(store);
+    let stranger = key(7);
+    let dangling_batches = [
+        // A line whose peer is not stored.
+        vec![StoreOp::PutLine(line(&stranger, &usd(), 1, 0))],
+        // A conditional whose line is not stored (peer known, asset not).
+        vec![StoreOp::PutConditional(conditional(
+            &key(1),
+            &btc(),
+            Direction::Out,
+            0,
+            None,
+        ))],
+        // A conditional of an unknown peer, put after a peer/asset-mismatched line.
+        vec![
+            StoreOp::PutPeer(peer(&stranger, None)),
+            StoreOp::PutLine(line(&stranger, &btc(), 1, 0)),
+            StoreOp::PutConditional(conditional(&stranger, &usd(), Direction::In, 0, None)),
+        ],
+    ];
+    for dangling in dangling_batches {
+        let mut ops = harmless_ops();
+        ops.extend(dangling);
+        let err = store.commit(&ops).expect_err("dangling");
+        assert!(matches!(err, StoreError::Dangling(_)), "{err:?}");
+        assert_unchanged(store, &before);
+    }
+    commit(store, harmless_ops());
+    assert_eq!(load(store).peers.len(), 2);
+}
+
+fn references_are_checked_at_the_end_of_the_batch(store: &mut dyn Store) {
+    let a = key(1);
+    let c = conditional(&a, &usd(), Direction::Out, 0, None);
+    let orphan = conditional(&a, &btc(), Direction::Out, 0, None);
+    commit(
+        store,
+        vec![
+            // Child before parent is fine within a batch.
+            StoreOp::PutConditional(c.clone()),
+            StoreOp::PutLine(line(&a, &usd(), 1, 1)),
+            StoreOp::PutPeer(peer(&a, None)),
+            // So is a conditional without a line that is gone by the end.
+            StoreOp::PutConditional(orphan.clone()),
+            delete(&orphan),
+        ],
+    );
+    let s = load(store);
+    assert_eq!(s.conditionals, vec![c]);
+    assert_eq!(s.lines.len(), 1);
+    // Payments and evidence need no stored peer.
+    let stranger = key(8);
+    commit(
+        store,
+        vec![
+            StoreOp::PutPayment(payment(
+                1,
+                Direction::In,
+                &stranger,
+                PaymentStatus::Pending,
+                1,
+                1,
+            )),
+            StoreOp::PutEvidence(evidence(&stranger, "who?", 1)),
+        ],
+    );
+    assert_eq!(load(store).pending_payments.len(), 1);
+}
+
+fn many_ops_in_one_commit(store: &mut dyn Store) {
+    let peers: Vec<_> = (1..=4).map(key).collect();
+    let mut ops = Vec::new();
+    for p in &peers {
+        ops.push(StoreOp::PutPeer(peer(p, None)));
+        ops.push(StoreOp::PutLine(line(p, &usd(), 1_000, 0)));
+    }
+    for i in 0..2_000u64 {
+        let p = &peers[(i % 4) as usize];
+        ops.push(StoreOp::PutLine(line(p, &usd(), 1_000, i + 1)));
+        ops.push(StoreOp::PutConditional(conditional(
+            p,
+            &usd(),
+            Direction::Out,
+            i,
+            None,
+        )));
+        if i % 2 == 0 {
+            ops.push(delete(&conditional(p, &usd(), Direction::Out, i, None)));
+        }
+    }
+    commit(store, ops);
+    let s = load(store);
+    assert_eq!(s.peers.len(), 4);
+    assert_eq!(s.lines.len(), 4);
+    assert_eq!(s.conditionals.len(), 1_000);
+    assert!(s.lines.iter().all(|l| l.next_id > 1_990));
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let mut store =
+                        SqliteStore::open(&dir.path().join("atomicity.db")).expect("open");
+                    super::$name(&mut store);
+                }
+            )*
+        }
+
+        mod memory {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&mut MemoryStore::new());
+                }
+            )*
+        }
+
+        mod boxed {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let mut store: Box<dyn Store> = Box::new(MemoryStore::new());
+                    super::$name(&mut store);
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    round_trip_every_op,
+    extreme_values_round_trip,
+    put_twice_replaces,
+    same_key_in_one_batch_keeps_the_last,
+    lines_are_keyed_by_peer_and_asset,
+    delete_removes,
+    load_returns_only_pending_payments,
+    history_order_and_limit,
+    history_follows_updates,
+    evidence_appends_in_order,
+    empty_store_and_empty_commit,
+    failed_commit_out_of_range_changes_nothing,
+    failed_commit_dangling_changes_nothing,
+    references_are_checked_at_the_end_of_the_batch,
+    many_ops_in_one_commit,
+);
