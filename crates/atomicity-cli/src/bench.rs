@@ -124,7 +124,9 @@ async fn pay_once(api: &ApiClient, payee: &str) -> Result<Duration> {
 /// Runs the benchmark and prints the report.
 pub async fn run(payments: usize, concurrency: usize, json: bool) -> Result<()> {
     let concurrency = concurrency.max(1);
-    let temp = tempfile::Builder::new().prefix("atomicity-bench-").tempdir()?;
+    let temp = tempfile::Builder::new()
+        .prefix("atomicity-bench-")
+        .tempdir()?;
     let say = |s: &str| {
         if !json {
             eprintln!("{s}");
@@ -140,7 +142,8 @@ pub async fn run(payments: usize, concurrency: usize, json: bool) -> Result<()> 
     let bob = start_node(temp.path(), "bob").await?;
     let (a, b) = (alice.client(), bob.client());
     a.add_peer(&bob.key.to_z32(), Some(&bob.node_url)).await?;
-    b.add_peer(&alice.key.to_z32(), Some(&alice.node_url)).await?;
+    b.add_peer(&alice.key.to_z32(), Some(&alice.node_url))
+        .await?;
     let big = Some("100000000".to_string());
     for (api, peer) in [(&a, &bob.key), (&b, &alice.key)] {
         api.set_line(&SetLineRequest {
@@ -154,7 +157,9 @@ pub async fn run(payments: usize, concurrency: usize, json: bool) -> Result<()> 
     let payee = bob.key.to_z32();
 
     let latency_payments = 500.min(payments.max(1));
-    say(&format!("latency: {latency_payments} payments one at a time ..."));
+    say(&format!(
+        "latency: {latency_payments} payments one at a time ..."
+    ));
     for _ in 0..20 {
         pay_once(&a, &payee).await?;
     }
@@ -230,8 +235,14 @@ pub async fn run(payments: usize, concurrency: usize, json: bool) -> Result<()> 
 fn print_report(r: &Report) {
     println!("machine");
     println!("  cores                      {}", r.cores);
-    println!("  Ed25519 sign               {:.0} /s (one core)", r.ed25519_signs_per_sec);
-    println!("  Ed25519 verify (strict)    {:.0} /s (one core)", r.ed25519_verifies_per_sec);
+    println!(
+        "  Ed25519 sign               {:.0} /s (one core)",
+        r.ed25519_signs_per_sec
+    );
+    println!(
+        "  Ed25519 verify (strict)    {:.0} /s (one core)",
+        r.ed25519_verifies_per_sec
+    );
     println!("  write+fsync 4 KiB, p50     {:.3} ms", r.fsync_p50_ms);
     println!("direct payments, two nodes on loopback, SQLite WAL synchronous=FULL");
     println!(

@@ -50,7 +50,9 @@ pub async fn run(dir: Option<PathBuf>, once: bool) -> Result<bool> {
             d
         }
         None => {
-            temp = tempfile::Builder::new().prefix("atomicity-devnet-").tempdir()?;
+            temp = tempfile::Builder::new()
+                .prefix("atomicity-devnet-")
+                .tempdir()?;
             temp.path().to_path_buf()
         }
     };
@@ -58,7 +60,10 @@ pub async fn run(dir: Option<PathBuf>, once: bool) -> Result<bool> {
     println!("Atomicity devnet in {}", root.display());
     let mut n = 0;
 
-    step(&mut n, "Starting three nodes on loopback: Alice, Bob and Carol.");
+    step(
+        &mut n,
+        "Starting three nodes on loopback: Alice, Bob and Carol.",
+    );
     let mut nodes = Vec::new();
     for name in ["alice", "bob", "carol"] {
         let dir = root.join(name);
@@ -113,10 +118,16 @@ pub async fn run(dir: Option<PathBuf>, once: bool) -> Result<bool> {
     );
     ok &= pay(&net, "alice", "bob", "150", "USD", "too much", false).await?;
 
-    step(&mut n, "Waiting until every IOU state has reached its holder, then comparing both ends of every line.");
+    step(
+        &mut n,
+        "Waiting until every IOU state has reached its holder, then comparing both ends of every line.",
+    );
     ok &= check_agreement(&net).await?;
 
-    step(&mut n, "Balances, as each node sees them (NET > 0: the peer owes this node).");
+    step(
+        &mut n,
+        "Balances, as each node sees them (NET > 0: the peer owes this node).",
+    );
     for (name, node) in &net.nodes {
         let rows = node.api.balance().await?;
         println!("\n   {name}:");
@@ -201,7 +212,9 @@ async fn pay(
         })
         .await;
     let (succeeded, words) = match response {
-        Ok(r) if r.status == "completed" => (true, format!("{to} accepted: {amount} {asset} moved")),
+        Ok(r) if r.status == "completed" => {
+            (true, format!("{to} accepted: {amount} {asset} moved"))
+        }
         Ok(r) => (
             false,
             format!(
@@ -255,7 +268,9 @@ async fn check_agreement(net: &Net) -> Result<bool> {
             }
         }
         if problems.is_empty() {
-            println!("   [ok] every line: both ends agree on the net position and the newest signed state");
+            println!(
+                "   [ok] every line: both ends agree on the net position and the newest signed state"
+            );
             return Ok(true);
         }
         if Instant::now() > deadline {

@@ -66,7 +66,12 @@ impl NodeProcess {
 
     /// The port of the peer API.
     pub fn port(&self) -> Option<u16> {
-        self.node_url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+        self.node_url
+            .rsplit(':')
+            .next()?
+            .trim_end_matches('/')
+            .parse()
+            .ok()
     }
 
     fn spawn(&mut self, listen: &str) -> Result<()> {
@@ -81,7 +86,10 @@ impl NodeProcess {
             .arg("--data-dir")
             .arg(&self.dir)
             .args(["node", "run", "--listen", listen])
-            .env("ATOMICITY_LOG", std::env::var("ATOMICITY_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "ATOMICITY_LOG",
+                std::env::var("ATOMICITY_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -170,10 +170,15 @@ fn default_data_dir() -> Result<PathBuf> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Services log what they do; client commands only speak up when something is wrong.
+    let default_level = match cli.command {
+        Command::Node { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ATOMICITY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -224,7 +229,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 public_url,
             })
             .await?;
-            println!("node {} listening on {} (local API {})", node.key, node.node_url, node.api_url);
+            println!(
+                "node {} listening on {} (local API {})",
+                node.key, node.node_url, node.api_url
+            );
             wait_for_signal(node).await?;
         }
         Command::Peer {
@@ -302,7 +310,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             match response.status.as_str() {
                 "completed" => {
                     if !json {
-                        println!("paid {amount} {asset} to {key} (payment {})", response.payment_id);
+                        println!(
+                            "paid {amount} {asset} to {key} (payment {})",
+                            response.payment_id
+                        );
                     }
                 }
                 "failed" => {

@@ -34,7 +34,15 @@ pub fn balance_table(rows: &[BalanceRow]) -> String {
         return "no credit lines yet; open one with `atomicity line set`\n".into();
     }
     table(
-        &["PEER", "ASSET", "NET", "ACCEPT", "ISSUE", "PENDING IN", "PENDING OUT"],
+        &[
+            "PEER",
+            "ASSET",
+            "NET",
+            "ACCEPT",
+            "ISSUE",
+            "PENDING IN",
+            "PENDING OUT",
+        ],
         &rows
             .iter()
             .map(|r| {

@@ -117,10 +117,7 @@ pub struct ActorHandle {
 
 impl ActorHandle {
     /// Sends a command and waits for its answer.
-    pub async fn call<T>(
-        &self,
-        make: impl FnOnce(Reply1<T>) -> Command,
-    ) -> Result<T, ActorError> {
+    pub async fn call<T>(&self, make: impl FnOnce(Reply1<T>) -> Command) -> Result<T, ActorError> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(make(tx)).map_err(|_| ActorError::Stopped)?;
         rx.await.map_err(|_| ActorError::Stopped)?
@@ -244,7 +241,9 @@ impl Actor {
             } => defer(
                 reply,
                 ledger
-                    .pay(&peer, &asset, amount, payment_id, memo, now, expires_at, ops)
+                    .pay(
+                        &peer, &asset, amount, payment_id, memo, now, expires_at, ops,
+                    )
                     .map_err(Into::into),
             ),
             Command::Inbound {

@@ -82,14 +82,12 @@ impl ApiClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable {
+        let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
+            ClientError::Unreachable {
                 url: self.url.clone(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         let status = response.status();
         let body = response
             .bytes()
@@ -112,7 +110,8 @@ impl ApiClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        self.call(self.http.get(format!("{}{path}", self.url))).await
+        self.call(self.http.get(format!("{}{path}", self.url)))
+            .await
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(

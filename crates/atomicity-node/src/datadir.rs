@@ -68,10 +68,17 @@ impl DataDir {
         if path.exists() {
             return Err(DataDirError::AlreadyInitialized(self.root.clone()));
         }
-        fs::create_dir_all(&self.root).map_err(|source| DataDirError::Io {
+        let io = |source| DataDirError::Io {
             path: self.root.clone(),
             source,
-        })?;
+        };
+        fs::create_dir_all(&self.root).map_err(io)?;
+        // The directory holds the secret key and the API token: only its owner may look in.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
         let key = Keypair::random();
         write_private(&path, hex::encode(key.secret_key()).as_bytes())?;
         Ok(key)
@@ -87,7 +94,8 @@ impl DataDir {
             }
             Err(source) => return Err(DataDirError::Io { path, source }),
         };
-        let bytes = hex::decode(text.trim()).map_err(|_| DataDirError::BadIdentity(path.clone()))?;
+        let bytes =
+            hex::decode(text.trim()).map_err(|_| DataDirError::BadIdentity(path.clone()))?;
         let secret: [u8; 32] = bytes
             .try_into()
             .map_err(|_| DataDirError::BadIdentity(path.clone()))?;

@@ -122,9 +122,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let dir = DataDir::new(&config.data_dir);
     let key = dir.identity()?;
     let lock = lock_dir(&dir)?;
-    let mut store = SqliteStore::open(&dir.file(DB_FILE)).map_err(|e| NodeError::Store(e.to_string()))?;
+    let mut store =
+        SqliteStore::open(&dir.file(DB_FILE)).map_err(|e| NodeError::Store(e.to_string()))?;
     let snapshot = store.load().map_err(|e| NodeError::Store(e.to_string()))?;
-    let ledger = Ledger::restore(key.clone(), snapshot).map_err(|e| NodeError::Store(e.to_string()))?;
+    let ledger =
+        Ledger::restore(key.clone(), snapshot).map_err(|e| NodeError::Store(e.to_string()))?;
     let directory = Directory::default();
     for peer in ledger.peers() {
         directory.set(peer.key.clone(), peer.url.clone());
@@ -132,8 +134,18 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
 
     let peer_listener = bind(config.listen).await?;
     let api_listener = bind(config.api_listen).await?;
-    let peer_addr = peer_listener.local_addr().map_err(|source| NodeError::Bind { addr: config.listen, source })?;
-    let api_addr = api_listener.local_addr().map_err(|source| NodeError::Bind { addr: config.api_listen, source })?;
+    let peer_addr = peer_listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|source| NodeError::Bind {
+            addr: config.api_listen,
+            source,
+        })?;
     let node_url = config
         .public_url
         .clone()
@@ -164,7 +176,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             let signal = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(signal).await {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(signal)
+                .await
+            {
                 tracing::error!("server stopped: {e}");
             }
         })
@@ -204,7 +219,10 @@ fn lock_dir(dir: &DataDir) -> Result<std::fs::File, NodeError> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|source| DataDirError::Io { path: path.clone(), source })?;
+        .map_err(|source| DataDirError::Io {
+            path: path.clone(),
+            source,
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(NodeError::Locked(dir.root().to_path_buf())),

@@ -308,7 +308,10 @@ async fn resend_all(outbox: &Arc<Outbox>, client: &PeerClient, actor: &ActorHand
     let now = unix_now();
     let mut by_peer: HashMap<PublicKey, Vec<Message>> = HashMap::new();
     for (peer, offer) in snapshot.offers {
-        let sent_at = offer.body().expires_at.saturating_sub(crate::OFFER_TTL_SECS);
+        let sent_at = offer
+            .body()
+            .expires_at
+            .saturating_sub(crate::OFFER_TTL_SECS);
         if now.saturating_sub(sent_at) >= min_age {
             by_peer.entry(peer).or_default().push(Message::Offer(offer));
         }

@@ -146,8 +146,9 @@ async fn require_token(
         Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
             next.run(request).await
         }
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", "wrong API token")
-            .into_response(),
+        Some(_) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", "wrong API token").into_response()
+        }
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "no_token",
@@ -311,7 +312,13 @@ async fn set_line(
         .into_iter()
         .find(|v| v.peer == peer && v.asset == asset)
         .map(|v| balance_row(&v))
-        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "line vanished"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "line vanished",
+            )
+        })?;
     Ok(axum::Json(row))
 }
 
