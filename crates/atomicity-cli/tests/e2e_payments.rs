@@ -133,11 +133,14 @@ fn three_nodes_pay_each_other_in_several_assets_and_agree() {
             for ((peer, asset), row) in &views[i] {
                 let j = nodes.iter().position(|n| &n.key == peer).expect("peer");
                 let other = &views[j][&(me.key.clone(), asset.clone())];
-                let agrees = other["net"].as_str() == Some(&negate(row["net"].as_str().unwrap_or("")))
+                let agrees = other["net"].as_str()
+                    == Some(&negate(row["net"].as_str().unwrap_or("")))
                     && other["in_seq"] == row["out_seq"]
                     && other["in_total"] == row["out_total"]
                     && other["accept"] == row["issue"]
-                    && row["pending_out"].as_str().is_some_and(|p| p.chars().all(|c| c == '0' || c == '.'));
+                    && row["pending_out"]
+                        .as_str()
+                        .is_some_and(|p| p.chars().all(|c| c == '0' || c == '.'));
                 if !agrees {
                     disagreements.push(format!("{asset}: {row} vs {other}"));
                 }

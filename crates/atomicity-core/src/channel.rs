@@ -603,7 +603,11 @@ impl Channel {
         let mut merged = Vec::new();
         for (id, c) in &self.out {
             let Some(answer) = &c.answer else { continue };
-            if resolved.listed_len() >= MAX_RESOLVED_ABOVE && !resolved.contains(*id) {
+            // A full list takes no new id, except the watermark itself: that one folds the
+            // list and makes room (without it, a line whose oldest offer is answered last
+            // could never merge again).
+            let grows = !resolved.contains(*id) && *id != resolved.watermark();
+            if resolved.listed_len() >= MAX_RESOLVED_ABOVE && grows {
                 break;
             }
             if answer.is_accepted() {

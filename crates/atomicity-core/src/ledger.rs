@@ -108,6 +108,10 @@ impl PaymentStatus {
 /// One payment in the user's history (not needed by the protocol; kept for the user's view).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaymentRecord {
+    /// This history entry's own key: the payment id for a payment I sent, the hash of the
+    /// accepted IOU for one I received (a payer chooses its payment ids, so they cannot key
+    /// other people's entries).
+    pub entry: [u8; 32],
     /// Random id chosen by the payer.
     pub payment_id: [u8; 32],
     /// Sent or received.
@@ -477,6 +481,7 @@ impl Ledger {
             None,
         )));
         let record = PaymentRecord {
+            entry: payment_id,
             payment_id,
             dir: Direction::Out,
             peer: peer.clone(),
@@ -565,24 +570,33 @@ impl Ledger {
             Message::Offer(iou) => {
                 iou.verify().map_err(|e| Rejection::BadSignature(e.kind))?;
                 let line = iou.body().line.clone();
-                if line.issuer != *from {
-                    return Err(Rejection::WrongLine("offer not issued by the sender".into()));
+                if line.issuer != *from || line.holder != self.me {
+                    return Err(Rejection::WrongLine(
+                        "an offer must be issued by the sender to this node".into(),
+                    ));
                 }
                 let Some(channel) = self.channels.get_mut(&(from.clone(), line.asset.clone()))
                 else {
-                    // A definite "no": the payer can resolve its offer. Not stored: the
-                    // signature is deterministic, so a resent offer gets the same release.
-                    return Ok(Reply::Released(Signed::sign(
-                        Release {
-                            line,
-                            id: iou.body().id,
-                            iou_hash: iou.hash(),
-                            reason: ReleaseReason::UnknownAsset,
-                        },
-                        &self.key,
-                    )));
+                    if iou.body().expires_at <= now {
+                        // Final whatever happens later (expiry is absolute), so safe to sign
+                        // without storing: a resent offer gets the same deterministic release.
+                        return Ok(Reply::Released(Signed::sign(
+                            Release {
+                                line,
+                                id: iou.body().id,
+                                iou_hash: iou.hash(),
+                                reason: ReleaseReason::Expired,
+                            },
+                            &self.key,
+                        )));
+                    }
+                    // No signed release: the user may open a line in this asset before the
+                    // offer expires, and a resent offer must not then be accepted after a
+                    // release was signed. The payer keeps the offer pending until then.
+                    return Err(Rejection::UnknownAsset(line.asset.to_string()));
                 };
                 let id = iou.body().id;
+                let iou_hash = iou.hash();
                 let (payment_id, amount, memo) = (
                     iou.body().payment_id,
                     iou.body().amount,
@@ -593,6 +607,7 @@ impl Ledger {
                     ops.push(StoreOp::PutConditional(in_record(channel, id)?));
                     if answer.is_accepted() {
                         ops.push(StoreOp::PutPayment(PaymentRecord {
+                            entry: iou_hash,
                             payment_id,
                             dir: Direction::In,
                             peer: from.clone(),

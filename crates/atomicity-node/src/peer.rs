@@ -151,19 +151,26 @@ impl PeerClient {
         Ok(replies)
     }
 
-    /// Sends messages and feeds the replies to the ledger; returns the outcome per message.
+    /// Sends messages and feeds the replies to the ledger. Per message: the outcome of an
+    /// answered offer, `Ok(None)` for other accepted messages, or the peer's rejection.
     pub async fn exchange(
         &self,
         peer: &PublicKey,
         messages: Vec<Message>,
-    ) -> Result<Vec<Option<PaymentOutcome>>, PeerError> {
+    ) -> Result<Vec<Result<Option<PaymentOutcome>, String>>, PeerError> {
         let replies = self.send(peer, messages).await?;
-        for reply in &replies {
-            if let Reply::Rejected { code, text } = reply {
-                tracing::debug!(peer = %peer, code, "peer rejected a message: {text}");
-            }
-        }
-        self.actor
+        let rejections: Vec<Option<String>> = replies
+            .iter()
+            .map(|reply| match reply {
+                Reply::Rejected { code, text } => {
+                    tracing::debug!(peer = %peer, code, "peer rejected a message: {text}");
+                    Some(text.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let outcomes = self
+            .actor
             .call(|reply| Command::Replies {
                 from: peer.clone(),
                 replies,
@@ -171,7 +178,15 @@ impl PeerClient {
                 reply,
             })
             .await
-            .map_err(|e| PeerError::Unreachable(e.to_string()))
+            .map_err(|e| PeerError::Unreachable(e.to_string()))?;
+        Ok(outcomes
+            .into_iter()
+            .zip(rejections)
+            .map(|(outcome, rejection)| match rejection {
+                Some(text) => Err(text),
+                None => Ok(outcome),
+            })
+            .collect())
     }
 }
 

@@ -112,7 +112,29 @@ pub fn peer_router(state: AppState) -> Router {
     Router::new()
         .route(ENVELOPE_PATH, post(take_envelope))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Gives the errors that axum makes itself (unknown route, wrong method, body too large) the
+/// same JSON shape as ours.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        _ => "error",
+    };
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    ApiError::new(status, code, reason).into_response()
 }
 
 /// The local API router (every route needs the bearer token).
@@ -129,6 +151,7 @@ pub fn local_router(state: AppState) -> Router {
             require_token,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }
 
@@ -283,6 +306,9 @@ async fn set_line(
     body: Bytes,
 ) -> ApiResult<axum::Json<BalanceRow>> {
     let req: SetLineRequest = parse_json(&headers, &body)?;
+    if req.accept.is_none() && req.issue.is_none() {
+        return Err(ApiError::bad("no_limits", "give accept, issue or both"));
+    }
     let peer = key_arg(&req.peer)?;
     let asset = asset_arg(&req.asset)?;
     let accept = req
@@ -365,10 +391,13 @@ async fn pay(
             .exchange(&peer, vec![Message::Offer(offer.clone())])
             .await;
         let why = match attempt {
-            Ok(outcomes) => match outcomes.into_iter().next().flatten() {
-                Some(PaymentOutcome::Completed) => return Ok(respond("completed", None)),
-                Some(PaymentOutcome::Refused(why)) => return Ok(respond("failed", Some(why))),
-                None => "the payee did not answer the offer".to_string(),
+            Ok(outcomes) => match outcomes.into_iter().next() {
+                Some(Ok(Some(PaymentOutcome::Completed))) => return Ok(respond("completed", None)),
+                Some(Ok(Some(PaymentOutcome::Refused(why)))) => {
+                    return Ok(respond("failed", Some(why)));
+                }
+                Some(Err(rejection)) => format!("the payee cannot take it yet: {rejection}"),
+                Some(Ok(None)) | None => "the payee did not answer the offer".to_string(),
             },
             Err(e) => e.to_string(),
         };

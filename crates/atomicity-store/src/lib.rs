@@ -135,17 +135,11 @@ pub(crate) fn check_evidence_time(e: &EvidenceRecord) -> Result<i64, StoreError>
 /// The order of [`Store::history`]: the key of a payment, smallest first.
 pub(crate) fn history_key(
     p: &PaymentRecord,
-) -> (
-    std::cmp::Reverse<u64>,
-    std::cmp::Reverse<u64>,
-    [u8; 32],
-    &'static str,
-) {
+) -> (std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, [u8; 32]) {
     (
         std::cmp::Reverse(p.updated_at),
         std::cmp::Reverse(p.created_at),
-        p.payment_id,
-        p.dir.as_str(),
+        p.entry,
     )
 }
 

@@ -23,7 +23,7 @@ pub struct MemoryStore {
     peers: BTreeMap<[u8; 32], PeerRecord>,
     lines: BTreeMap<LineKey, LineRecord>,
     conditionals: BTreeMap<ConditionalKey, ConditionalRecord>,
-    payments: BTreeMap<([u8; 32], Direction), PaymentRecord>,
+    payments: BTreeMap<[u8; 32], PaymentRecord>,
     evidence: Vec<EvidenceRecord>,
 }
 
@@ -119,7 +119,7 @@ impl MemoryStore {
                     .remove(&(*peer.as_bytes(), asset.clone(), *dir, *id));
             }
             StoreOp::PutPayment(p) => {
-                self.payments.insert((p.payment_id, p.dir), p.clone());
+                self.payments.insert(p.entry, p.clone());
             }
             StoreOp::PutEvidence(e) => self.evidence.push(e.clone()),
         }

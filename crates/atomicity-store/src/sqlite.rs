@@ -67,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
 
     CREATE TABLE payments (
+        entry       BLOB    NOT NULL CHECK (length(entry) = 32) PRIMARY KEY,
         payment_id  BLOB    NOT NULL CHECK (length(payment_id) = 32),
         dir         TEXT    NOT NULL CHECK (dir IN ('out', 'in')),
         peer        BLOB    NOT NULL CHECK (length(peer) = 32),
@@ -77,14 +78,13 @@ const MIGRATIONS: &[&str] = &[
         failure     TEXT    CHECK ((status = 'failed') = (failure IS NOT NULL)),
         memo        TEXT    NOT NULL,
         created_at  INTEGER NOT NULL CHECK (created_at >= 0),
-        updated_at  INTEGER NOT NULL CHECK (updated_at >= 0),
-        PRIMARY KEY (payment_id, dir)
+        updated_at  INTEGER NOT NULL CHECK (updated_at >= 0)
     ) STRICT;
 
     CREATE INDEX payments_newest
-        ON payments (updated_at DESC, created_at DESC, payment_id, dir);
+        ON payments (updated_at DESC, created_at DESC, entry);
     CREATE INDEX payments_pending
-        ON payments (payment_id, dir) WHERE status = 'pending';
+        ON payments (entry) WHERE status = 'pending';
 
     CREATE TABLE evidence (
         id       INTEGER PRIMARY KEY,
@@ -122,10 +122,10 @@ const DELETE_CONDITIONAL: &str = "
 
 const PUT_PAYMENT: &str = "
     INSERT INTO payments (payment_id, dir, peer, asset_code, asset_scale, amount, status,
-                          failure, memo, created_at, updated_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-    ON CONFLICT (payment_id, dir) DO UPDATE SET
-        peer = excluded.peer, asset_code = excluded.asset_code,
+                          failure, memo, created_at, updated_at, entry)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+    ON CONFLICT (entry) DO UPDATE SET
+        payment_id = excluded.payment_id, dir = excluded.dir, peer = excluded.peer, asset_code = excluded.asset_code,
         asset_scale = excluded.asset_scale, amount = excluded.amount,
         status = excluded.status, failure = excluded.failure, memo = excluded.memo,
         created_at = excluded.created_at, updated_at = excluded.updated_at";
@@ -144,7 +144,7 @@ const SELECT_CONDITIONALS: &str = "
 
 const PAYMENT_COLUMNS: &str = "
     SELECT payment_id, dir, peer, asset_code, asset_scale, amount, status, failure, memo,
-           created_at, updated_at
+           created_at, updated_at, entry
     FROM payments";
 
 const SELECT_EVIDENCE: &str = "SELECT peer, what, received, at FROM evidence ORDER BY id";
@@ -270,7 +270,7 @@ impl Store for SqliteStore {
             &self.conn,
             &format!(
                 "{PAYMENT_COLUMNS}
-                 ORDER BY updated_at DESC, created_at DESC, payment_id, dir LIMIT ?1"
+                 ORDER BY updated_at DESC, created_at DESC, entry LIMIT ?1"
             ),
             [limit],
             payment_from_row,
@@ -344,6 +344,7 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
                 p.memo,
                 created_at,
                 updated_at,
+                &p.entry[..],
             ])?;
         }
         StoreOp::PutEvidence(e) => {
@@ -472,6 +473,7 @@ fn payment_from_row(row: &Row<'_>) -> Result<PaymentRecord, StoreError> {
         }
     };
     Ok(PaymentRecord {
+        entry: bytes32_from_row(row, 11, "payment entry")?,
         payment_id: bytes32_from_row(row, 0, "payment id")?,
         dir: direction_from_row(row, 1, "payment")?,
         peer: key_from_row(row, 2, "payment peer")?,
@@ -527,7 +529,7 @@ mod tests {
             Ok(rows.join("; "))
         };
         let history = plan(&format!(
-            "{PAYMENT_COLUMNS} ORDER BY updated_at DESC, created_at DESC, payment_id, dir LIMIT 5"
+            "{PAYMENT_COLUMNS} ORDER BY updated_at DESC, created_at DESC, entry LIMIT 5"
         ))?;
         assert!(history.contains("payments_newest"), "{history}");
         assert!(!history.contains("TEMP B-TREE"), "{history}");

@@ -10,7 +10,7 @@ use atomicity_core::{
     PaymentStatus, PeerRecord, PublicKey, StoreOp,
 };
 use atomicity_store::{MemoryStore, SqliteStore, Store, StoreError};
-use common::{key, sorted};
+use common::{entry_key, key, sorted};
 use proptest::prelude::*;
 
 static KEYS: LazyLock<Vec<PublicKey>> = LazyLock::new(|| (1..=3).map(key).collect());
@@ -135,6 +135,7 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
         .prop_map(
             |((id, dir, peer, asset, amount), (status, memo, created_at, updated_at))| {
                 StoreOp::PutPayment(PaymentRecord {
+                    entry: entry_key(id, dir),
                     payment_id: [id; 32],
                     dir,
                     peer,

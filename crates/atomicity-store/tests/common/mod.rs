@@ -66,6 +66,7 @@ pub fn payment(
     updated_at: u64,
 ) -> PaymentRecord {
     PaymentRecord {
+        entry: entry_key(id, dir),
         payment_id: [id; 32],
         dir,
         peer: peer.clone(),
@@ -106,4 +107,14 @@ pub fn sorted(mut s: Snapshot) -> Snapshot {
     });
     s.pending_payments.sort_by_key(|p| (p.payment_id, p.dir));
     s
+}
+
+/// A history entry key per (id, direction), as the ledger's are unique per entry.
+pub fn entry_key(id: u8, dir: Direction) -> [u8; 32] {
+    let mut entry = [id; 32];
+    entry[31] = match dir {
+        Direction::In => 0,
+        Direction::Out => 1,
+    };
+    entry
 }
