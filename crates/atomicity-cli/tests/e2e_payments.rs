@@ -174,4 +174,34 @@ fn three_nodes_pay_each_other_in_several_assets_and_agree() {
         .filter(|r| r["status"] == "completed")
         .count();
     assert_eq!(completed, 6, "a sent 3 and received 3: {history:#}");
+
+    // Secrets are readable by the owner only.
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["api.token", "identity.key"] {
+        let mode = std::fs::metadata(a.dir().join(file))
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+
+    // SIGTERM: a clean exit that removes the files describing the running node.
+    let mut nodes = nodes;
+    let status = nodes[0]
+        .stop()
+        .expect("the node exits by itself on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(!nodes[0].dir().join("api.url").exists());
+    // The state is durable: started again, it has the same balances.
+    let before = balances(nodes[1].dir());
+    nodes[0].restart().expect("restart");
+    let view = balances(nodes[0].dir());
+    assert_eq!(
+        view[&(nodes[1].key.clone(), "USD".to_string())]["net"],
+        before[&(nodes[0].key.clone(), "USD".to_string())]["net"]
+            .as_str()
+            .map(negate)
+            .map(serde_json::Value::from)
+            .unwrap_or_default()
+    );
 }
