@@ -1896,3 +1896,38 @@ async fn framework_errors_are_json_too() {
     }
     assert_eq!(fx.view().await, before);
 }
+
+/// A peer added without a URL cannot be paid yet (no DHT lookup until discovery exists): the
+/// payment is refused before anything is signed, instead of hanging as pending.
+#[tokio::test(flavor = "multi_thread")]
+async fn pay_to_a_peer_without_url_is_refused() {
+    let fx = fixture().await;
+    let g = other_key(13).public_key().to_z32();
+    fx.node
+        .api
+        .add_peer(&g, None)
+        .await
+        .expect("peer without URL");
+    fx.node
+        .api
+        .set_line(&SetLineRequest {
+            peer: g.clone(),
+            asset: "USD".into(),
+            accept: Some("10".into()),
+            issue: Some("10".into()),
+        })
+        .await
+        .expect("line");
+    let before = fx.view().await;
+    fx.expect_api_error(
+        Method::POST,
+        "/v1/pay",
+        Some(json(
+            serde_json::json!({"peer": g, "amount": "1", "asset": "USD", "wait_ms": 0}),
+        )),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no_url",
+    )
+    .await;
+    assert_eq!(fx.view().await, before);
+}

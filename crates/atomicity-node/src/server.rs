@@ -361,6 +361,13 @@ async fn pay(
         .wait_ms
         .map_or(DEFAULT_PAY_WAIT, Duration::from_millis)
         .min(Duration::from_secs(300));
+    if state.directory.contains(&peer) && state.directory.url(&peer).is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_url",
+            format!("no URL known for {peer}; add one with `atomicity peer add {peer} --url URL`"),
+        ));
+    }
     let payment_id: [u8; 32] = rand::random();
     let now = unix_now();
     let offer = state
