@@ -213,7 +213,10 @@ impl Amount {
         }
         let overflow = || AmountError::Overflow(s.to_string());
         let mut value: u64 = 0;
-        let padded = frac.bytes().chain(std::iter::repeat(b'0')).take(scale.into());
+        let padded = frac
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(scale.into());
         for b in whole.bytes().chain(padded) {
             value = value
                 .checked_mul(10)

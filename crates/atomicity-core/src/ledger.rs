@@ -340,7 +340,9 @@ impl Ledger {
         }
         for p in snapshot.pending_payments {
             if let Some(id) = ledger.out_id_of(&p) {
-                ledger.payments.insert((p.peer.clone(), p.asset.clone(), id), p);
+                ledger
+                    .payments
+                    .insert((p.peer.clone(), p.asset.clone(), id), p);
             }
         }
         Ok(ledger)
@@ -387,10 +389,9 @@ impl Ledger {
 
     /// Summaries of every channel, sorted by peer then asset.
     pub fn balances(&self) -> Vec<ChannelView> {
-        let mut views: Vec<ChannelView> = self.channels.values().filter_map(Channel::view).collect();
-        views.sort_by(|a, b| {
-            (a.peer.to_z32(), &a.asset).cmp(&(b.peer.to_z32(), &b.asset))
-        });
+        let mut views: Vec<ChannelView> =
+            self.channels.values().filter_map(Channel::view).collect();
+        views.sort_by(|a, b| (a.peer.to_z32(), &a.asset).cmp(&(b.peer.to_z32(), &b.asset)));
         views
     }
 
@@ -404,7 +405,10 @@ impl Ledger {
         if key == self.me {
             return Err(LedgerError::SelfPeer);
         }
-        let record = PeerRecord { key: key.clone(), url };
+        let record = PeerRecord {
+            key: key.clone(),
+            url,
+        };
         if self.peers.get(&key) != Some(&record) {
             self.peers.insert(key, record.clone());
             ops.push(StoreOp::PutPeer(record));
@@ -626,7 +630,9 @@ impl Ledger {
                 })
             }
             Message::State(state) => {
-                state.verify().map_err(|e| Rejection::BadSignature(e.kind))?;
+                state
+                    .verify()
+                    .map_err(|e| Rejection::BadSignature(e.kind))?;
                 let asset = state.body().line.asset.clone();
                 let seq = state.body().seq;
                 let channel = channel_mut(&mut self.channels, from, &asset)?;
@@ -664,7 +670,11 @@ impl Ledger {
         ops: &mut Vec<StoreOp>,
     ) -> Result<Reply, Rejection> {
         let (asset, id, outcome) = match &answer {
-            Answer::Accepted(a) => (a.body().line.asset.clone(), a.body().id, PaymentOutcome::Completed),
+            Answer::Accepted(a) => (
+                a.body().line.asset.clone(),
+                a.body().id,
+                PaymentOutcome::Completed,
+            ),
             Answer::Released(r) => (
                 r.body().line.asset.clone(),
                 r.body().id,
@@ -708,22 +718,38 @@ impl Ledger {
             // Acks, and rejections of a resent offer that was already resolved, need nothing.
             _ => return Ok(None),
         };
-        match self.try_handle(from, message, now, ops)? {
-            Reply::Rejected { .. } => Ok(None),
-            _ => Ok(Some(outcome)),
+        let received = match &message {
+            Message::Accept(a) => a.to_bytes(),
+            Message::Release(r) => r.to_bytes(),
+            _ => Vec::new(),
+        };
+        match self.try_handle(from, message, now, ops) {
+            Ok(Reply::Rejected { .. }) => Ok(None),
+            Ok(_) => Ok(Some(outcome)),
+            Err(rejection) => {
+                // Answers mostly arrive as replies: a contradicting one is evidence here too.
+                if rejection.is_misbehaviour() {
+                    ops.push(StoreOp::PutEvidence(EvidenceRecord {
+                        peer: from.clone(),
+                        what: rejection.to_string(),
+                        received,
+                        at: now,
+                    }));
+                }
+                Err(rejection)
+            }
         }
     }
 
     /// Signs new IOU states for every channel with answered IOUs (one state merges many
     /// payments). Returns them to send, after the ops are committed.
-    pub fn merge_states(
-        &mut self,
-        ops: &mut Vec<StoreOp>,
-    ) -> Vec<(PublicKey, Signed<IouState>)> {
+    pub fn merge_states(&mut self, ops: &mut Vec<StoreOp>) -> Vec<(PublicKey, Signed<IouState>)> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut states = Vec::new();
         for (peer_bytes, asset) in dirty {
-            let Ok(peer) = PublicKey::try_from(peer_bytes.as_slice()) else { continue };
+            let Ok(peer) = PublicKey::try_from(peer_bytes.as_slice()) else {
+                continue;
+            };
             let Some(channel) = self.channels.get_mut(&(peer.clone(), asset.clone())) else {
                 continue;
             };
@@ -775,7 +801,6 @@ impl Ledger {
     fn mark_dirty(&mut self, peer: &PublicKey, asset: &Asset) {
         self.dirty.insert((peer.as_bytes().to_vec(), asset.clone()));
     }
-
 }
 
 /// Opens an envelope addressed to `me`: parses it, checks the signature, the recipient and the

@@ -17,9 +17,8 @@ pub mod signed;
 pub use amount::{Amount, AmountError, Asset};
 pub use channel::{Answer, Channel, ChannelView, Limits, OfferError, Rejection};
 pub use ledger::{
-    ConditionalRecord, CorruptStore, Direction, EnvelopeError, EvidenceRecord, Ledger,
-    LedgerError, LineRecord, PaymentOutcome, PaymentRecord, PaymentStatus, PeerRecord, Snapshot,
-    StoreOp,
+    ConditionalRecord, CorruptStore, Direction, EnvelopeError, EvidenceRecord, Ledger, LedgerError,
+    LineRecord, PaymentOutcome, PaymentRecord, PaymentStatus, PeerRecord, Snapshot, StoreOp,
 };
 pub use message::{Envelope, Message, Reply, decode_replies, encode_replies};
 pub use objects::{

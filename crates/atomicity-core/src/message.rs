@@ -198,9 +198,7 @@ pub fn decode_replies(bytes: &[u8]) -> Result<Vec<Reply>, DecodeError> {
         replies.push(match r.u8("reply tag")? {
             1 => Reply::Accepted(Signed::decode(r.bytes("acceptance", MAX_OBJECT_LEN)?)?),
             2 => Reply::Released(Signed::decode(r.bytes("release", MAX_OBJECT_LEN)?)?),
-            3 => Reply::StateAck {
-                seq: r.u64("seq")?,
-            },
+            3 => Reply::StateAck { seq: r.u64("seq")? },
             4 => Reply::Ok,
             5 => {
                 let code = r.u32("code")?;
@@ -212,7 +210,12 @@ pub fn decode_replies(bytes: &[u8]) -> Result<Vec<Reply>, DecodeError> {
                 let text = String::from_utf8_lossy(text).into_owned();
                 Reply::Rejected { code, text }
             }
-            tag => return Err(DecodeError::UnknownTag { field: "reply", tag }),
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    field: "reply",
+                    tag,
+                });
+            }
         });
     }
     r.finish()?;

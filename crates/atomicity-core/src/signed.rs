@@ -105,7 +105,10 @@ impl<T: SignedBody> Signed<T> {
         }
         let kind = r.u8("kind")?;
         if kind != T::KIND {
-            return Err(DecodeError::UnknownTag { field: "kind", tag: kind });
+            return Err(DecodeError::UnknownTag {
+                field: "kind",
+                tag: kind,
+            });
         }
         let body = T::decode_body(&mut r)?;
         r.finish()?;

@@ -1,0 +1,1688 @@
+//! Signed objects, amounts and the credit-line rules: round trips, tamper detection, models,
+//! and a table of every rejection with its typed reason.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+
+use atomicity_core::encoding::{DecodeError, Writer};
+use atomicity_core::signed::{BadSignature, SignedBody, SignedError};
+use atomicity_core::{
+    Acceptance, Amount, AmountError, Answer, Asset, Channel, Condition, ConditionalIou, Direction,
+    Envelope, EnvelopeError, IouState, Keypair, Ledger, Limits, LineId, Message, Rejection,
+    Release, ReleaseReason, Reply, ResolvedSet, Signed, StoreOp, decode_replies, encode_replies,
+};
+use common::{
+    KEYS, acceptance, conditional_iou, envelope, flip_bit, iou_state, key, reencode, release,
+    reply, unsigned_of, usd,
+};
+use proptest::prelude::*;
+use proptest::sample::Index;
+
+// ---------------------------------------------------------------------------------------------
+// Round trips and tampering.
+
+/// Everything a signed object must satisfy: the wire bytes are the canonical encoding plus the
+/// signature, they decode and verify back to the same object, one flipped bit (at `bit`) breaks
+/// them, and the same body signed by another key does not verify.
+fn check_signed<T>(body: T, signer: usize, bit: Index, other: usize) -> Result<(), TestCaseError>
+where
+    T: SignedBody + Clone + PartialEq + Debug,
+{
+    let signed = Signed::sign(body.clone(), key(signer));
+    let bytes = signed.to_bytes();
+    let canonical = reencode(&body);
+    prop_assert_eq!(unsigned_of(&bytes), canonical.as_slice());
+    prop_assert_eq!(signed.verify(), Ok(()));
+
+    let back = Signed::<T>::decode_verified(&bytes)
+        .map_err(|e| TestCaseError::fail(format!("{} does not decode: {e}", T::NAME)))?;
+    prop_assert_eq!(back.body(), &body);
+    prop_assert_eq!(back.to_bytes(), bytes.clone());
+    prop_assert_eq!(back.hash(), signed.hash());
+    prop_assert_eq!(back.signature(), signed.signature());
+
+    let flipped = flip_bit(&bytes, bit.index(bytes.len() * 8));
+    prop_assert!(
+        Signed::<T>::decode_verified(&flipped).is_err(),
+        "a flipped bit went unnoticed"
+    );
+
+    let other = if other == signer {
+        (other + 1) % KEYS
+    } else {
+        other
+    };
+    let forged = Signed::sign(body, key(other));
+    prop_assert_eq!(forged.verify(), Err(BadSignature { kind: T::NAME }));
+    prop_assert!(matches!(
+        Signed::<T>::decode_verified(&forged.to_bytes()),
+        Err(SignedError::Signature(_))
+    ));
+
+    // Cut short or extended by a byte: never accepted.
+    prop_assert!(Signed::<T>::decode_verified(&bytes[..bytes.len() - 1]).is_err());
+    let mut longer = bytes.clone();
+    longer.push(0);
+    prop_assert!(Signed::<T>::decode_verified(&longer).is_err());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(common::cases(64)))]
+
+    #[test]
+    fn iou_state_round_trip((k, body) in iou_state(), bit in any::<Index>(), other in 0..KEYS) {
+        check_signed(body, k, bit, other)?;
+    }
+
+    #[test]
+    fn conditional_iou_round_trip(
+        (k, body) in conditional_iou(),
+        bit in any::<Index>(),
+        other in 0..KEYS,
+    ) {
+        check_signed(body, k, bit, other)?;
+    }
+
+    #[test]
+    fn acceptance_round_trip((k, body) in acceptance(), bit in any::<Index>(), other in 0..KEYS) {
+        check_signed(body, k, bit, other)?;
+    }
+
+    #[test]
+    fn release_round_trip((k, body) in release(), bit in any::<Index>(), other in 0..KEYS) {
+        check_signed(body, k, bit, other)?;
+    }
+
+    #[test]
+    fn envelope_round_trip((k, body) in envelope(), bit in any::<Index>(), other in 0..KEYS) {
+        // Every message inside keeps its own valid signature.
+        for m in &body.messages {
+            let ok = match m {
+                Message::Offer(o) => o.verify().is_ok(),
+                Message::State(s) => s.verify().is_ok(),
+                Message::Accept(a) => a.verify().is_ok(),
+                Message::Release(r) => r.verify().is_ok(),
+            };
+            prop_assert!(ok);
+        }
+        check_signed(body, k, bit, other)?;
+    }
+
+    #[test]
+    fn replies_round_trip(replies in prop::collection::vec(reply(), 0..6)) {
+        let bytes = encode_replies(&replies);
+        let back = decode_replies(&bytes);
+        prop_assert_eq!(back.as_ref(), Ok(&replies));
+        for reply in back.into_iter().flatten() {
+            match reply {
+                Reply::Accepted(a) => prop_assert_eq!(a.verify(), Ok(())),
+                Reply::Released(r) => prop_assert_eq!(r.verify(), Ok(())),
+                _ => {}
+            }
+        }
+        prop_assert!(decode_replies(&bytes[..bytes.len() - 1]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(4);
+        prop_assert_eq!(decode_replies(&longer), Err(DecodeError::TrailingBytes(1)));
+    }
+}
+
+/// Fixed objects of every kind, each signed by its proper signer.
+fn fixed_objects() -> Vec<(&'static str, Vec<u8>)> {
+    let line = LineId {
+        issuer: key(0).public_key(),
+        holder: key(1).public_key(),
+        asset: usd(),
+    };
+    let mut resolved = ResolvedSet::new();
+    for id in [0, 1, 2, 5, 9] {
+        resolved.insert(id);
+    }
+    let state = Signed::sign(
+        IouState {
+            line: line.clone(),
+            seq: 3,
+            total: Amount::from_minor(12_345),
+            resolved,
+        },
+        key(0),
+    );
+    let iou = Signed::sign(
+        ConditionalIou {
+            line: line.clone(),
+            id: 4,
+            amount: Amount::from_minor(500),
+            condition: Condition::HolderAccepts,
+            payment_id: [7; 32],
+            expires_at: 1_700_000_000,
+            memo: "coffee ☕".into(),
+        },
+        key(0),
+    );
+    let accept = Signed::sign(
+        Acceptance {
+            line: line.clone(),
+            id: 4,
+            iou_hash: iou.hash(),
+        },
+        key(1),
+    );
+    let release = Signed::sign(
+        Release {
+            line,
+            id: 4,
+            iou_hash: iou.hash(),
+            reason: ReleaseReason::Declined,
+        },
+        key(1),
+    );
+    let envelope = Signed::sign(
+        Envelope {
+            from: key(0).public_key(),
+            to: key(1).public_key(),
+            sent_at: 1_700_000_000,
+            messages: vec![
+                Message::Offer(iou.clone()),
+                Message::State(state.clone()),
+                Message::Accept(accept.clone()),
+                Message::Release(release.clone()),
+            ],
+        },
+        key(0),
+    );
+    vec![
+        ("iou-state", state.to_bytes()),
+        ("conditional-iou", iou.to_bytes()),
+        ("acceptance", accept.to_bytes()),
+        ("release", release.to_bytes()),
+        ("envelope", envelope.to_bytes()),
+    ]
+}
+
+fn decode_verified_any(kind: &str, bytes: &[u8]) -> Result<(), SignedError> {
+    match kind {
+        "iou-state" => Signed::<IouState>::decode_verified(bytes).map(drop),
+        "conditional-iou" => Signed::<ConditionalIou>::decode_verified(bytes).map(drop),
+        "acceptance" => Signed::<Acceptance>::decode_verified(bytes).map(drop),
+        "release" => Signed::<Release>::decode_verified(bytes).map(drop),
+        "envelope" => Signed::<Envelope>::decode_verified(bytes).map(drop),
+        other => panic!("no such kind {other}"),
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_detected() {
+    for (kind, bytes) in fixed_objects() {
+        decode_verified_any(kind, &bytes).expect("the original verifies");
+        for bit in 0..bytes.len() * 8 {
+            assert!(
+                decode_verified_any(kind, &flip_bit(&bytes, bit)).is_err(),
+                "{kind}: flipping bit {bit} went unnoticed"
+            );
+        }
+    }
+}
+
+#[test]
+fn objects_of_one_kind_do_not_decode_as_another() {
+    let objects = fixed_objects();
+    for (kind, bytes) in &objects {
+        for (other, _) in &objects {
+            if kind != other {
+                assert!(
+                    decode_verified_any(other, bytes).is_err(),
+                    "{kind} decoded as {other}"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Non-canonical encodings.
+
+fn base_line(w: &mut Writer) {
+    w.key(&key(0).public_key());
+    w.key(&key(1).public_key());
+    w.asset(&usd());
+}
+
+fn with_fake_signature(mut unsigned: Vec<u8>) -> Vec<u8> {
+    unsigned.extend_from_slice(&[0u8; 64]);
+    unsigned
+}
+
+fn state_bytes(resolved: impl FnOnce(&mut Writer)) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(1);
+    w.u8(IouState::KIND);
+    base_line(&mut w);
+    w.u64(1);
+    w.u64(100);
+    resolved(&mut w);
+    with_fake_signature(w.into_bytes())
+}
+
+fn iou_bytes(amount: u64, condition: u8, memo: &[u8]) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(1);
+    w.u8(ConditionalIou::KIND);
+    base_line(&mut w);
+    w.u64(0);
+    w.u64(amount);
+    w.u8(condition);
+    w.fixed(&[9; 32]);
+    w.u64(1_700_000_000);
+    w.bytes(memo);
+    with_fake_signature(w.into_bytes())
+}
+
+fn invalid(field: &'static str) -> impl Fn(&DecodeError) -> bool {
+    move |e| matches!(e, DecodeError::Invalid { field: f, .. } if *f == field)
+}
+
+#[test]
+fn non_canonical_encodings_are_rejected() {
+    type Check = Box<dyn Fn(&DecodeError) -> bool>;
+    let state = |bytes: Vec<u8>| Signed::<IouState>::decode(&bytes).map(drop);
+    let iou = |bytes: Vec<u8>| Signed::<ConditionalIou>::decode(&bytes).map(drop);
+    let ok_state = state_bytes(|w| {
+        w.u64(3);
+        w.u32(2);
+        w.u64(5);
+        w.u64(9);
+    });
+    assert_eq!(state(ok_state.clone()), Ok(()));
+    assert_eq!(iou(iou_bytes(1, 1, b"hi")), Ok(()));
+
+    let cases: Vec<(&str, Result<(), DecodeError>, Check)> = vec![
+        (
+            "resolved id equal to the watermark",
+            state(state_bytes(|w| {
+                w.u64(3);
+                w.u32(1);
+                w.u64(3);
+            })),
+            Box::new(invalid("resolved ids")),
+        ),
+        (
+            "resolved id below the watermark",
+            state(state_bytes(|w| {
+                w.u64(3);
+                w.u32(1);
+                w.u64(1);
+            })),
+            Box::new(invalid("resolved ids")),
+        ),
+        (
+            "resolved ids descending",
+            state(state_bytes(|w| {
+                w.u64(0);
+                w.u32(2);
+                w.u64(9);
+                w.u64(5);
+            })),
+            Box::new(invalid("resolved ids")),
+        ),
+        (
+            "resolved ids repeated",
+            state(state_bytes(|w| {
+                w.u64(0);
+                w.u32(2);
+                w.u64(5);
+                w.u64(5);
+            })),
+            Box::new(invalid("resolved ids")),
+        ),
+        (
+            "too many resolved ids",
+            state(state_bytes(|w| {
+                w.u64(0);
+                w.u32(4097);
+            })),
+            Box::new(|e| matches!(e, DecodeError::TooLong { max: 4096, .. })),
+        ),
+        (
+            "resolved count larger than the data",
+            state(state_bytes(|w| {
+                w.u64(0);
+                w.u32(3);
+                w.u64(5);
+            })),
+            Box::new(|e| matches!(e, DecodeError::Truncated { .. })),
+        ),
+        (
+            "zero amount",
+            iou(iou_bytes(0, 1, b"")),
+            Box::new(invalid("amount")),
+        ),
+        (
+            "unknown condition",
+            iou(iou_bytes(1, 2, b"")),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    DecodeError::UnknownTag {
+                        field: "condition",
+                        tag: 2
+                    }
+                )
+            }),
+        ),
+        (
+            "memo not UTF-8",
+            iou(iou_bytes(1, 1, &[0xff, 0xfe])),
+            Box::new(invalid("memo")),
+        ),
+        (
+            "memo too long",
+            iou(iou_bytes(1, 1, &[b'a'; 257])),
+            Box::new(|e| matches!(e, DecodeError::TooLong { field: "memo", .. })),
+        ),
+        (
+            "version 2",
+            {
+                let mut b = ok_state.clone();
+                b[0] = 2;
+                state(b)
+            },
+            Box::new(|e| *e == DecodeError::UnsupportedVersion(2)),
+        ),
+        (
+            "kind of another object",
+            {
+                let mut b = ok_state.clone();
+                b[1] = Release::KIND;
+                state(b)
+            },
+            Box::new(|e| {
+                matches!(
+                    e,
+                    DecodeError::UnknownTag {
+                        field: "kind",
+                        tag: 4
+                    }
+                )
+            }),
+        ),
+        (
+            "trailing byte before the signature",
+            {
+                let mut b = ok_state.clone();
+                b.insert(b.len() - 64, 0);
+                state(b)
+            },
+            Box::new(|e| *e == DecodeError::TrailingBytes(1)),
+        ),
+        (
+            "shorter than a signature",
+            state(vec![1; 63]),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    DecodeError::Truncated {
+                        field: "signature",
+                        ..
+                    }
+                )
+            }),
+        ),
+        (
+            "issuer and holder the same key",
+            {
+                let mut w = Writer::new();
+                w.u8(1);
+                w.u8(Acceptance::KIND);
+                w.key(&key(0).public_key());
+                w.key(&key(0).public_key());
+                w.asset(&usd());
+                w.u64(0);
+                w.fixed(&[0; 32]);
+                Signed::<Acceptance>::decode(&with_fake_signature(w.into_bytes())).map(drop)
+            },
+            Box::new(invalid("line")),
+        ),
+        (
+            "lower-case asset code",
+            {
+                let mut w = Writer::new();
+                w.u8(1);
+                w.u8(Acceptance::KIND);
+                w.key(&key(0).public_key());
+                w.key(&key(1).public_key());
+                w.u8(3);
+                w.fixed(b"usd");
+                w.u8(2);
+                w.u64(0);
+                w.fixed(&[0; 32]);
+                Signed::<Acceptance>::decode(&with_fake_signature(w.into_bytes())).map(drop)
+            },
+            Box::new(invalid("asset")),
+        ),
+        (
+            "asset scale 19",
+            {
+                let mut w = Writer::new();
+                w.u8(1);
+                w.u8(Acceptance::KIND);
+                w.key(&key(0).public_key());
+                w.key(&key(1).public_key());
+                w.u8(3);
+                w.fixed(b"USD");
+                w.u8(19);
+                w.u64(0);
+                w.fixed(&[0; 32]);
+                Signed::<Acceptance>::decode(&with_fake_signature(w.into_bytes())).map(drop)
+            },
+            Box::new(invalid("asset")),
+        ),
+        (
+            "unknown release reason",
+            {
+                let mut w = Writer::new();
+                w.u8(1);
+                w.u8(Release::KIND);
+                base_line(&mut w);
+                w.u64(0);
+                w.fixed(&[0; 32]);
+                w.u8(6);
+                Signed::<Release>::decode(&with_fake_signature(w.into_bytes())).map(drop)
+            },
+            Box::new(|e| {
+                matches!(
+                    e,
+                    DecodeError::UnknownTag {
+                        field: "release reason",
+                        ..
+                    }
+                )
+            }),
+        ),
+        (
+            "envelope without messages",
+            envelope_bytes(0, |_| {}),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    DecodeError::TooLong {
+                        field: "messages",
+                        len: 0,
+                        ..
+                    }
+                )
+            }),
+        ),
+        (
+            "envelope with 1025 messages",
+            envelope_bytes(1025, |_| {}),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    DecodeError::TooLong {
+                        field: "messages",
+                        ..
+                    }
+                )
+            }),
+        ),
+        (
+            "unknown message tag",
+            envelope_bytes(1, |w| {
+                w.u8(9);
+                w.bytes(&ok_state);
+            }),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    DecodeError::UnknownTag {
+                        field: "message",
+                        tag: 9
+                    }
+                )
+            }),
+        ),
+        (
+            "message tag for another kind of object",
+            envelope_bytes(1, |w| {
+                w.u8(1); // offer, but the object is a state
+                w.bytes(&ok_state);
+            }),
+            Box::new(|e| matches!(e, DecodeError::UnknownTag { field: "kind", .. })),
+        ),
+    ];
+    for (name, result, check) in cases {
+        match result {
+            Err(e) if check(&e) => {}
+            other => panic!("{name}: unexpected {other:?}"),
+        }
+    }
+
+    // Replies.
+    let reply_bytes = |body: &dyn Fn(&mut Writer)| {
+        let mut w = Writer::new();
+        w.u8(1);
+        w.u32(1);
+        body(&mut w);
+        decode_replies(&w.into_bytes())
+    };
+    assert!(matches!(
+        reply_bytes(&|w| {
+            w.u8(5);
+            w.u32(65_536);
+            w.bytes(b"");
+        }),
+        Err(DecodeError::Invalid { field: "code", .. })
+    ));
+    assert!(matches!(
+        reply_bytes(&|w| {
+            w.u8(5);
+            w.u32(20);
+            w.bytes(&[b'x'; 513]);
+        }),
+        Err(DecodeError::TooLong { field: "text", .. })
+    ));
+    assert!(matches!(
+        reply_bytes(&|w| w.u8(6)),
+        Err(DecodeError::UnknownTag {
+            field: "reply",
+            tag: 6
+        })
+    ));
+    assert!(matches!(
+        decode_replies(&[2, 0, 0, 0, 0]),
+        Err(DecodeError::UnsupportedVersion(2))
+    ));
+    assert!(matches!(
+        decode_replies(&[1, 0, 0, 4, 1]),
+        Err(DecodeError::TooLong {
+            field: "replies",
+            ..
+        })
+    ));
+    // Rejection text is for humans: longer texts are cut at a character boundary when encoded.
+    let long = "é".repeat(300);
+    let back = decode_replies(&encode_replies(&[Reply::Rejected {
+        code: 7,
+        text: long,
+    }]))
+    .expect("decodes");
+    assert_eq!(
+        back,
+        vec![Reply::Rejected {
+            code: 7,
+            text: "é".repeat(256)
+        }]
+    );
+}
+
+fn envelope_bytes(count: u32, messages: impl FnOnce(&mut Writer)) -> Result<(), DecodeError> {
+    let mut w = Writer::new();
+    w.u8(1);
+    w.u8(Envelope::KIND);
+    w.key(&key(0).public_key());
+    w.key(&key(1).public_key());
+    w.u64(1_700_000_000);
+    w.u32(count);
+    messages(&mut w);
+    Signed::<Envelope>::decode(&with_fake_signature(w.into_bytes())).map(drop)
+}
+
+// ---------------------------------------------------------------------------------------------
+// ResolvedSet against a BTreeSet model.
+
+fn model_of(set: &ResolvedSet, model: &BTreeSet<u64>) -> Result<(), TestCaseError> {
+    let w = set.watermark();
+    prop_assert!(set.above().windows(2).all(|p| p[0] < p[1]), "not ascending");
+    prop_assert!(
+        set.above().iter().all(|id| *id > w),
+        "listed id at or below the watermark"
+    );
+    prop_assert!(!set.contains(w) || w == u64::MAX);
+    prop_assert_eq!(set.listed_len(), set.above().len());
+    // Every id below the watermark is in the model, and the listed ones are the rest of it.
+    prop_assert_eq!(model.range(..w).count() as u64, w);
+    let rest: Vec<u64> = model.range(w..).copied().collect();
+    prop_assert_eq!(set.above(), rest.as_slice());
+    Ok(())
+}
+
+fn resolved_id() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        6 => 0u64..40,
+        1 => (u64::MAX - 4)..=u64::MAX,
+        1 => any::<u64>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(common::cases(128)))]
+
+    #[test]
+    fn resolved_set_matches_a_btreeset(
+        ids in prop::collection::vec(resolved_id(), 0..64),
+        probes in prop::collection::vec(resolved_id(), 0..16),
+        keep in prop::collection::vec(any::<bool>(), 64),
+        extra in prop::collection::vec(resolved_id(), 0..3),
+    ) {
+        let mut set = ResolvedSet::new();
+        let mut model = BTreeSet::new();
+        for id in &ids {
+            set.insert(*id);
+            model.insert(*id);
+            prop_assert!(set.contains(*id));
+            model_of(&set, &model)?;
+        }
+        for probe in probes.iter().chain(&ids) {
+            prop_assert_eq!(set.contains(*probe), model.contains(probe), "id {}", probe);
+        }
+        // A set made of some of the same ids (and maybe a few others).
+        let mut other = ResolvedSet::new();
+        let mut other_model = BTreeSet::new();
+        for (id, keep) in ids.iter().zip(&keep) {
+            if *keep {
+                other.insert(*id);
+                other_model.insert(*id);
+            }
+        }
+        prop_assert!(set.is_superset_of(&other));
+        for id in extra {
+            other.insert(id);
+            other_model.insert(id);
+        }
+        prop_assert_eq!(set.is_superset_of(&other), other_model.is_subset(&model));
+        prop_assert_eq!(other.is_superset_of(&set), model.is_subset(&other_model));
+        prop_assert!(set.is_superset_of(&ResolvedSet::new()));
+        prop_assert!(set.is_superset_of(&set));
+    }
+}
+
+#[test]
+fn resolved_set_at_the_top_of_the_range() {
+    let mut set = ResolvedSet::new();
+    set.insert(u64::MAX);
+    set.insert(u64::MAX - 1);
+    assert!(set.contains(u64::MAX) && set.contains(u64::MAX - 1) && !set.contains(0));
+    assert_eq!(set.watermark(), 0);
+
+    // A decoded set whose watermark is just below the top: inserting the last two ids folds
+    // without overflowing (it used to panic in debug builds and wrap to the empty set in
+    // release builds).
+    let bytes = state_bytes(|w| {
+        w.u64(u64::MAX - 1);
+        w.u32(0);
+    });
+    let state = Signed::<IouState>::decode(&bytes).expect("decodes");
+    let mut set = state.body().resolved.clone();
+    set.insert(u64::MAX);
+    set.insert(u64::MAX - 1);
+    assert_eq!(set.watermark(), u64::MAX);
+    assert!(set.contains(0) && set.contains(u64::MAX - 1) && set.contains(u64::MAX));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Amounts and assets against u64/u128 models.
+
+fn pow10(scale: u8) -> u128 {
+    10u128.pow(u32::from(scale))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(common::cases(256)))]
+
+    #[test]
+    fn amount_display_parse_round_trip(minor in any::<u64>(), scale in 0u8..=18) {
+        let amount = Amount::from_minor(minor);
+        let text = amount.to_decimal(scale);
+        prop_assert_eq!(Amount::parse(&text, scale), Ok(amount));
+        // Exactly `scale` decimals, and the digits are the u64's digits.
+        match text.split_once('.') {
+            Some((whole, frac)) => {
+                prop_assert!(scale > 0);
+                prop_assert_eq!(frac.len(), usize::from(scale));
+                prop_assert!(!whole.is_empty());
+                let value: u128 = format!("{whole}{frac}").parse().expect("digits");
+                prop_assert_eq!(value, u128::from(minor));
+            }
+            None => {
+                prop_assert_eq!(scale, 0);
+                prop_assert_eq!(text, minor.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn amount_parse_matches_a_u128_model(
+        whole in "[0-9]{1,22}",
+        frac in prop::option::of("[0-9]{0,20}"),
+        scale in 0u8..=18,
+    ) {
+        let text = match &frac {
+            Some(f) => format!("{whole}.{f}"),
+            None => whole.clone(),
+        };
+        let frac = frac.unwrap_or_default();
+        let got = Amount::parse(&text, scale);
+        if text.ends_with('.') {
+            prop_assert_eq!(got, Err(AmountError::BadDecimal(text)));
+        } else if frac.len() > usize::from(scale) {
+            prop_assert_eq!(got, Err(AmountError::TooPrecise { amount: text, scale }));
+        } else {
+            let whole: u128 = whole.parse().expect("digits");
+            let frac_value: u128 = if frac.is_empty() { 0 } else { frac.parse().expect("digits") };
+            let value = whole
+                .checked_mul(pow10(scale))
+                .and_then(|v| v.checked_add(frac_value * pow10(scale - frac.len() as u8)));
+            match value.and_then(|v| u64::try_from(v).ok()) {
+                Some(v) => prop_assert_eq!(got, Ok(Amount::from_minor(v))),
+                None => prop_assert_eq!(got, Err(AmountError::Overflow(text))),
+            }
+        }
+    }
+
+    #[test]
+    fn asset_display_parse_round_trip(asset in common::asset()) {
+        let text = asset.to_string();
+        prop_assert_eq!(text.parse::<Asset>(), Ok(asset.clone()));
+        prop_assert_eq!(format!("{}:{}", asset.code(), asset.scale()).parse::<Asset>(), Ok(asset));
+    }
+
+    #[test]
+    fn format_signed_is_the_sign_and_the_magnitude(value in any::<i64>(), scale in 0u8..=18) {
+        let asset = Asset::new("X", scale).expect("asset");
+        let text = asset.format_signed(i128::from(value));
+        let magnitude = Amount::from_minor(value.unsigned_abs()).to_decimal(scale);
+        if value < 0 {
+            prop_assert_eq!(text, format!("-{magnitude}"));
+        } else {
+            prop_assert_eq!(text, magnitude);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credit-line rules: every rejection with its typed reason.
+
+const NOW: u64 = 1_700_000_000;
+const LATER: u64 = NOW + 3600;
+
+/// Node 0 issues to node 1 in USD; `holder` is node 1's side, `issuer` node 0's.
+struct Line {
+    issuer: Channel,
+    holder: Channel,
+}
+
+impl Line {
+    fn new(accept: u64) -> Line {
+        let (a, b) = (key(0).public_key(), key(1).public_key());
+        Line {
+            issuer: Channel::new(
+                a.clone(),
+                b.clone(),
+                usd(),
+                Limits {
+                    accept: Amount::ZERO,
+                    issue: Amount::from_minor(1_000_000),
+                },
+            ),
+            holder: Channel::new(
+                b,
+                a,
+                usd(),
+                Limits {
+                    accept: Amount::from_minor(accept),
+                    issue: Amount::ZERO,
+                },
+            ),
+        }
+    }
+
+    fn line(&self) -> LineId {
+        self.holder.in_line()
+    }
+
+    /// The issuer offers `amount`; the holder answers. Returns the IOU and the answer.
+    fn pay(&mut self, amount: u64) -> (Signed<ConditionalIou>, Answer) {
+        let iou = self
+            .issuer
+            .offer(
+                key(0),
+                Amount::from_minor(amount),
+                [1; 32],
+                LATER,
+                String::new(),
+            )
+            .expect("offer");
+        let (answer, changed) = self
+            .holder
+            .handle_offer(key(1), iou.clone(), NOW)
+            .expect("answer");
+        assert!(changed);
+        (iou, answer)
+    }
+
+    fn state(&self, seq: u64, total: u64, resolved: &[u64]) -> Signed<IouState> {
+        signed_state(self.line(), seq, total, resolved, key(0))
+    }
+}
+
+fn signed_state(
+    line: LineId,
+    seq: u64,
+    total: u64,
+    resolved: &[u64],
+    signer: &Keypair,
+) -> Signed<IouState> {
+    let mut set = ResolvedSet::new();
+    for id in resolved {
+        set.insert(*id);
+    }
+    Signed::sign(
+        IouState {
+            line,
+            seq,
+            total: Amount::from_minor(total),
+            resolved: set,
+        },
+        signer,
+    )
+}
+
+/// The holder accepted ids 0 (100) and 1 (50), released id 2 (over its 1000 limit), and holds a
+/// state with seq 1 that merged id 0.
+fn holder_with_history() -> Line {
+    let mut line = Line::new(1000);
+    assert!(line.pay(100).1.is_accepted());
+    assert!(line.pay(50).1.is_accepted());
+    assert!(!line.pay(2000).1.is_accepted());
+    let first = line.state(1, 100, &[0]);
+    assert_eq!(line.holder.handle_state(first), Ok(Some(vec![0])));
+    line
+}
+
+#[test]
+fn state_rules() {
+    type Expect = Result<Option<Vec<u64>>, Rejection>;
+    let base = holder_with_history();
+    let other_asset = LineId {
+        asset: Asset::new("EUR", 2).expect("EUR"),
+        ..base.line()
+    };
+    let reversed = base.issuer.in_line();
+    let cases: Vec<(&str, Signed<IouState>, Expect)> = vec![
+        (
+            "the held state again (replay)",
+            base.state(1, 100, &[0]),
+            Ok(None),
+        ),
+        (
+            "same seq, different total (equivocation)",
+            base.state(1, 101, &[0]),
+            Err(Rejection::Equivocation { seq: 1 }),
+        ),
+        (
+            "same seq, different resolved set (equivocation)",
+            base.state(1, 100, &[0, 2]),
+            Err(Rejection::Equivocation { seq: 1 }),
+        ),
+        (
+            "older seq",
+            base.state(0, 0, &[]),
+            Err(Rejection::StaleSeq { held: 1, got: 0 }),
+        ),
+        (
+            "total decreased",
+            base.state(2, 99, &[0]),
+            Err(Rejection::TotalDecreased { held: 100, got: 99 }),
+        ),
+        (
+            "resolved set shrank",
+            base.state(2, 100, &[]),
+            Err(Rejection::ResolvedShrank),
+        ),
+        (
+            "resolved set replaced",
+            base.state(2, 150, &[1]),
+            Err(Rejection::ResolvedShrank),
+        ),
+        (
+            "fulfilled IOU resolved without counting it",
+            base.state(2, 100, &[0, 1]),
+            Err(Rejection::UncountedFulfilled { missing: 50 }),
+        ),
+        (
+            "fulfilled IOU partly counted",
+            base.state(2, 120, &[0, 1, 2]),
+            Err(Rejection::UncountedFulfilled { missing: 30 }),
+        ),
+        (
+            "released IOU counted",
+            base.state(2, 2100, &[0, 2]),
+            Err(Rejection::UnconsentedIncrease { excess: 2000 }),
+        ),
+        (
+            "total grows without any accepted IOU",
+            base.state(2, 101, &[0]),
+            Err(Rejection::UnconsentedIncrease { excess: 1 }),
+        ),
+        (
+            "accepted IOU counted before it is resolved",
+            base.state(2, 150, &[0]),
+            Err(Rejection::UnconsentedIncrease { excess: 50 }),
+        ),
+        (
+            "wrong asset",
+            signed_state(other_asset, 2, 150, &[0, 1], key(0)),
+            Err(Rejection::WrongLine(String::new())),
+        ),
+        (
+            "the other direction",
+            signed_state(reversed, 2, 150, &[0, 1], key(1)),
+            Err(Rejection::WrongLine(String::new())),
+        ),
+        (
+            "merges the accepted and the released IOU",
+            base.state(2, 150, &[0, 1, 2]),
+            Ok(Some(vec![1, 2])),
+        ),
+        (
+            "seq may jump",
+            base.state(9, 150, &[0, 1, 2]),
+            Ok(Some(vec![1, 2])),
+        ),
+        (
+            "resolves ids never offered (releases them)",
+            base.state(2, 100, &[0, 7, 8]),
+            Ok(Some(vec![])),
+        ),
+    ];
+    for (name, state, expected) in cases {
+        let mut line = base.holder.clone();
+        let got = line.handle_state(state);
+        let same = match (&got, &expected) {
+            (Err(Rejection::WrongLine(_)), Err(Rejection::WrongLine(_))) => true,
+            _ => got == expected,
+        };
+        assert!(same, "{name}: got {got:?}, expected {expected:?}");
+        if got.is_err() {
+            // A rejection changes nothing.
+            assert_eq!(
+                line.view(),
+                base.holder.view(),
+                "{name}: rejection changed the line"
+            );
+            assert_eq!(line.in_state(), base.holder.in_state());
+            assert_eq!(line.in_conditionals(), base.holder.in_conditionals());
+        }
+    }
+
+    // Seq 0 with no state held is not an equivocation (nobody signs seq 0).
+    let mut fresh = Line::new(10);
+    assert_eq!(
+        fresh.holder.handle_state(fresh.state(0, 0, &[])),
+        Err(Rejection::StaleSeq { held: 0, got: 0 })
+    );
+    let first = fresh.state(1, 0, &[]);
+    assert_eq!(fresh.holder.handle_state(first.clone()), Ok(Some(vec![])));
+    assert_eq!(fresh.holder.handle_state(first), Ok(None));
+}
+
+#[test]
+fn offer_rules() {
+    let mut line = Line::new(100);
+    // Within the limit: accepted, and the acceptance names exactly this IOU.
+    let (iou, answer) = line.pay(60);
+    let Answer::Accepted(a) = &answer else {
+        panic!("expected acceptance, got {answer:?}")
+    };
+    assert_eq!(a.body().iou_hash, iou.hash());
+    assert_eq!(a.body().id, 0);
+    assert_eq!(a.body().line, line.line());
+    assert_eq!(a.verify(), Ok(()));
+
+    // Resent: the same answer, nothing changed.
+    assert_eq!(
+        line.holder.handle_offer(key(1), iou.clone(), NOW + 10),
+        Ok((answer.clone(), false))
+    );
+
+    // Up to the limit exactly, then one unit over it.
+    assert!(line.pay(40).1.is_accepted());
+    let (over, answer) = line.pay(1);
+    match &answer {
+        Answer::Released(r) => {
+            assert_eq!(r.body().reason, ReleaseReason::OverLimit);
+            assert_eq!(r.body().iou_hash, over.hash());
+            assert_eq!(r.verify(), Ok(()));
+        }
+        other => panic!("expected OverLimit, got {other:?}"),
+    }
+
+    // Expired: at the expiry second and after it.
+    let mut line = Line::new(100);
+    for (expires_at, now) in [(NOW, NOW), (NOW - 1, NOW)] {
+        let iou = line
+            .issuer
+            .offer(
+                key(0),
+                Amount::from_minor(1),
+                [2; 32],
+                expires_at,
+                String::new(),
+            )
+            .expect("offer");
+        match line.holder.handle_offer(key(1), iou, now) {
+            Ok((Answer::Released(r), true)) => assert_eq!(r.body().reason, ReleaseReason::Expired),
+            other => panic!("expected Expired, got {other:?}"),
+        }
+    }
+
+    // Same id, different content: conflicting.
+    let mut line = Line::new(100);
+    let (iou, _) = line.pay(10);
+    let mut body = iou.body().clone();
+    body.amount = Amount::from_minor(11);
+    assert_eq!(
+        line.holder
+            .handle_offer(key(1), Signed::sign(body, key(0)), NOW),
+        Err(Rejection::ConflictingOffer { id: 0 })
+    );
+
+    // An id an earlier state resolved: late and harmless.
+    let state = line.state(1, 10, &[0]);
+    assert_eq!(
+        line.holder
+            .handle_offer(key(1), iou.clone(), NOW)
+            .map(|r| r.1),
+        Ok(false)
+    );
+    line.holder.handle_state(state).expect("state");
+    assert_eq!(
+        line.holder.handle_offer(key(1), iou, NOW),
+        Err(Rejection::AlreadyResolved { id: 0 })
+    );
+
+    // Wrong line: issued to somebody else, or in another asset.
+    let mut line = Line::new(100);
+    for wrong in [
+        LineId {
+            holder: key(2).public_key(),
+            ..line.line()
+        },
+        LineId {
+            asset: Asset::new("EUR", 2).expect("EUR"),
+            ..line.line()
+        },
+    ] {
+        let iou = Signed::sign(
+            ConditionalIou {
+                line: wrong,
+                id: 0,
+                amount: Amount::from_minor(1),
+                condition: Condition::HolderAccepts,
+                payment_id: [0; 32],
+                expires_at: LATER,
+                memo: String::new(),
+            },
+            key(0),
+        );
+        assert!(matches!(
+            line.holder.handle_offer(key(1), iou, NOW),
+            Err(Rejection::WrongLine(_))
+        ));
+    }
+}
+
+#[test]
+fn answer_rules() {
+    let mut line = Line::new(100);
+    let (iou, answer) = line.pay(10);
+    let Answer::Accepted(acceptance) = answer.clone() else {
+        panic!("accepted")
+    };
+
+    // An answer for an id never issued.
+    let stray = Signed::sign(
+        Acceptance {
+            line: line.line(),
+            id: 5,
+            iou_hash: iou.hash(),
+        },
+        key(1),
+    );
+    assert_eq!(
+        line.issuer.handle_answer(Answer::Accepted(stray)),
+        Err(Rejection::UnknownConditional { id: 5 })
+    );
+    // An answer for another IOU with the same id.
+    let mismatch = Signed::sign(
+        Acceptance {
+            line: line.line(),
+            id: 0,
+            iou_hash: [0; 32],
+        },
+        key(1),
+    );
+    assert_eq!(
+        line.issuer.handle_answer(Answer::Accepted(mismatch)),
+        Err(Rejection::HashMismatch)
+    );
+    // An answer on the wrong line.
+    let wrong = Signed::sign(
+        Acceptance {
+            line: LineId {
+                asset: Asset::new("EUR", 2).expect("EUR"),
+                ..line.line()
+            },
+            id: 0,
+            iou_hash: iou.hash(),
+        },
+        key(1),
+    );
+    assert!(matches!(
+        line.issuer.handle_answer(Answer::Accepted(wrong)),
+        Err(Rejection::WrongLine(_))
+    ));
+
+    // The real answer, twice.
+    assert_eq!(line.issuer.handle_answer(answer.clone()), Ok(true));
+    assert_eq!(line.issuer.handle_answer(answer.clone()), Ok(false));
+    // A release after the acceptance contradicts it.
+    let release = Signed::sign(
+        Release {
+            line: line.line(),
+            id: 0,
+            iou_hash: iou.hash(),
+            reason: ReleaseReason::Declined,
+        },
+        key(1),
+    );
+    assert_eq!(
+        line.issuer.handle_answer(Answer::Released(release)),
+        Err(Rejection::ConflictingAnswer { id: 0 })
+    );
+    // Merged: later copies of the answer are late and harmless.
+    let (state, merged) = line
+        .issuer
+        .merge_answered(key(0))
+        .expect("merge")
+        .expect("something to merge");
+    assert_eq!(merged, vec![0]);
+    assert_eq!(state.body().seq, 1);
+    assert_eq!(state.body().total, Amount::from_minor(10));
+    assert_eq!(line.issuer.merge_answered(key(0)), Ok(None));
+    assert_eq!(
+        line.issuer.handle_answer(Answer::Accepted(acceptance)),
+        Err(Rejection::AlreadyResolved { id: 0 })
+    );
+    assert_eq!(line.holder.handle_state(state), Ok(Some(vec![0])));
+    assert_eq!(line.holder.view().map(|v| v.net), Some(10));
+    assert_eq!(line.issuer.view().map(|v| v.net), Some(-10));
+}
+
+#[test]
+fn a_full_resolved_list_still_merges_the_watermark() {
+    use atomicity_core::objects::MAX_RESOLVED_ABOVE;
+    let mut line = Line::new(0);
+    let count = MAX_RESOLVED_ABOVE as u64 + 2;
+    let ious: Vec<Signed<ConditionalIou>> = (0..count)
+        .map(|_| {
+            line.issuer
+                .offer(key(0), Amount::from_minor(1), [0; 32], LATER, String::new())
+                .expect("offer")
+        })
+        .collect();
+    let accept = |iou: &Signed<ConditionalIou>| {
+        Answer::Accepted(Signed::sign(
+            Acceptance {
+                line: iou.body().line.clone(),
+                id: iou.body().id,
+                iou_hash: iou.hash(),
+            },
+            key(1),
+        ))
+    };
+    // Every offer but the first is answered: the list above the watermark fills up.
+    for iou in &ious[1..] {
+        assert_eq!(line.issuer.handle_answer(accept(iou)), Ok(true));
+    }
+    let (state, merged) = line
+        .issuer
+        .merge_answered(key(0))
+        .expect("merge")
+        .expect("merged");
+    assert_eq!(merged.len(), MAX_RESOLVED_ABOVE);
+    assert_eq!(state.body().resolved.listed_len(), MAX_RESOLVED_ABOVE);
+    assert_eq!(state.body().resolved.watermark(), 0);
+    assert!(line.issuer.has_mergeable());
+    // Still decodable by the holder.
+    assert!(Signed::<IouState>::decode_verified(&state.to_bytes()).is_ok());
+    // Full: nothing more merges until the oldest offer is answered...
+    assert_eq!(line.issuer.merge_answered(key(0)), Ok(None));
+    // ...and then it folds the list, and the rest follows.
+    assert_eq!(line.issuer.handle_answer(accept(&ious[0])), Ok(true));
+    let (state, merged) = line
+        .issuer
+        .merge_answered(key(0))
+        .expect("merge")
+        .expect("merged");
+    assert_eq!(merged, vec![0, count - 1]);
+    assert_eq!(state.body().resolved.watermark(), count);
+    assert_eq!(state.body().resolved.listed_len(), 0);
+    assert_eq!(state.body().total, Amount::from_minor(count));
+    assert!(!line.issuer.has_mergeable());
+}
+
+#[test]
+fn rejection_codes_are_stable_and_distinct() {
+    let all = [
+        (Rejection::BadSignature("x"), 1),
+        (Rejection::WrongLine(String::new()), 10),
+        (Rejection::UnknownAsset(String::new()), 11),
+        (Rejection::UnknownPeer, 12),
+        (Rejection::StaleSeq { held: 0, got: 0 }, 20),
+        (Rejection::Equivocation { seq: 0 }, 21),
+        (Rejection::TotalDecreased { held: 0, got: 0 }, 22),
+        (Rejection::ResolvedShrank, 23),
+        (Rejection::UncountedFulfilled { missing: 0 }, 24),
+        (Rejection::UnconsentedIncrease { excess: 0 }, 25),
+        (Rejection::ConflictingOffer { id: 0 }, 30),
+        (Rejection::ConflictingAnswer { id: 0 }, 31),
+        (Rejection::AlreadyResolved { id: 0 }, 32),
+        (Rejection::UnknownConditional { id: 0 }, 33),
+        (Rejection::HashMismatch, 34),
+        (Rejection::TooManyPending, 40),
+        (Rejection::Overflow, 41),
+    ];
+    for (rejection, code) in &all {
+        assert_eq!(rejection.code(), *code, "{rejection:?}");
+    }
+    let codes: BTreeSet<u16> = all.iter().map(|(r, _)| r.code()).collect();
+    assert_eq!(codes.len(), all.len());
+    for (code, reason) in [
+        (1, ReleaseReason::OverLimit),
+        (2, ReleaseReason::UnknownAsset),
+        (3, ReleaseReason::Expired),
+        (4, ReleaseReason::TooManyPending),
+        (5, ReleaseReason::Declined),
+    ] {
+        assert_eq!(reason.code(), code);
+        assert_eq!(ReleaseReason::from_code(code), Some(reason));
+    }
+    assert_eq!(ReleaseReason::from_code(0), None);
+    assert_eq!(ReleaseReason::from_code(6), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ledger: messages from peers, and envelopes.
+
+/// A ledger for node 1 with node 0 as a peer and a USD line accepting 100.
+fn holder_ledger() -> Ledger {
+    let mut ledger = Ledger::new(key(1).clone());
+    let mut ops = Vec::new();
+    ledger
+        .add_peer(key(0).public_key(), None, &mut ops)
+        .expect("peer");
+    ledger
+        .set_limits(
+            &key(0).public_key(),
+            &usd(),
+            Some(Amount::from_minor(100)),
+            None,
+            &mut ops,
+        )
+        .expect("limits");
+    ledger
+}
+
+fn offer(line: LineId, id: u64, amount: u64, signer: &Keypair) -> Signed<ConditionalIou> {
+    Signed::sign(
+        ConditionalIou {
+            line,
+            id,
+            amount: Amount::from_minor(amount),
+            condition: Condition::HolderAccepts,
+            payment_id: [id as u8; 32],
+            expires_at: LATER,
+            memo: String::new(),
+        },
+        signer,
+    )
+}
+
+fn usd_line() -> LineId {
+    LineId {
+        issuer: key(0).public_key(),
+        holder: key(1).public_key(),
+        asset: usd(),
+    }
+}
+
+fn rejected_code(reply: &Reply) -> Option<u16> {
+    match reply {
+        Reply::Rejected { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+#[test]
+fn ledger_message_rules() {
+    let a = key(0).public_key();
+    let stranger = key(5).public_key();
+
+    // Bad signature: a body signed by somebody other than its issuer.
+    let mut ledger = holder_ledger();
+    let mut ops = Vec::new();
+    let forged = offer(usd_line(), 0, 10, key(2));
+    let reply = ledger.handle_message(&a, Message::Offer(forged), NOW, &mut ops);
+    assert_eq!(
+        rejected_code(&reply),
+        Some(Rejection::BadSignature("").code())
+    );
+    assert!(ops.is_empty(), "a rejection changes nothing");
+
+    // Bad signature: one bit of the signature flipped.
+    let good = offer(usd_line(), 0, 10, key(0));
+    let tampered = Signed::<ConditionalIou>::decode(&flip_bit(
+        &good.to_bytes(),
+        good.to_bytes().len() * 8 - 1,
+    ))
+    .expect("parses");
+    let reply = ledger.handle_message(&a, Message::Offer(tampered), NOW, &mut ops);
+    assert_eq!(rejected_code(&reply), Some(1));
+    let forged_state = signed_state(usd_line(), 1, 0, &[], key(3));
+    let reply = ledger.handle_message(&a, Message::State(forged_state), NOW, &mut ops);
+    assert_eq!(rejected_code(&reply), Some(1));
+    assert!(ops.is_empty());
+
+    // Unknown peer.
+    let stranger_line = LineId {
+        issuer: stranger.clone(),
+        ..usd_line()
+    };
+    let reply = ledger.handle_message(
+        &stranger,
+        Message::Offer(offer(stranger_line, 0, 1, key(5))),
+        NOW,
+        &mut ops,
+    );
+    assert_eq!(rejected_code(&reply), Some(Rejection::UnknownPeer.code()));
+
+    // An offer the sender did not issue.
+    let third_party = LineId {
+        issuer: key(2).public_key(),
+        ..usd_line()
+    };
+    let reply = ledger.handle_message(
+        &a,
+        Message::Offer(offer(third_party, 0, 1, key(2))),
+        NOW,
+        &mut ops,
+    );
+    assert_eq!(rejected_code(&reply), Some(10));
+
+    // A state in an asset with no line.
+    let eur = Asset::new("EUR", 2).expect("EUR");
+    let eur_line = LineId {
+        asset: eur.clone(),
+        ..usd_line()
+    };
+    let reply = ledger.handle_message(
+        &a,
+        Message::State(signed_state(eur_line.clone(), 1, 0, &[], key(0))),
+        NOW,
+        &mut ops,
+    );
+    assert_eq!(
+        rejected_code(&reply),
+        Some(Rejection::UnknownAsset(String::new()).code())
+    );
+    assert!(ops.is_empty());
+
+    // An offer in an asset with no line: rejected (nothing signed, nothing stored), because
+    // the user may still open the line before the offer expires...
+    let eur_offer = offer(eur_line.clone(), 0, 1, key(0));
+    let reply = ledger.handle_message(&a, Message::Offer(eur_offer), NOW, &mut ops);
+    assert_eq!(rejected_code(&reply), Some(11));
+    assert!(ops.is_empty());
+    // ...but once it has expired, the refusal is final and signed.
+    let mut late = offer(eur_line, 1, 1, key(0)).body().clone();
+    late.expires_at = NOW;
+    let late = Signed::sign(late, key(0));
+    let reply = ledger.handle_message(&a, Message::Offer(late.clone()), NOW, &mut ops);
+    match &reply {
+        Reply::Released(r) => {
+            assert_eq!(r.body().reason, ReleaseReason::Expired);
+            assert_eq!(r.body().iou_hash, late.hash());
+            assert_eq!(r.verify(), Ok(()));
+        }
+        other => panic!("expected a release, got {other:?}"),
+    }
+    assert!(ops.is_empty());
+
+    // An offer to somebody else.
+    let elsewhere = LineId {
+        holder: key(2).public_key(),
+        ..usd_line()
+    };
+    let reply = ledger.handle_message(
+        &a,
+        Message::Offer(offer(elsewhere, 0, 1, key(0))),
+        NOW,
+        &mut ops,
+    );
+    assert_eq!(rejected_code(&reply), Some(10));
+    assert!(ops.is_empty());
+
+    // Over the limit: released, and the refusal is stored so a resend gets the same answer.
+    let big = offer(usd_line(), 0, 101, key(0));
+    let reply = ledger.handle_message(&a, Message::Offer(big.clone()), NOW, &mut ops);
+    let Reply::Released(release) = &reply else {
+        panic!("expected a release, got {reply:?}")
+    };
+    assert_eq!(release.body().reason, ReleaseReason::OverLimit);
+    assert!(matches!(
+        ops.as_slice(),
+        [StoreOp::PutConditional(c)] if c.dir == Direction::In && c.id == 0 && c.answer.is_some()
+    ));
+    ops.clear();
+    assert_eq!(
+        ledger.handle_message(&a, Message::Offer(big), NOW + 5, &mut ops),
+        reply
+    );
+    assert!(ops.is_empty(), "a resent offer changes nothing");
+
+    // A conflicting offer is misbehaviour: rejected and kept as evidence.
+    let conflicting = offer(usd_line(), 0, 5, key(0));
+    let reply = ledger.handle_message(&a, Message::Offer(conflicting.clone()), NOW, &mut ops);
+    assert_eq!(rejected_code(&reply), Some(30));
+    match ops.as_slice() {
+        [StoreOp::PutEvidence(e)] => {
+            assert_eq!(e.peer, a);
+            assert_eq!(e.received, conflicting.to_bytes());
+        }
+        other => panic!("expected evidence, got {other:?}"),
+    }
+    ops.clear();
+
+    // Equivocation is evidence too; a stale state is not.
+    let s2 = signed_state(usd_line(), 2, 0, &[0], key(0));
+    assert_eq!(
+        ledger.handle_message(&a, Message::State(s2), NOW, &mut ops),
+        Reply::StateAck { seq: 2 }
+    );
+    ops.clear();
+    let other_s2 = signed_state(usd_line(), 2, 0, &[0, 1], key(0));
+    let reply = ledger.handle_message(&a, Message::State(other_s2), NOW, &mut ops);
+    assert_eq!(rejected_code(&reply), Some(21));
+    assert!(matches!(ops.as_slice(), [StoreOp::PutEvidence(_)]));
+    ops.clear();
+    let s1 = signed_state(usd_line(), 1, 0, &[], key(0));
+    let reply = ledger.handle_message(&a, Message::State(s1), NOW, &mut ops);
+    assert_eq!(rejected_code(&reply), Some(20));
+    assert!(ops.is_empty());
+}
+
+#[test]
+fn conflicting_answer_in_a_reply_is_evidence() {
+    let b = key(1).public_key();
+    let mut payer = Ledger::new(key(0).clone());
+    let mut ops = Vec::new();
+    payer.add_peer(b.clone(), None, &mut ops).expect("peer");
+    payer
+        .set_limits(&b, &usd(), None, Some(Amount::from_minor(100)), &mut ops)
+        .expect("line");
+    let iou = payer
+        .pay(
+            &b,
+            &usd(),
+            Amount::from_minor(10),
+            [3; 32],
+            String::new(),
+            NOW,
+            LATER,
+            &mut ops,
+        )
+        .expect("pay");
+    let line = iou.body().line.clone();
+    let accepted = Signed::sign(
+        Acceptance {
+            line: line.clone(),
+            id: 0,
+            iou_hash: iou.hash(),
+        },
+        key(1),
+    );
+    ops.clear();
+    assert_eq!(
+        payer.handle_reply(&b, Reply::Accepted(accepted.clone()), NOW, &mut ops),
+        Ok(Some(atomicity_core::PaymentOutcome::Completed))
+    );
+    assert!(!ops.is_empty());
+    // The same answer again changes nothing.
+    ops.clear();
+    assert!(
+        payer
+            .handle_reply(&b, Reply::Accepted(accepted), NOW, &mut ops)
+            .is_ok()
+    );
+    assert!(ops.is_empty());
+    // The opposite answer is misbehaviour, kept as evidence like in a message.
+    let released = Signed::sign(
+        Release {
+            line,
+            id: 0,
+            iou_hash: iou.hash(),
+            reason: ReleaseReason::Declined,
+        },
+        key(1),
+    );
+    assert_eq!(
+        payer.handle_reply(&b, Reply::Released(released.clone()), NOW, &mut ops),
+        Err(Rejection::ConflictingAnswer { id: 0 })
+    );
+    match ops.as_slice() {
+        [StoreOp::PutEvidence(e)] => {
+            assert_eq!(e.peer, b);
+            assert_eq!(e.received, released.to_bytes());
+        }
+        other => panic!("expected evidence, got {other:?}"),
+    }
+}
+
+#[test]
+fn envelope_rules() {
+    let ledger = holder_ledger();
+    let a = key(0).public_key();
+    let b = key(1).public_key();
+    let message = Message::Offer(offer(usd_line(), 0, 1, key(0)));
+    let seal = |from: &Keypair, to: &atomicity_core::PublicKey, sent_at: u64| {
+        Signed::sign(
+            Envelope {
+                from: from.public_key(),
+                to: to.clone(),
+                sent_at,
+                messages: vec![message.clone()],
+            },
+            from,
+        )
+        .to_bytes()
+    };
+    let good = seal(key(0), &b, NOW);
+    assert!(ledger.open_envelope(&good, NOW).is_ok());
+    assert!(
+        ledger
+            .open_envelope(&seal(key(0), &b, NOW - 300), NOW)
+            .is_ok()
+    );
+    assert!(
+        ledger
+            .open_envelope(&seal(key(0), &b, NOW + 300), NOW)
+            .is_ok()
+    );
+
+    let forged = Signed::sign(
+        Envelope {
+            from: a.clone(),
+            to: b.clone(),
+            sent_at: NOW,
+            messages: vec![message.clone()],
+        },
+        key(3),
+    )
+    .to_bytes();
+    let mut trailing = good.clone();
+    trailing.push(0);
+    type Case = (&'static str, Vec<u8>, fn(&EnvelopeError) -> bool);
+    let cases: Vec<Case> = vec![
+        (
+            "wrong recipient",
+            seal(key(0), &key(2).public_key(), NOW),
+            |e| *e == EnvelopeError::WrongRecipient,
+        ),
+        ("sent too long ago", seal(key(0), &b, NOW - 301), |e| {
+            matches!(e, EnvelopeError::Stale { .. })
+        }),
+        ("sent in the future", seal(key(0), &b, NOW + 301), |e| {
+            matches!(e, EnvelopeError::Stale { .. })
+        }),
+        ("forged signature", forged, |e| {
+            *e == EnvelopeError::BadSignature
+        }),
+        (
+            "flipped signature bit",
+            flip_bit(&good, good.len() * 8 - 3),
+            |e| *e == EnvelopeError::BadSignature,
+        ),
+        ("unknown sender", seal(key(4), &b, NOW), |e| {
+            matches!(e, EnvelopeError::UnknownPeer(_))
+        }),
+        ("trailing byte", trailing, |e| {
+            matches!(e, EnvelopeError::Malformed(DecodeError::TrailingBytes(1)))
+        }),
+        ("last byte missing", good[..good.len() - 1].to_vec(), |e| {
+            matches!(e, EnvelopeError::Malformed(DecodeError::Truncated { .. }))
+        }),
+        ("only a signature's worth", good[..64].to_vec(), |e| {
+            matches!(e, EnvelopeError::Malformed(_))
+        }),
+        ("empty", Vec::new(), |e| {
+            matches!(e, EnvelopeError::Malformed(DecodeError::Truncated { .. }))
+        }),
+    ];
+    for (name, bytes, check) in cases {
+        match ledger.open_envelope(&bytes, NOW) {
+            Err(e) if check(&e) => {}
+            other => panic!("{name}: unexpected {other:?}"),
+        }
+    }
+    // Every prefix of a good envelope is refused.
+    for len in 0..good.len() {
+        assert!(
+            ledger.open_envelope(&good[..len], NOW).is_err(),
+            "prefix of {len} bytes"
+        );
+    }
+}
