@@ -182,12 +182,18 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
 
-    /// Length-prefixed bytes of at most `max` bytes.
-    pub fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+    /// A u32 count of list items, at most `max`.
+    pub fn count(&mut self, field: &'static str, max: usize) -> Result<usize, DecodeError> {
         let len = self.u32(field)? as usize;
         if len > max {
             return Err(DecodeError::TooLong { field, len, max });
         }
+        Ok(len)
+    }
+
+    /// Length-prefixed bytes of at most `max` bytes.
+    pub fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = self.count(field, max)?;
         self.take(len, field)
     }
 

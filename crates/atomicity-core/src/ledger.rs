@@ -637,15 +637,7 @@ impl Ledger {
                 let seq = state.body().seq;
                 let channel = channel_mut(&mut self.channels, from, &asset)?;
                 if let Some(resolved) = channel.handle_state(state)? {
-                    ops.push(StoreOp::PutLine(line_record(channel)));
-                    for id in resolved {
-                        ops.push(StoreOp::DeleteConditional {
-                            peer: from.clone(),
-                            asset: asset.clone(),
-                            dir: Direction::In,
-                            id,
-                        });
-                    }
+                    push_resolved(ops, channel, Direction::In, resolved);
                 }
                 Ok(Reply::StateAck { seq })
             }
@@ -755,15 +747,7 @@ impl Ledger {
             };
             match channel.merge_answered(&self.key) {
                 Ok(Some((state, merged))) => {
-                    ops.push(StoreOp::PutLine(line_record(channel)));
-                    for id in merged {
-                        ops.push(StoreOp::DeleteConditional {
-                            peer: peer.clone(),
-                            asset: asset.clone(),
-                            dir: Direction::Out,
-                            id,
-                        });
-                    }
+                    push_resolved(ops, channel, Direction::Out, merged);
                     if channel.has_mergeable() {
                         self.dirty.insert((peer_bytes, asset));
                     }
@@ -829,6 +813,18 @@ fn channel_mut<'a>(
     channels
         .get_mut(&(peer.clone(), asset.clone()))
         .ok_or_else(|| Rejection::UnknownAsset(asset.to_string()))
+}
+
+/// The ops that make a new state durable: the channel head, and the conditional IOUs it
+/// resolved forgotten (N + C).
+fn push_resolved(ops: &mut Vec<StoreOp>, channel: &Channel, dir: Direction, ids: Vec<u64>) {
+    ops.push(StoreOp::PutLine(line_record(channel)));
+    ops.extend(ids.into_iter().map(|id| StoreOp::DeleteConditional {
+        peer: channel.peer().clone(),
+        asset: channel.asset().clone(),
+        dir,
+        id,
+    }));
 }
 
 fn line_record(channel: &Channel) -> LineRecord {

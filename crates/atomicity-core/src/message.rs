@@ -100,12 +100,11 @@ impl SignedBody for Envelope {
         let from = r.key("from")?;
         let to = r.key("to")?;
         let sent_at = r.u64("sent at")?;
-        let count = r.u32("message count")? as usize;
-        if count == 0 || count > MAX_MESSAGES {
-            return Err(DecodeError::TooLong {
+        let count = r.count("messages", MAX_MESSAGES)?;
+        if count == 0 {
+            return Err(DecodeError::Invalid {
                 field: "messages",
-                len: count,
-                max: MAX_MESSAGES,
+                why: "an envelope carries at least one message",
             });
         }
         let messages = (0..count)
@@ -185,14 +184,7 @@ pub fn decode_replies(bytes: &[u8]) -> Result<Vec<Reply>, DecodeError> {
     if version != VERSION {
         return Err(DecodeError::UnsupportedVersion(version));
     }
-    let count = r.u32("reply count")? as usize;
-    if count > MAX_MESSAGES {
-        return Err(DecodeError::TooLong {
-            field: "replies",
-            len: count,
-            max: MAX_MESSAGES,
-        });
-    }
+    let count = r.count("replies", MAX_MESSAGES)?;
     let mut replies = Vec::with_capacity(count);
     for _ in 0..count {
         replies.push(match r.u8("reply tag")? {

@@ -133,14 +133,7 @@ impl ResolvedSet {
 
     fn decode(r: &mut Reader<'_>) -> Result<ResolvedSet, DecodeError> {
         let below = r.u64("resolved watermark")?;
-        let count = r.u32("resolved count")? as usize;
-        if count > MAX_RESOLVED_ABOVE {
-            return Err(DecodeError::TooLong {
-                field: "resolved ids",
-                len: count,
-                max: MAX_RESOLVED_ABOVE,
-            });
-        }
+        let count = r.count("resolved ids", MAX_RESOLVED_ABOVE)?;
         let mut above = Vec::with_capacity(count);
         let mut previous = below;
         for _ in 0..count {

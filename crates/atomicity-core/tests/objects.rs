@@ -507,9 +507,8 @@ fn non_canonical_encodings_are_rejected() {
             Box::new(|e| {
                 matches!(
                     e,
-                    DecodeError::TooLong {
+                    DecodeError::Invalid {
                         field: "messages",
-                        len: 0,
                         ..
                     }
                 )
