@@ -115,6 +115,9 @@ enum NodeCommand {
         /// The URL peers should use [default: http://<listen address>].
         #[arg(long)]
         public_url: Option<String>,
+        /// Do not use the Mainline DHT (accepted for scripts; this version never uses it).
+        #[arg(long)]
+        no_dht: bool,
     },
 }
 
@@ -220,6 +223,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     listen,
                     api_listen,
                     public_url,
+                    no_dht: _,
                 },
         } => {
             let node = atomicity_node::start(NodeConfig {
