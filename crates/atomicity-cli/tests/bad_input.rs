@@ -284,6 +284,49 @@ impl Fixture {
         release
     }
 
+    /// Like [`Self::expect_released`] for an offer in an asset with no line: the only change is
+    /// a new line in that asset with zero limits, nothing owed and nothing pending.
+    async fn expect_released_opening_line(
+        &self,
+        offer: &Signed<ConditionalIou>,
+        reason: ReleaseReason,
+    ) -> Signed<Release> {
+        let before = self.view().await;
+        let release = match self.send_one(Message::Offer(offer.clone())).await {
+            Reply::Released(r) => r,
+            other => panic!("offer {} not released: {other:?}", offer.body().id),
+        };
+        assert_eq!(release.body().reason, reason);
+        assert_eq!(release.body().iou_hash, offer.hash());
+        assert_signed_by_n(&release, &self.n);
+        let after = self.view().await;
+        assert_eq!(after.history, before.history);
+        assert_eq!(after.peers, before.peers);
+        let asset = offer.body().line.asset.to_string();
+        let mut rows = after.balance.clone();
+        let opened = rows
+            .iter()
+            .position(|r| r.asset == asset)
+            .map(|i| rows.remove(i))
+            .expect("a line opened for the release");
+        assert_eq!(rows, before.balance, "only the new line may appear");
+        let zero = |s: &str| s.chars().all(|c| c == '0' || c == '.');
+        for value in [
+            &opened.net,
+            &opened.accept,
+            &opened.issue,
+            &opened.pending_out,
+        ] {
+            assert!(zero(value), "{opened:?}");
+        }
+        // Resent: the same, stored release.
+        assert_eq!(
+            self.send_one(Message::Offer(offer.clone())).await,
+            Reply::Released(release.clone())
+        );
+        release
+    }
+
     // --- local API ---------------------------------------------------------------------------
 
     /// A raw local API request: `token` None sends no Authorization header.
@@ -1049,10 +1092,11 @@ async fn credit_offers_beyond_the_rules_are_released() {
     fx.expect_released(&expired, ReleaseReason::Expired).await;
     let expired = Signed::sign(fx.offer_in(usd(), 2, units(1), 0), &fx.f);
     fx.expect_released(&expired, ReleaseReason::Expired).await;
-    // In an asset N has no line in: rejected without a signature (N may open the line before
-    // the offer expires), but released once expired, which is final.
+    // In an asset N has no line in: released (N takes no credit in it). N keeps the release
+    // in a line it opens with zero limits, so that a resent offer gets the same release even
+    // after the user opens the line; nothing else changes.
     let eur_offer = Signed::sign(fx.offer_in(eur(), 0, units(1), now + 600), &fx.f);
-    fx.expect_rejected(Message::Offer(eur_offer), 11, "offer in EUR")
+    fx.expect_released_opening_line(&eur_offer, ReleaseReason::UnknownAsset)
         .await;
     let eur_expired = Signed::sign(fx.offer_in(eur(), 1, units(1), now - 1), &fx.f);
     fx.expect_released(&eur_expired, ReleaseReason::Expired)
@@ -1062,7 +1106,7 @@ async fn credit_offers_beyond_the_rules_are_released() {
         fx.offer_in(usd0, 0, Amount::from_minor(1), now + 600),
         &fx.f,
     );
-    fx.expect_rejected(Message::Offer(usd0_offer), 11, "offer in USD:0")
+    fx.expect_released_opening_line(&usd0_offer, ReleaseReason::UnknownAsset)
         .await;
 
     // Exactly up to the limit is fine; one cent more is not.
@@ -1690,19 +1734,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 async fn regression_unknown_asset_release_is_contradicted_once_a_line_exists() {
     let fx = fixture().await;
     let offer = Signed::sign(fx.offer_in(eur(), 0, units(1), unix_now() + 600), &fx.f);
-    // Either fix passes: keep the signed release (and stand by it), or sign nothing and reject
-    // the offer as an unknown asset (11).
-    let before = fx.view().await;
-    let release = match fx.send_one(Message::Offer(offer.clone())).await {
-        Reply::Released(r) => {
-            assert_eq!(r.body().reason, ReleaseReason::UnknownAsset);
-            assert_signed_by_n(&r, &fx.n);
-            Some(r)
-        }
-        Reply::Rejected { code: 11, .. } => None,
-        other => panic!("EUR offer without a line: {other:?}"),
-    };
-    assert_eq!(fx.view().await, before);
+    // The fix: N keeps the signed release (in a line opened with zero limits) and stands by it.
+    let release = Some(
+        fx.expect_released_opening_line(&offer, ReleaseReason::UnknownAsset)
+            .await,
+    );
     fx.node
         .api
         .set_line(&SetLineRequest {

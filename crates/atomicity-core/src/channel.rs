@@ -522,7 +522,11 @@ impl Channel {
                 .checked_add(i128::from(body.amount.minor()))
                 .ok_or(Rejection::Overflow)?;
             if owed_after > i128::from(self.limits.accept.minor()) {
-                refuse(ReleaseReason::OverLimit)
+                refuse(if self.limits.accept.is_zero() {
+                    ReleaseReason::UnknownAsset
+                } else {
+                    ReleaseReason::OverLimit
+                })
             } else {
                 Answer::Accepted(Signed::sign(
                     Acceptance {

@@ -15,8 +15,11 @@ use crate::channel::{
 };
 use crate::encoding::DecodeError;
 use crate::message::{Envelope, MAX_MESSAGES, Message, Reply};
-use crate::objects::{ConditionalIou, IouState, Release, ReleaseReason};
+use crate::objects::{ConditionalIou, IouState};
 use crate::signed::Signed;
+
+/// Most channels (assets) one peer may have with me, counting those its offers opened.
+pub const MAX_ASSETS_PER_PEER: usize = 64;
 
 /// How far an envelope's `sent_at` may be from my clock, in seconds.
 pub const ENVELOPE_WINDOW_SECS: u64 = 300;
@@ -579,24 +582,26 @@ impl Ledger {
                         "an offer must be issued by the sender to this node".into(),
                     ));
                 }
-                let Some(channel) = self.channels.get_mut(&(from.clone(), line.asset.clone()))
-                else {
-                    if iou.body().expires_at <= now {
-                        // Final whatever happens later (expiry is absolute), so safe to sign
-                        // without storing: a resent offer gets the same deterministic release.
-                        return Ok(Reply::Released(Signed::sign(
-                            Release {
-                                line,
-                                id: iou.body().id,
-                                iou_hash: iou.hash(),
-                                reason: ReleaseReason::Expired,
-                            },
-                            &self.key,
-                        )));
+                let key = (from.clone(), line.asset.clone());
+                if !self.channels.contains_key(&key) {
+                    // An offer in an asset I have no line in still gets a definite, stored
+                    // answer: a channel with zero limits is opened to keep the release, so a
+                    // resent offer gets the same release even after I open the line. A peer
+                    // cannot make me open more than a few such channels.
+                    let held = self.channels.keys().filter(|(p, _)| p == from).count();
+                    if held >= MAX_ASSETS_PER_PEER {
+                        return Err(Rejection::UnknownAsset(line.asset.to_string()));
                     }
-                    // No signed release: the user may open a line in this asset before the
-                    // offer expires, and a resent offer must not then be accepted after a
-                    // release was signed. The payer keeps the offer pending until then.
+                    let channel = Channel::new(
+                        self.me.clone(),
+                        from.clone(),
+                        line.asset.clone(),
+                        Limits::default(),
+                    );
+                    ops.push(StoreOp::PutLine(line_record(&channel)));
+                    self.channels.insert(key.clone(), channel);
+                }
+                let Some(channel) = self.channels.get_mut(&key) else {
                     return Err(Rejection::UnknownAsset(line.asset.to_string()));
                 };
                 let id = iou.body().id;

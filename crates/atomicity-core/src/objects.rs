@@ -323,7 +323,7 @@ impl SignedBody for Acceptance {
 pub enum ReleaseReason {
     /// Taking it would put the issuer over the holder's acceptance limit.
     OverLimit,
-    /// The holder has no line for this asset with the issuer.
+    /// The holder takes no credit from the issuer in this asset (no line, or a zero limit).
     UnknownAsset,
     /// It arrived after its expiry.
     Expired,
@@ -362,7 +362,7 @@ impl fmt::Display for ReleaseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ReleaseReason::OverLimit => "over the holder's acceptance limit",
-            ReleaseReason::UnknownAsset => "the holder has no line in this asset",
+            ReleaseReason::UnknownAsset => "the holder takes no credit from you in this asset",
             ReleaseReason::Expired => "expired before it arrived",
             ReleaseReason::TooManyPending => "too many payments pending on the line",
             ReleaseReason::Declined => "declined by the holder",
