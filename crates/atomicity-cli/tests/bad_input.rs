@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use atomicity_cli::harness::NodeProcess;
 use atomicity_core::{
     Acceptance, Amount, Asset, Condition, ConditionalIou, Envelope, IouState, Keypair, LineId,
-    Message, PublicKey, Release, ReleaseReason, Reply, ResolvedSet, Signed, SignedBody,
+    Message, PublicKey, Release, ReleaseReason, Reply, ResolvedSet, Signed, SignedBody, Total,
     decode_replies, parse_key, signed::signing_input,
 };
 use atomicity_node::api::{BalanceRow, ErrorBody, HistoryRow, PeerRow, SetLineRequest};
@@ -165,13 +165,13 @@ impl Fixture {
         Signed::sign(self.offer_in(usd(), id, amount, unix_now() + 600), &self.f)
     }
 
-    /// A signed USD state from F.
+    /// A signed USD state from F (its total given as an amount: the tests stay far below 2^64).
     fn state(&self, seq: u64, total: Amount, resolved: &[u64]) -> Signed<IouState> {
         Signed::sign(
             IouState {
                 line: self.line(usd()),
                 seq,
-                total,
+                total: Total::from(total),
                 resolved: resolved_set(resolved),
             },
             &self.f,
@@ -587,7 +587,7 @@ async fn peer_message_signed_by_another_key_is_rejected_with_code_1() {
         IouState {
             line: fx.line(usd()),
             seq: 1,
-            total: Amount::ZERO,
+            total: Total::ZERO,
             resolved: ResolvedSet::new(),
         },
         &mallory,
@@ -1043,7 +1043,7 @@ async fn credit_state_rules_are_enforced() {
         IouState {
             line: fx.line(eur()),
             seq: 1,
-            total: units(1),
+            total: units(1).into(),
             resolved: ResolvedSet::new(),
         },
         &fx.f,
@@ -1058,7 +1058,7 @@ async fn credit_state_rules_are_enforced() {
                 asset: usd(),
             },
             seq: 3,
-            total: units(18),
+            total: units(18).into(),
             resolved: resolved_set(&[0, 1, 2]),
         },
         &fx.f,
@@ -1765,7 +1765,7 @@ async fn regression_unknown_asset_release_is_contradicted_once_a_line_exists() {
         IouState {
             line: fx.line(eur()),
             seq: 1,
-            total: Amount::ZERO,
+            total: Total::ZERO,
             resolved: resolved_set(&[0]),
         },
         &fx.f,

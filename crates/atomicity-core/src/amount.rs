@@ -2,7 +2,8 @@
 //!
 //! An [`Amount`] is a count of an asset's minor units (cents for `USD:2`). There are no floats
 //! anywhere: decimal strings are parsed and printed digit by digit with the asset's scale, and
-//! every operation that could overflow is checked.
+//! every operation that could overflow is checked. A line's cumulative [`Total`] is 128-bit:
+//! it only ever grows, so it must outlast any realistic turnover even at scale 18.
 
 use std::fmt;
 use std::str::FromStr;
@@ -103,6 +104,11 @@ impl Asset {
     /// Formats an amount of this asset with exactly `scale` decimal places.
     pub fn format(&self, amount: Amount) -> String {
         amount.to_decimal(self.scale)
+    }
+
+    /// Formats a line's cumulative total of this asset with exactly `scale` decimal places.
+    pub fn format_total(&self, total: Total) -> String {
+        format_minor(total.minor(), self.scale)
     }
 
     /// Formats a signed quantity (a net position) of this asset.
@@ -232,6 +238,51 @@ impl Amount {
     }
 }
 
+/// A line's cumulative total in minor units: everything ever issued on it. It only grows.
+///
+/// Single amounts and limits are [`Amount`]s (`u64`), but a total adds up a line's whole
+/// lifetime of payments, back and forth, while the net debt stays small. At scale 18 a `u64`
+/// holds only ~18.4 whole units, so totals are `u128`: 2^64 payments of the largest amount
+/// still fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Total(u128);
+
+impl Total {
+    /// Nothing issued yet.
+    pub const ZERO: Total = Total(0);
+
+    /// A total of `minor` minor units.
+    pub const fn from_minor(minor: u128) -> Total {
+        Total(minor)
+    }
+
+    /// The count of minor units.
+    pub const fn minor(self) -> u128 {
+        self.0
+    }
+
+    /// Whether this is zero.
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// `self + amount`, or `None` on overflow (beyond 2^128 minor units).
+    pub fn checked_add(self, amount: Amount) -> Option<Total> {
+        self.0.checked_add(u128::from(amount.minor())).map(Total)
+    }
+
+    /// How much `self` grew since `earlier`, or `None` if it is smaller than `earlier`.
+    pub fn checked_sub(self, earlier: Total) -> Option<u128> {
+        self.0.checked_sub(earlier.0)
+    }
+}
+
+impl From<Amount> for Total {
+    fn from(amount: Amount) -> Total {
+        Total(u128::from(amount.minor()))
+    }
+}
+
 fn format_minor(value: u128, scale: u8) -> String {
     let digits = value.to_string();
     let scale = usize::from(scale);
@@ -318,5 +369,53 @@ mod tests {
         let max = Amount::from_minor(u64::MAX);
         assert_eq!(max.checked_add(Amount::from_minor(1)), None);
         assert_eq!(Amount::ZERO.checked_sub(Amount::from_minor(1)), None);
+    }
+
+    #[test]
+    fn totals_go_past_u64() {
+        let max = Amount::from_minor(u64::MAX);
+        let two_max = Total::from(max).checked_add(max).expect("fits");
+        assert_eq!(two_max.minor(), 2 * u128::from(u64::MAX));
+        assert!(two_max > Total::from(max));
+        assert_eq!(
+            two_max.checked_sub(Total::from(max)),
+            Some(u128::from(u64::MAX))
+        );
+        assert_eq!(Total::from(max).checked_sub(two_max), None);
+        assert_eq!(Total::ZERO.checked_sub(Total::ZERO), Some(0));
+        assert_eq!(
+            Total::from_minor(u128::MAX).checked_add(Amount::from_minor(1)),
+            None
+        );
+        assert_eq!(
+            Total::from_minor(u128::MAX).checked_add(Amount::ZERO),
+            Some(Total::from_minor(u128::MAX))
+        );
+        assert!(Total::ZERO.is_zero() && Total::default().is_zero());
+        assert!(!Total::from_minor(1).is_zero());
+    }
+
+    #[test]
+    fn formats_totals() {
+        let usd = usd();
+        assert_eq!(usd.format_total(Total::ZERO), "0.00");
+        assert_eq!(usd.format_total(Total::from_minor(12_345)), "123.45");
+        assert_eq!(usd.format_total(Total::from_minor(5)), "0.05");
+        // 2^64 minor units of a scale-18 asset: ~18.4 whole units.
+        let eth = Asset::new("ETH", 18).expect("eth");
+        assert_eq!(
+            eth.format_total(Total::from_minor(1 << 64)),
+            "18.446744073709551616"
+        );
+        assert_eq!(
+            eth.format_total(Total::from_minor(u128::MAX)),
+            "340282366920938463463.374607431768211455"
+        );
+        assert_eq!(
+            Asset::new("SAT", 0)
+                .expect("sat")
+                .format_total(Total::from_minor(u128::MAX)),
+            u128::MAX.to_string()
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use pkarr::{Keypair, PublicKey};
 use thiserror::Error;
 
-use crate::amount::{Amount, Asset};
+use crate::amount::{Amount, Asset, Total};
 use crate::objects::{
     Acceptance, Condition, ConditionalIou, IouState, LineId, MAX_RESOLVED_ABOVE, Release,
     ReleaseReason, ResolvedSet,
@@ -95,9 +95,9 @@ pub enum Rejection {
     #[error("total decreased from {held} to {got} minor units")]
     TotalDecreased {
         /// Total held.
-        held: u64,
+        held: u128,
         /// Total received.
-        got: u64,
+        got: u128,
     },
     /// An id resolved before is missing from the new state.
     #[error("the state un-resolves conditional IOUs resolved before")]
@@ -106,13 +106,13 @@ pub enum Rejection {
     #[error("the state resolves accepted IOUs without counting {missing} minor units of them")]
     UncountedFulfilled {
         /// How much is missing from the total.
-        missing: u64,
+        missing: u128,
     },
     /// The total grew by more than the IOUs I accepted: debt I never consented to.
     #[error("the total grows by {excess} minor units more than the accepted IOUs")]
     UnconsentedIncrease {
         /// The excess.
-        excess: u64,
+        excess: u128,
     },
     /// Another IOU with the same id and different content.
     #[error("conflicting conditional IOU with id {id}")]
@@ -239,19 +239,19 @@ pub struct ChannelView {
     /// Conditional amounts I offered the peer that are not yet answered or resolved.
     pub pending_out: Amount,
     /// Total of the newest state I signed.
-    pub out_total: Amount,
+    pub out_total: Total,
     /// Total of the newest state the peer signed.
-    pub in_total: Amount,
+    pub in_total: Total,
     /// Seq of the newest state I signed (0: none).
     pub out_seq: u64,
     /// Seq of the newest state the peer signed (0: none).
     pub in_seq: u64,
 }
 
-fn sum<'a>(amounts: impl Iterator<Item = Amount> + 'a) -> Option<Amount> {
-    amounts
-        .into_iter()
-        .try_fold(Amount::ZERO, |acc, a| acc.checked_add(a))
+/// The sum of some amounts in minor units. In `u128` it cannot overflow for fewer than 2^64
+/// amounts (a line holds at most [`MAX_PENDING_PER_LINE`]); checked all the same.
+fn sum(mut amounts: impl Iterator<Item = Amount>) -> Option<u128> {
+    amounts.try_fold(0u128, |acc, a| acc.checked_add(u128::from(a.minor())))
 }
 
 impl Channel {
@@ -349,56 +349,65 @@ impl Channel {
         }
     }
 
-    fn out_total(&self) -> Amount {
+    fn out_total(&self) -> Total {
         self.out_state
             .as_ref()
-            .map_or(Amount::ZERO, |s| s.body().total)
+            .map_or(Total::ZERO, |s| s.body().total)
     }
 
-    fn in_total(&self) -> Amount {
+    fn in_total(&self) -> Total {
         self.in_state
             .as_ref()
-            .map_or(Amount::ZERO, |s| s.body().total)
+            .map_or(Total::ZERO, |s| s.body().total)
     }
 
     fn in_resolved(&self) -> Option<&ResolvedSet> {
         self.in_state.as_ref().map(|s| &s.body().resolved)
     }
 
-    /// What I owe including accepted IOUs not merged yet.
-    fn out_owed(&self) -> Option<Amount> {
+    /// Everything I ever issued on my line, including accepted IOUs not merged yet, in minor
+    /// units (a cumulative total, like the state's: it only grows).
+    fn out_owed(&self) -> Option<u128> {
         let accepted = sum(self
             .out
             .values()
             .filter(|c| matches!(c.answer, Some(Answer::Accepted(_))))
             .map(|c| c.iou.body().amount))?;
-        self.out_total().checked_add(accepted)
+        self.out_total().minor().checked_add(accepted)
     }
 
-    /// What the peer owes me including accepted IOUs not merged yet.
-    fn in_owed(&self) -> Option<Amount> {
+    /// Everything the peer ever issued on its line, including accepted IOUs not merged yet.
+    fn in_owed(&self) -> Option<u128> {
         let accepted = sum(self
             .inn
             .values()
             .filter(|c| c.answer.is_accepted())
             .map(|c| c.iou.body().amount))?;
-        self.in_total().checked_add(accepted)
+        self.in_total().minor().checked_add(accepted)
     }
 
+    /// My offers not answered yet. [`Channel::offer`] keeps this sum within a `u64`.
     fn out_unanswered(&self) -> Option<Amount> {
-        sum(self
+        let unanswered = sum(self
             .out
             .values()
             .filter(|c| c.answer.is_none())
-            .map(|c| c.iou.body().amount))
+            .map(|c| c.iou.body().amount))?;
+        u64::try_from(unanswered).ok().map(Amount::from_minor)
     }
 
-    /// Positive: the peer owes me.
+    /// Positive: the peer owes me. The difference of two cumulative totals: `None` only if one
+    /// of them passes 2^127 minor units (both are non-negative below that, so the subtraction
+    /// itself cannot overflow).
     fn net(&self) -> Option<i128> {
-        Some(i128::from(self.in_owed()?.minor()) - i128::from(self.out_owed()?.minor()))
+        let in_owed = i128::try_from(self.in_owed()?).ok()?;
+        let out_owed = i128::try_from(self.out_owed()?).ok()?;
+        in_owed.checked_sub(out_owed)
     }
 
-    /// A summary for display. `None` only if the stored numbers overflow (a corrupt store).
+    /// A summary for display. `None` only if a cumulative total passes 2^127 minor units (not
+    /// reachable by this code: 2^63 payments of the largest amount) or the unanswered offers
+    /// pass a `u64`, which [`Channel::offer`] prevents; so only a corrupt store gives `None`.
     pub fn view(&self) -> Option<ChannelView> {
         Some(ChannelView {
             peer: self.peer.clone(),
@@ -418,8 +427,8 @@ impl Channel {
 
     /// How much more I could offer now without passing my issue limit.
     pub fn available_to_issue(&self) -> Option<Amount> {
-        let committed = i128::from(self.out_unanswered()?.minor()) - self.net()?;
-        let available = i128::from(self.limits.issue.minor()) - committed;
+        let committed = i128::from(self.out_unanswered()?.minor()).checked_sub(self.net()?)?;
+        let available = i128::from(self.limits.issue.minor()).checked_sub(committed)?;
         Some(Amount::from_minor(
             u64::try_from(available.max(0)).unwrap_or(u64::MAX),
         ))
@@ -449,6 +458,11 @@ impl Channel {
                 available: available.minor(),
             });
         }
+        // Keeps the unanswered sum (shown as `pending_out`) within a u64, so that the view never
+        // fails on it. Reachable only with limits near u64::MAX.
+        self.out_unanswered()
+            .and_then(|u| u.checked_add(amount))
+            .ok_or(OfferError::Overflow)?;
         let id = self.next_id;
         self.next_id = id.checked_add(1).ok_or(OfferError::Overflow)?;
         let iou = Signed::sign(
@@ -602,7 +616,7 @@ impl Channel {
     ) -> Result<Option<(Signed<IouState>, Vec<u64>)>, Rejection> {
         let (seq, mut total, mut resolved) = match &self.out_state {
             Some(s) => (s.body().seq, s.body().total, s.body().resolved.clone()),
-            None => (0, Amount::ZERO, ResolvedSet::new()),
+            None => (0, Total::ZERO, ResolvedSet::new()),
         };
         let mut merged = Vec::new();
         for (id, c) in &self.out {
@@ -615,6 +629,7 @@ impl Channel {
                 break;
             }
             if answer.is_accepted() {
+                // A u128 total: overflows only beyond 2^128 minor units of lifetime turnover.
                 total = total
                     .checked_add(c.iou.body().amount)
                     .ok_or(Rejection::Overflow)?;
@@ -655,7 +670,7 @@ impl Channel {
         let empty = ResolvedSet::new();
         let (held_seq, held_total, held_resolved) = match &self.in_state {
             Some(s) => (s.body().seq, s.body().total, &s.body().resolved),
-            None => (0, Amount::ZERO, &empty),
+            None => (0, Total::ZERO, &empty),
         };
         if body.seq < held_seq {
             return Err(Rejection::StaleSeq {
@@ -675,12 +690,12 @@ impl Channel {
                 }),
             };
         }
-        if body.total < held_total {
+        let Some(grown) = body.total.checked_sub(held_total) else {
             return Err(Rejection::TotalDecreased {
                 held: held_total.minor(),
                 got: body.total.minor(),
             });
-        }
+        };
         if !body.resolved.is_superset_of(held_resolved) {
             return Err(Rejection::ResolvedShrank);
         }
@@ -696,15 +711,14 @@ impl Channel {
             .filter(|c| c.answer.is_accepted())
             .map(|c| c.iou.body().amount))
         .ok_or(Rejection::Overflow)?;
-        let grown = body.total.minor() - held_total.minor();
-        if grown < owed.minor() {
+        if grown < owed {
             return Err(Rejection::UncountedFulfilled {
-                missing: owed.minor() - grown,
+                missing: owed - grown,
             });
         }
-        if grown > owed.minor() {
+        if grown > owed {
             return Err(Rejection::UnconsentedIncrease {
-                excess: grown - owed.minor(),
+                excess: grown - owed,
             });
         }
         for id in &newly {

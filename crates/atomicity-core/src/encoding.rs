@@ -7,7 +7,7 @@
 use pkarr::PublicKey;
 use thiserror::Error;
 
-use crate::amount::{Amount, Asset};
+use crate::amount::{Amount, Asset, Total};
 
 /// Why bytes could not be decoded. Every variant means "the sender sent garbage".
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -86,6 +86,11 @@ impl Writer {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
 
+    /// Big-endian u128.
+    pub fn u128(&mut self, v: u128) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
     /// Raw bytes of a fixed-size field.
     pub fn fixed(&mut self, v: &[u8]) {
         self.buf.extend_from_slice(v);
@@ -109,6 +114,11 @@ impl Writer {
     /// An amount in minor units.
     pub fn amount(&mut self, a: Amount) {
         self.u64(a.minor());
+    }
+
+    /// A line's cumulative total in minor units (u128).
+    pub fn total(&mut self, t: Total) {
+        self.u128(t.minor());
     }
 
     /// An asset: code length (u8), code bytes, scale (u8).
@@ -182,6 +192,11 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
 
+    /// Big-endian u128.
+    pub fn u128(&mut self, field: &'static str) -> Result<u128, DecodeError> {
+        Ok(u128::from_be_bytes(self.array(field)?))
+    }
+
     /// A u32 count of list items, at most `max`.
     pub fn count(&mut self, field: &'static str, max: usize) -> Result<usize, DecodeError> {
         let len = self.u32(field)? as usize;
@@ -211,6 +226,11 @@ impl<'a> Reader<'a> {
         Ok(Amount::from_minor(self.u64(field)?))
     }
 
+    /// A line's cumulative total in minor units (u128).
+    pub fn total(&mut self, field: &'static str) -> Result<Total, DecodeError> {
+        Ok(Total::from_minor(self.u128(field)?))
+    }
+
     /// An asset, validated like [`Asset::new`].
     pub fn asset(&mut self) -> Result<Asset, DecodeError> {
         let len = self.u8("asset code length")? as usize;
@@ -224,5 +244,47 @@ impl<'a> Reader<'a> {
             field: "asset",
             why: "code must be 1-12 of A-Z 0-9 and scale at most 18",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u128_and_totals_are_16_bytes_big_endian() {
+        let mut w = Writer::new();
+        w.u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+        w.total(Total::from_minor(u128::MAX));
+        w.total(Total::from_minor(12_345));
+        let bytes = w.into_bytes();
+        assert_eq!(bytes.len(), 48);
+        assert_eq!(
+            hex::encode(&bytes[..16]),
+            "0102030405060708090a0b0c0d0e0f10"
+        );
+        assert_eq!(bytes[16..32], [0xff; 16]);
+        assert_eq!(
+            hex::encode(&bytes[32..]),
+            "00000000000000000000000000003039"
+        );
+
+        let mut r = Reader::new(&bytes);
+        assert_eq!(r.u128("a"), Ok(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10));
+        assert_eq!(r.total("b"), Ok(Total::from_minor(u128::MAX)));
+        assert_eq!(r.total("c"), Ok(Total::from_minor(12_345)));
+        assert_eq!(r.finish(), Ok(()));
+    }
+
+    #[test]
+    fn a_short_u128_is_truncated() {
+        let mut r = Reader::new(&[0u8; 15]);
+        assert_eq!(
+            r.total("total"),
+            Err(DecodeError::Truncated {
+                field: "total",
+                needed: 1
+            })
+        );
     }
 }

@@ -14,7 +14,7 @@ pub mod message;
 pub mod objects;
 pub mod signed;
 
-pub use amount::{Amount, AmountError, Asset};
+pub use amount::{Amount, AmountError, Asset, Total};
 pub use channel::{Answer, Channel, ChannelView, Limits, OfferError, Rejection};
 pub use ledger::{
     ConditionalRecord, CorruptStore, Direction, EnvelopeError, EvidenceRecord, Ledger, LedgerError,

@@ -4,7 +4,7 @@ use std::fmt;
 
 use pkarr::PublicKey;
 
-use crate::amount::{Amount, Asset};
+use crate::amount::{Amount, Asset, Total};
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::signed::SignedBody;
 
@@ -159,8 +159,9 @@ pub struct IouState {
     pub line: LineId,
     /// Strictly increases with every new state.
     pub seq: u64,
-    /// Cumulative amount ever issued on the line; never decreases.
-    pub total: Amount,
+    /// Cumulative amount ever issued on the line; never decreases. 128-bit (16 bytes on the
+    /// wire): it counts the line's whole lifetime of payments, not the debt.
+    pub total: Total,
     /// Conditional IOUs this state has finished: fulfilled ones are inside `total`, expired
     /// or released ones are not.
     pub resolved: ResolvedSet,
@@ -173,7 +174,7 @@ impl SignedBody for IouState {
     fn encode_body(&self, w: &mut Writer) {
         self.line.encode(w);
         w.u64(self.seq);
-        w.amount(self.total);
+        w.total(self.total);
         self.resolved.encode(w);
     }
 
@@ -181,7 +182,7 @@ impl SignedBody for IouState {
         Ok(IouState {
             line: LineId::decode(r)?,
             seq: r.u64("seq")?,
-            total: r.amount("total")?,
+            total: r.total("total")?,
             resolved: ResolvedSet::decode(r)?,
         })
     }

@@ -11,8 +11,8 @@ use std::str::FromStr;
 use atomicity_core::signed::SignedBody;
 use atomicity_core::{
     Acceptance, Amount, Asset, Condition, ConditionalIou, Envelope, IouState, Keypair, Ledger,
-    LineId, Message, Release, Reply, ResolvedSet, Signed, StoreOp, decode_replies, encode_replies,
-    parse_key,
+    LineId, Message, Release, Reply, ResolvedSet, Signed, StoreOp, Total, decode_replies,
+    encode_replies, parse_key,
 };
 use common::{
     Store, cases, conditional_iou, envelope, iou_state, key, message, print_of, reason, reencode,
@@ -369,7 +369,7 @@ enum Spec {
     },
     State {
         seq: u64,
-        total: u64,
+        total: u128,
         resolved: Vec<u64>,
     },
     /// An answer to one of node 1's offers (ids 0-2 exist).
@@ -389,12 +389,21 @@ fn small() -> impl Strategy<Value = u64> {
     prop_oneof![4 => 0u64..6, 1 => 0u64..600, 1 => any::<u64>()]
 }
 
+/// A total for a state: mostly small, sometimes past `u64::MAX` (only u128 totals can say it).
+fn small_total() -> impl Strategy<Value = u128> {
+    prop_oneof![
+        5 => small().prop_map(u128::from),
+        1 => (0u128..600).prop_map(|x| u128::from(u64::MAX) + x),
+        1 => any::<u128>(),
+    ]
+}
+
 fn spec() -> impl Strategy<Value = Spec> {
     prop_oneof![
         3 => (small(), small(), -5i64..100, 0usize..300).prop_map(
             |(id, amount, expires_in, memo_len)| Spec::Offer { id, amount, expires_in, memo_len }
         ),
-        3 => (0u64..6, small(), prop::collection::vec(0u64..8, 0..5))
+        3 => (0u64..6, small_total(), prop::collection::vec(0u64..8, 0..5))
             .prop_map(|(seq, total, resolved)| Spec::State { seq, total, resolved }),
         2 => (any::<bool>(), 0u64..4, prop::bool::weighted(0.8), reason()).prop_map(
             |(accept, id, right_hash, reason)| Spec::Answer { accept, id, right_hash, reason }
@@ -453,7 +462,7 @@ fn build(spec: &Spec, ledger: &Ledger, sent: &[Message]) -> Option<Message> {
                 IouState {
                     line: line_in,
                     seq: *seq,
-                    total: Amount::from_minor(*total),
+                    total: Total::from_minor(*total),
                     resolved: set,
                 },
                 a,

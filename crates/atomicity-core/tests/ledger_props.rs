@@ -17,7 +17,7 @@ use std::fmt::Debug;
 use atomicity_core::{
     Amount, Answer, Asset, Channel, Direction, Keypair, Ledger, LedgerError, Limits, Message,
     OfferError, PaymentOutcome, PaymentStatus, PublicKey, ReleaseReason, Reply, ResolvedSet,
-    StoreOp, decode_replies, encode_replies,
+    StoreOp, Total, decode_replies, encode_replies,
 };
 use proptest::prelude::*;
 
@@ -143,7 +143,7 @@ enum Expect {
 /// The newest state somebody was seen holding on a line.
 struct Seen {
     seq: u64,
-    total: Amount,
+    total: Total,
     resolved: ResolvedSet,
     bytes: Vec<u8>,
 }
@@ -174,22 +174,22 @@ fn check(ok: bool, why: impl FnOnce() -> String) -> Outcome {
     if ok { Ok(()) } else { fail(why()) }
 }
 
-fn in_owed(c: &Channel) -> u64 {
-    let accepted: u64 = c
+fn in_owed(c: &Channel) -> u128 {
+    let accepted: u128 = c
         .in_conditionals()
         .values()
         .filter(|i| i.answer.is_accepted())
-        .map(|i| i.iou.body().amount.minor())
+        .map(|i| u128::from(i.iou.body().amount.minor()))
         .sum();
     c.in_state().map_or(0, |s| s.body().total.minor()) + accepted
 }
 
-fn out_owed(c: &Channel) -> u64 {
-    let accepted: u64 = c
+fn out_owed(c: &Channel) -> u128 {
+    let accepted: u128 = c
         .out_conditionals()
         .values()
         .filter(|o| matches!(o.answer, Some(Answer::Accepted(_))))
-        .map(|o| o.iou.body().amount.minor())
+        .map(|o| u128::from(o.iou.body().amount.minor()))
         .sum();
     c.out_state().map_or(0, |s| s.body().total.minor()) + accepted
 }
@@ -718,7 +718,8 @@ impl Sim {
         }
 
         // The truth: what i owes j net, by every signed acceptance.
-        let debt = i128::from(owed) - i128::from(issuer.map_or(0, in_owed));
+        // Both far below 2^127 here (limits of at most 200 minor units).
+        let debt = owed as i128 - issuer.map_or(0, in_owed) as i128;
         check(debt <= issue.min(accept), || {
             format!("{line}: debt {debt} passes min(issue {issue}, accept {accept})")
         })?;
@@ -777,8 +778,8 @@ impl Sim {
                         for side in sides.into_iter().flatten() {
                             let v = side.view().expect("view");
                             prop_assert_eq!(v.net, 0, "{}", &line);
-                            prop_assert_eq!(v.out_total, Amount::ZERO, "{}", &line);
-                            prop_assert_eq!(v.in_total, Amount::ZERO, "{}", &line);
+                            prop_assert_eq!(v.out_total, Total::ZERO, "{}", &line);
+                            prop_assert_eq!(v.in_total, Total::ZERO, "{}", &line);
                             prop_assert!(side.out_conditionals().is_empty(), "{}", &line);
                             prop_assert!(side.in_conditionals().is_empty(), "{}", &line);
                         }
@@ -796,7 +797,7 @@ impl Sim {
 
                     // The total is exactly the payments that completed.
                     let (pay_id, peer_key) = (self.pubs[j].as_bytes(), self.pubs[i].as_bytes());
-                    let paid: u64 = self.stores[i]
+                    let paid: u128 = self.stores[i]
                         .payments
                         .values()
                         .filter(|p| p.dir == Direction::Out && p.peer.as_bytes() == pay_id)
@@ -804,18 +805,18 @@ impl Sim {
                         .map(|p| {
                             prop_assert_ne!(&p.status, &PaymentStatus::Pending);
                             Ok(if p.status == PaymentStatus::Completed {
-                                p.amount.minor()
+                                u128::from(p.amount.minor())
                             } else {
                                 0
                             })
                         })
-                        .sum::<Result<u64, TestCaseError>>()?;
-                    let received: u64 = self.stores[j]
+                        .sum::<Result<u128, TestCaseError>>()?;
+                    let received: u128 = self.stores[j]
                         .payments
                         .values()
                         .filter(|p| p.dir == Direction::In && p.peer.as_bytes() == peer_key)
                         .filter(|p| p.asset == self.assets[a])
-                        .map(|p| p.amount.minor())
+                        .map(|p| u128::from(p.amount.minor()))
                         .sum();
                     prop_assert_eq!(v.out_total.minor(), paid, "{}: paid", &line);
                     prop_assert_eq!(w.in_total.minor(), received, "{}: received", &line);

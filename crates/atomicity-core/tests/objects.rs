@@ -10,8 +10,9 @@ use atomicity_core::encoding::{DecodeError, Writer};
 use atomicity_core::signed::{BadSignature, SignedBody, SignedError};
 use atomicity_core::{
     Acceptance, Amount, AmountError, Answer, Asset, Channel, Condition, ConditionalIou, Direction,
-    Envelope, EnvelopeError, IouState, Keypair, Ledger, Limits, LineId, Message, Rejection,
-    Release, ReleaseReason, Reply, ResolvedSet, Signed, StoreOp, decode_replies, encode_replies,
+    Envelope, EnvelopeError, IouState, Keypair, Ledger, Limits, LineId, Message, OfferError,
+    Rejection, Release, ReleaseReason, Reply, ResolvedSet, Signed, StoreOp, Total, decode_replies,
+    encode_replies,
 };
 use common::{
     KEYS, acceptance, conditional_iou, envelope, flip_bit, iou_state, key, reencode, release,
@@ -145,7 +146,7 @@ fn fixed_objects() -> Vec<(&'static str, Vec<u8>)> {
         IouState {
             line: line.clone(),
             seq: 3,
-            total: Amount::from_minor(12_345),
+            total: Total::from_minor(12_345),
             resolved,
         },
         key(0),
@@ -261,7 +262,7 @@ fn state_bytes(resolved: impl FnOnce(&mut Writer)) -> Vec<u8> {
     w.u8(IouState::KIND);
     base_line(&mut w);
     w.u64(1);
-    w.u64(100);
+    w.total(Total::from_minor(100));
     resolved(&mut w);
     with_fake_signature(w.into_bytes())
 }
@@ -862,7 +863,7 @@ impl Line {
         (iou, answer)
     }
 
-    fn state(&self, seq: u64, total: u64, resolved: &[u64]) -> Signed<IouState> {
+    fn state(&self, seq: u64, total: u128, resolved: &[u64]) -> Signed<IouState> {
         signed_state(self.line(), seq, total, resolved, key(0))
     }
 }
@@ -870,7 +871,7 @@ impl Line {
 fn signed_state(
     line: LineId,
     seq: u64,
-    total: u64,
+    total: u128,
     resolved: &[u64],
     signer: &Keypair,
 ) -> Signed<IouState> {
@@ -882,7 +883,7 @@ fn signed_state(
         IouState {
             line,
             seq,
-            total: Amount::from_minor(total),
+            total: Total::from_minor(total),
             resolved: set,
         },
         signer,
@@ -970,6 +971,20 @@ fn state_rules() {
             "accepted IOU counted before it is resolved",
             base.state(2, 150, &[0]),
             Err(Rejection::UnconsentedIncrease { excess: 50 }),
+        ),
+        (
+            "total jumps past u64::MAX",
+            base.state(2, 1 << 64, &[0, 1, 2]),
+            Err(Rejection::UnconsentedIncrease {
+                excess: (1 << 64) - 150,
+            }),
+        ),
+        (
+            "total jumps to u128::MAX",
+            base.state(2, u128::MAX, &[0]),
+            Err(Rejection::UnconsentedIncrease {
+                excess: u128::MAX - 100,
+            }),
         ),
         (
             "wrong asset",
@@ -1210,7 +1225,7 @@ fn answer_rules() {
         .expect("something to merge");
     assert_eq!(merged, vec![0]);
     assert_eq!(state.body().seq, 1);
-    assert_eq!(state.body().total, Amount::from_minor(10));
+    assert_eq!(state.body().total, Total::from_minor(10));
     assert_eq!(line.issuer.merge_answered(key(0)), Ok(None));
     assert_eq!(
         line.issuer.handle_answer(Answer::Accepted(acceptance)),
@@ -1219,6 +1234,133 @@ fn answer_rules() {
     assert_eq!(line.holder.handle_state(state), Ok(Some(vec![0])));
     assert_eq!(line.holder.view().map(|v| v.net), Some(10));
     assert_eq!(line.issuer.view().map(|v| v.net), Some(-10));
+}
+
+/// Totals are cumulative: they pass `u64::MAX` after enough back-and-forth turnover even though
+/// the debt stays small. Both sides keep working with 128-bit totals: the issuer merges, the
+/// holder checks the growth exactly, and the views (net, totals) stay right.
+#[test]
+fn totals_past_u64_max_keep_the_line_working() {
+    let mut line = Line::new(1000);
+    // A long history: each side issued just below u64::MAX on its line, so the net is 0.
+    let start = u128::from(u64::MAX) - 10;
+    let forth = line.state(5, start, &[0, 1, 2, 3, 4]);
+    let back = signed_state(line.issuer.in_line(), 3, start, &[0, 1, 2], key(1));
+    line.issuer = Channel::restore(
+        key(0).public_key(),
+        key(1).public_key(),
+        usd(),
+        line.issuer.limits,
+        5,
+        Some(forth.clone()),
+        Some(back.clone()),
+        Default::default(),
+        Default::default(),
+    );
+    line.holder = Channel::restore(
+        key(1).public_key(),
+        key(0).public_key(),
+        usd(),
+        line.holder.limits,
+        3,
+        Some(back),
+        Some(forth),
+        Default::default(),
+        Default::default(),
+    );
+    let view = line.holder.view().expect("view");
+    assert_eq!(
+        (view.in_total, view.out_total, view.net),
+        (Total::from_minor(start), Total::from_minor(start), 0)
+    );
+
+    let (iou, answer) = line.pay(100);
+    assert!(answer.is_accepted(), "{answer:?}");
+    assert_eq!(iou.body().id, 5);
+    assert_eq!(line.issuer.handle_answer(answer), Ok(true));
+    let (state, merged) = line
+        .issuer
+        .merge_answered(key(0))
+        .expect("no overflow")
+        .expect("something to merge");
+    assert_eq!(merged, vec![5]);
+    assert_eq!(state.body().total, Total::from_minor(start + 100));
+    assert!(state.body().total.minor() > u128::from(u64::MAX));
+    // It survives the wire.
+    let back = Signed::<IouState>::decode_verified(&state.to_bytes()).expect("decodes");
+    assert_eq!(back, state);
+    assert_eq!(line.holder.handle_state(state.clone()), Ok(Some(vec![5])));
+    assert_eq!(line.holder.handle_state(state), Ok(None));
+    let (issuer, holder) = (
+        line.issuer.view().expect("issuer view"),
+        line.holder.view().expect("holder view"),
+    );
+    assert_eq!(issuer.out_total, Total::from_minor(start + 100));
+    assert_eq!(holder.in_total, issuer.out_total);
+    assert_eq!((holder.net, issuer.net), (100, -100));
+
+    // The rules compare the full 128 bits: one minor unit less than held is a decrease.
+    let lower = line.state(7, start + 99, &[0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        line.holder.handle_state(lower),
+        Err(Rejection::TotalDecreased {
+            held: start + 100,
+            got: start + 99,
+        })
+    );
+    // Growth by 2^64 exactly (which a u64 difference would wrap to 0) is unconsented.
+    let wrapped = line.state(7, start + 100 + (1 << 64), &[0, 1, 2, 3, 4, 5]);
+    assert_eq!(
+        line.holder.handle_state(wrapped),
+        Err(Rejection::UnconsentedIncrease { excess: 1 << 64 })
+    );
+}
+
+/// Unanswered offers are shown as one amount (`pending_out`), so the issuer never lets their
+/// sum pass a `u64`, even when its limit and the peer's debt would allow it: the view stays.
+#[test]
+fn unanswered_offers_stay_within_a_u64() {
+    let (a, b) = (key(0).public_key(), key(1).public_key());
+    let limits = Limits {
+        accept: Amount::from_minor(u64::MAX),
+        issue: Amount::from_minor(u64::MAX),
+    };
+    // The peer owes me u64::MAX: I could owe up to 2 × u64::MAX by my limit.
+    let owed_to_me = signed_state(
+        LineId {
+            issuer: b.clone(),
+            holder: a.clone(),
+            asset: usd(),
+        },
+        1,
+        u128::from(u64::MAX),
+        &[],
+        key(1),
+    );
+    let mut me = Channel::restore(
+        a,
+        b,
+        usd(),
+        limits,
+        0,
+        None,
+        Some(owed_to_me),
+        Default::default(),
+        Default::default(),
+    );
+    let max = Amount::from_minor(u64::MAX);
+    assert_eq!(me.available_to_issue(), Some(max));
+    me.offer(key(0), max, [1; 32], LATER, String::new())
+        .expect("first offer");
+    assert_eq!(me.available_to_issue(), Some(max));
+    assert_eq!(
+        me.offer(key(0), Amount::from_minor(1), [2; 32], LATER, String::new()),
+        Err(OfferError::Overflow)
+    );
+    let view = me.view().expect("view");
+    assert_eq!(view.pending_out, max);
+    assert_eq!(view.net, i128::from(u64::MAX));
+    assert_eq!(me.out_conditionals().len(), 1);
 }
 
 #[test]
@@ -1270,7 +1412,7 @@ fn a_full_resolved_list_still_merges_the_watermark() {
     assert_eq!(merged, vec![0, count - 1]);
     assert_eq!(state.body().resolved.watermark(), count);
     assert_eq!(state.body().resolved.listed_len(), 0);
-    assert_eq!(state.body().total, Amount::from_minor(count));
+    assert_eq!(state.body().total, Total::from_minor(u128::from(count)));
     assert!(!line.issuer.has_mergeable());
 }
 

@@ -5,7 +5,8 @@
 use atomicity_core::signed::{SignedBody, signing_input};
 use atomicity_core::{
     Acceptance, Amount, Asset, Condition, ConditionalIou, Envelope, IouState, Keypair, LineId,
-    Message, Release, ReleaseReason, Reply, ResolvedSet, Signed, decode_replies, encode_replies,
+    Message, Release, ReleaseReason, Reply, ResolvedSet, Signed, Total, decode_replies,
+    encode_replies,
 };
 
 /// The issuer (and envelope sender): secret key `[1; 32]`.
@@ -38,14 +39,14 @@ const STATE: Vector = Vector {
     unsigned: concat!(
         "01018a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f",
         "6f5c8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9",
-        "b394035553440200000000000000070000000000003039000000000000000300",
-        "00000200000000000000050000000000000009",
+        "b394035553440200000000000000070000000000000000000000000000303900",
+        "000000000000030000000200000000000000050000000000000009",
     ),
     signature: concat!(
-        "7f85188e5e1b38edb9e87b7040dd17ba7f490b6c9b82882aa8c5d8d7094f21b1",
-        "4aafa6e5775e437efb3d0fa4ca60c01f1c3d805a6cab7127cd8ec389ed5e4a09",
+        "bf7593c2b5b25b2013ce5b30d75c25eb6448e43ab33eb526e1e6227a2527162f",
+        "99126ced40a2297184972cd10013a12ce99b3353845f7112cffff960f53e5a08",
     ),
-    hash: "644fe67a2847854c366dd41a476ec3221c11bafffb1fdc201c3ebe0b2a7d376e",
+    hash: "a309851ea4e961716da4a4822b226e50f7f1feed3c11915ee9cdb1a33288da1c",
 };
 
 /// The conditional-iou vector.
@@ -114,18 +115,18 @@ const ENVELOPE: Vector = Vector {
         "15161718191a1b1c1d1e1f000000006553f358000000056c756e6368a13de8f3",
         "52bd963d2ceb4b35c2ea9121bc6b4003b1dea8011d8bcff3175afc56303661ca",
         "ae83b71841077824a90c71c7d0b85d8613c80b6f65af6049a6caa20b02000000",
-        "b301018a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b4",
+        "bb01018a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b4",
         "0f6f5c8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8f",
-        "c9b3940355534402000000000000000700000000000030390000000000000003",
-        "00000002000000000000000500000000000000097f85188e5e1b38edb9e87b70",
-        "40dd17ba7f490b6c9b82882aa8c5d8d7094f21b14aafa6e5775e437efb3d0fa4",
-        "ca60c01f1c3d805a6cab7127cd8ec389ed5e4a09",
+        "c9b3940355534402000000000000000700000000000000000000000000003039",
+        "00000000000000030000000200000000000000050000000000000009bf7593c2",
+        "b5b25b2013ce5b30d75c25eb6448e43ab33eb526e1e6227a2527162f99126ced",
+        "40a2297184972cd10013a12ce99b3353845f7112cffff960f53e5a08",
     ),
     signature: concat!(
-        "3d9344520c257b2531043ad5b34579cec8248d3151815f671aed9bbf4ab0e54c",
-        "31bf83ca93c7ab5562247da776037e958996b1c6c01f3a2c738dd4ae1807b001",
+        "1d9c6070216093aa5e0b7cba674def4da1a602c736ae94172a3102f8d2718289",
+        "412869a33cdfac3f1f99b6b65b789b27e68fddbd5a7325bd70603673b7c0ea08",
     ),
-    hash: "7a226936a8a46a905308b2c75500d892cd4c0f376b0f115422e9b46b1ba28d8a",
+    hash: "c28a7f6c57939c6fd0361e8c8a52ed1b7b1d386f04c00314f02ce69a1bc88c69",
 };
 
 /// The replies vector.
@@ -165,7 +166,7 @@ fn state() -> Signed<IouState> {
         IouState {
             line: line(),
             seq: 7,
-            total: Amount::from_minor(12_345),
+            total: Total::from_minor(12_345),
             resolved,
         },
         &issuer(),

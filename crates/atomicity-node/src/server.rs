@@ -430,8 +430,8 @@ fn balance_row(v: &ChannelView) -> BalanceRow {
         pending_out: v.asset.format(v.pending_out),
         out_seq: v.out_seq,
         in_seq: v.in_seq,
-        out_total: v.asset.format(v.out_total),
-        in_total: v.asset.format(v.in_total),
+        out_total: v.asset.format_total(v.out_total),
+        in_total: v.asset.format_total(v.in_total),
     }
 }
 

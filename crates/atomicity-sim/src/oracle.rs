@@ -16,12 +16,12 @@ pub(crate) struct LineSummary {
     /// The newest state the peer signed (as stored), with its seq, total and resolved set.
     pub in_state: Option<Vec<u8>>,
     pub in_seq: u64,
-    pub in_total: u64,
+    pub in_total: u128,
     pub in_resolved: ResolvedSet,
     /// The newest state the node signed.
     pub out_state: Option<Vec<u8>>,
     pub out_seq: u64,
-    pub out_total: u64,
+    pub out_total: u128,
     pub out_resolved: ResolvedSet,
     /// What the peer owes the node by the node's acceptances: the in-state's total plus the
     /// accepted conditional IOUs not merged yet. This is the ground truth of the debt, since an
@@ -38,7 +38,8 @@ impl LineSummary {
     /// What the node has committed to owe the peer by its own view, net of what the peer owes
     /// it: the amount its issue limit bounds.
     pub fn out_committed(&self) -> i128 {
-        // Each term is a sum of at most a few thousand u64 amounts, far below 2^126.
+        // Each term is a cumulative total plus at most a few thousand u64 amounts; a run's
+        // turnover stays far below 2^126, so the casts are exact.
         (self.out_owed_view + self.out_unanswered) as i128 - self.in_owed as i128
     }
 }
@@ -75,8 +76,8 @@ pub(crate) fn summarize(
             s.out_resolved = state.body().resolved.clone();
             s.out_state = Some(bytes.clone());
         }
-        s.in_owed = u128::from(s.in_total);
-        s.out_owed_view = u128::from(s.out_total);
+        s.in_owed = s.in_total;
+        s.out_owed_view = s.out_total;
         summary.insert((peer, line.asset.clone()), s);
     }
     for c in &snapshot.conditionals {

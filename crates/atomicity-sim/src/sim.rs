@@ -989,8 +989,8 @@ impl Sim {
             let issuer = self.nodes[peer].summary.get(&(n, asset.clone())).cloned();
             let owed_back = issuer.as_ref().map_or(0, |l| l.in_owed);
             let issue = issuer.as_ref().map_or(0, |l| l.limits.issue.minor());
-            // Both below 2^64 * 2^16 (a sum of at most MAX_PENDING_PER_LINE u64 amounts), so
-            // the difference fits an i128.
+            // Both are a u128 cumulative total plus a sum of at most MAX_PENDING_PER_LINE u64
+            // amounts; a run's turnover stays far below 2^126, so the difference fits an i128.
             let debt = holder.in_owed as i128 - owed_back as i128;
             let limit = issue.min(holder.limits.accept.minor());
             if debt > i128::from(limit) {

@@ -1,7 +1,8 @@
-//! Bugs the simulation found in the crates it drives, each pinned as a failing test (ignored
-//! until fixed, so that `cargo test` stays green; run with `-- --ignored`).
+//! Bugs the simulation found in the crates it drives, each pinned as a test: ignored while the
+//! bug is open (so that `cargo test` stays green; run with `-- --ignored`), a regression test
+//! once it is fixed.
 
-use atomicity_core::{Amount, Asset, Keypair, Ledger, Message, Reply};
+use atomicity_core::{Amount, Asset, Keypair, Ledger, Message, Reply, Total};
 use atomicity_sim::{Faults, SimConfig, run};
 
 /// Two ledgers that know each other, with `limit` both ways in `asset`.
@@ -50,24 +51,25 @@ fn pay(payer: &mut Ledger, payee: &mut Ledger, asset: &Asset, amount: u64, n: u8
     (accepted, merged)
 }
 
-/// BUG (atomicity-core): an IOU state's `total` is the line's cumulative turnover in a `u64` of
-/// minor units, so a line dies once the payments ever made on it add up to 2^64 minor units,
-/// although the net debt never passes the limits. At the largest allowed scale (18, e.g. an
-/// `ETH:18` asset) that is only ~18.4 whole units of lifetime turnover.
+/// Regression (atomicity-core, fixed): an IOU state's `total` is the line's cumulative
+/// turnover. It used to be a `u64` of minor units, so a line died once the payments ever made on
+/// it added up to 2^64 minor units, although the net debt never passed the limits: at the largest
+/// allowed scale (18, e.g. an `ETH:18` asset) that is only ~18.4 whole units of lifetime
+/// turnover. `Channel::merge_answered` then failed with `Overflow`, which `Ledger::merge_states`
+/// swallowed, so the accepted payment (final for the payee) was never merged; `Channel::view`
+/// returned `None`, so `Ledger::balances` silently dropped the channel; and every later offer
+/// failed with an overflow on one side or the other.
 ///
-/// What happens then: `Channel::merge_answered` fails with `Overflow`, which
-/// `Ledger::merge_states` swallows (`Err(_) => {}`), so the accepted payment (final for the
-/// payee) is never merged into a state and the payee's conditional IOU is never resolved;
-/// `Channel::view` returns `None`, so `Ledger::balances` silently drops the channel; the
-/// payer's next `pay` fails with `OfferError::Overflow` and the payee rejects offers with
-/// `Rejection::Overflow` (code 41). Found by the simulation with large amounts (see
-/// `simulation_with_large_amounts`).
+/// Totals are now `u128` ([`Total`]). Here 5 rounds of 6 ETH each way (30 ETH on each line,
+/// over 1.6 × 2^64 minor units) keep working: every payment is accepted and merged, the holder
+/// takes every state, both balances keep the channel, and its totals and net are exact.
 #[test]
-#[ignore = "BUG: cumulative u64 totals overflow after 2^64 minor units of turnover; the line dies (merge_states swallows the error, balances drops the channel)"]
 fn a_line_keeps_working_after_2_pow_64_minor_units_of_turnover() {
     let asset = Asset::new("ETH", 18).expect("asset");
     let unit = 1_000_000_000_000_000_000u64; // 1 ETH in minor units
     let (mut a, mut b) = pair(&asset, 10 * unit);
+    let (ka, kb) = (a.me().clone(), b.me().clone());
+    let six = 6 * u128::from(unit);
     for round in 0..5u8 {
         // 6 ETH each way: the net debt swings between 0 and 6 ETH, within the 10 ETH limits.
         let (accepted, merged) = pay(&mut a, &mut b, &asset, 6 * unit, 2 * round);
@@ -80,34 +82,76 @@ fn a_line_keeps_working_after_2_pow_64_minor_units_of_turnover() {
             accepted && merged,
             "round {round}: b→a accepted {accepted}, merged {merged}"
         );
+        let (va, vb) = (a.balances(), b.balances());
         assert_eq!(
-            a.balances().len(),
+            va.len(),
             1,
             "round {round}: the channel vanished from a's balances"
         );
         assert_eq!(
-            b.balances().len(),
+            vb.len(),
             1,
             "round {round}: the channel vanished from b's balances"
         );
+        let (va, vb) = (&va[0], &vb[0]);
+        // Exact cumulative totals on both ends, agreeing with each other.
+        let turnover = six * u128::from(round + 1);
+        assert_eq!(va.out_total, Total::from_minor(turnover), "round {round}");
+        assert_eq!(va.in_total, Total::from_minor(turnover), "round {round}");
+        assert_eq!((vb.in_total, vb.out_total), (va.out_total, va.in_total));
+        assert_eq!(
+            (va.out_seq, va.in_seq),
+            (u64::from(round) + 1, u64::from(round) + 1)
+        );
+        assert_eq!((vb.in_seq, vb.out_seq), (va.out_seq, va.in_seq));
+        // The net is back to zero.
+        assert_eq!((va.net, vb.net), (0, 0), "round {round}");
+        assert!(va.pending_out.is_zero() && vb.pending_out.is_zero());
+        // Both ends hold the same newest states, and nothing waits to be merged or resolved.
+        let ab = a.channel(&kb, &asset).expect("a's channel");
+        let ba = b.channel(&ka, &asset).expect("b's channel");
+        assert_eq!(ab.out_state(), ba.in_state(), "round {round}");
+        assert_eq!(ab.in_state(), ba.out_state(), "round {round}");
+        for c in [ab, ba] {
+            assert!(c.out_conditionals().is_empty(), "round {round}");
+            assert!(c.in_conditionals().is_empty(), "round {round}");
+        }
     }
+    // Past 2^64 minor units each way, and shown in whole units.
+    let view = &a.balances()[0];
+    assert!(view.out_total.minor() > 1u128 << 64 && view.in_total.minor() > 1u128 << 64);
+    assert_eq!(asset.format_total(view.out_total), "30.000000000000000000");
 }
 
-/// The same bug through the simulation: seed 11 with amounts up to 2^62 minor units and limits
-/// up to 2^63 fails at step 289 when the payee rejects an offer with code 41 (amount overflow).
+/// The same regression through the simulation: seed 11 with amounts up to 2^62 minor units and
+/// limits up to 2^63 used to fail at step 289, when the payee rejected an offer with code 41
+/// (amount overflow). Now the whole run, with faults, keeps every invariant, and some line's
+/// signed total does pass 2^64 minor units on the way.
 #[test]
-#[ignore = "BUG: cumulative u64 totals overflow (see a_line_keeps_working_after_2_pow_64_minor_units_of_turnover)"]
 fn simulation_with_large_amounts() {
     let mut config = SimConfig::for_seed(11);
     config.workload.max_amount = u64::MAX / 4;
     config.workload.max_limit = u64::MAX / 2;
-    if let Err(violation) = run(config) {
-        panic!("{violation}");
-    }
+    config.keep_trace = true;
+    let report = run(config).unwrap_or_else(|violation| panic!("{violation}"));
+    assert!(report.steps >= 289, "{report}");
+    assert!(report.payments_completed > 0, "{report}");
+    // Events read "nA signs ASSET state for nB: seq S total T".
+    let largest = report
+        .trace
+        .iter()
+        .filter(|event| event.contains(" signs ") && event.contains(" state for "))
+        .filter_map(|event| event.rsplit_once(" total ")?.1.parse::<u128>().ok())
+        .max()
+        .expect("states were signed");
+    assert!(
+        largest > u128::from(u64::MAX),
+        "the largest signed total {largest} stays below 2^64: the run no longer tests the fix"
+    );
 }
 
-/// Large amounts are fine as long as the turnover stays below 2^64: this passes today and
-/// guards the simulation's own large-number handling (i128 debts, u128 sums).
+/// Large amounts with a turnover below 2^64: guards the simulation's own large-number handling
+/// (i128 debts, u128 sums) apart from the cumulative totals.
 #[test]
 fn large_amounts_below_the_turnover_bound() {
     let mut config = SimConfig::for_seed(5);

@@ -12,7 +12,7 @@ use atomicity_core::{
     Acceptance, Amount, Asset, ChannelView, Condition, ConditionalIou, ConditionalRecord,
     Direction, Envelope, EvidenceRecord, IouState, Keypair, Ledger, Limits, LineId, LineRecord,
     Message, PaymentRecord, PaymentStatus, PeerRecord, Release, ReleaseReason, Reply, ResolvedSet,
-    Signed, Snapshot, StoreOp,
+    Signed, Snapshot, StoreOp, Total,
 };
 use proptest::prelude::*;
 
@@ -90,6 +90,18 @@ pub fn amount() -> impl Strategy<Value = Amount> {
     .prop_map(Amount::from_minor)
 }
 
+/// A line's cumulative total: small, around and beyond `u64::MAX`, up to `u128::MAX`.
+pub fn total() -> impl Strategy<Value = Total> {
+    prop_oneof![
+        3 => 0u128..1000,
+        1 => Just(u128::from(u64::MAX)),
+        1 => (0u128..1000).prop_map(|x| u128::from(u64::MAX) + 1 + x),
+        1 => Just(u128::MAX),
+        1 => any::<u128>(),
+    ]
+    .prop_map(Total::from_minor)
+}
+
 /// A memo of at most 256 bytes (64 chars of up to 4 bytes each).
 pub fn memo() -> impl Strategy<Value = String> {
     ".{0,64}"
@@ -97,7 +109,7 @@ pub fn memo() -> impl Strategy<Value = String> {
 
 /// An IOU state and the index of its signer.
 pub fn iou_state() -> impl Strategy<Value = (usize, IouState)> {
-    (line(), any::<u64>(), amount(), resolved_set()).prop_map(
+    (line(), any::<u64>(), total(), resolved_set()).prop_map(
         |((i, _, line), seq, total, resolved)| {
             (
                 i,
