@@ -164,8 +164,8 @@ fn large_amounts_below_the_turnover_bound() {
     }
 }
 
-/// BUG (atomicity-core, `Ledger::try_handle`, offer to a node with no line in the asset): the
-/// holder signs an `Expired` release *without storing it*, reasoning that expiry is absolute.
+/// Regression (atomicity-core, `Ledger::try_handle`, offer to a node with no line in the asset):
+/// the holder used to sign an `Expired` release *without storing it*, reasoning that expiry is absolute.
 /// That holds only while the holder's clock never goes back. The node's clock is the wall clock
 /// (`SystemTime`), which NTP or a VM restore can step backwards: if the holder then opens the
 /// line before the (resent) offer's expiry by its new clock reading, it accepts the very IOU it
@@ -174,9 +174,7 @@ fn large_amounts_below_the_turnover_bound() {
 /// accepted IOU without counting it" (`UncountedFulfilled`), which the payee keeps as evidence
 /// against an honest payer and which blocks every later state on the line.
 ///
-/// Possible fixes: store the release like any other answer (open a zero-limit line record, or a
-/// small table of answers given without a line), or refuse offers without a line with a
-/// rejection only (never a release) and let the payer's own expiry settle it.
+/// Fixed by storing the release like any other answer, in a line opened with zero limits.
 #[test]
 fn an_offer_released_without_a_line_is_never_accepted_later() {
     let usd = Asset::new("USD", 2).expect("asset");
