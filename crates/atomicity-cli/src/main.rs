@@ -88,6 +88,22 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Run the deterministic simulation: many nodes, a faulty network, crashes; one seed
+    /// replays a run exactly.
+    Sim {
+        /// The seed (one seed is one run).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Runs, with seeds SEED, SEED+1, ...
+        #[arg(long, default_value_t = 1)]
+        runs: u64,
+        /// Steps per run.
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Heavier faults.
+        #[arg(long)]
+        heavy: bool,
+    },
     /// Measure direct payments between two nodes on loopback (durable storage).
     Bench {
         /// Payments to make.
@@ -362,6 +378,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             concurrency,
             json,
         } => bench::run(payments, concurrency, json).await?,
+        Command::Sim {
+            seed,
+            runs,
+            steps,
+            heavy,
+        } => {
+            for seed in seed..seed.saturating_add(runs) {
+                let mut config = atomicity_sim::SimConfig::for_seed(seed);
+                if let Some(steps) = steps {
+                    config.steps = steps;
+                }
+                if heavy {
+                    config.faults = atomicity_sim::Faults::heavy();
+                }
+                match atomicity_sim::run(config) {
+                    Ok(report) => println!("{report}"),
+                    Err(violation) => {
+                        eprintln!("{violation}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
