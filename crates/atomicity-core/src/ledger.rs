@@ -541,15 +541,30 @@ impl Ledger {
         now: u64,
         ops: &mut Vec<StoreOp>,
     ) -> Reply {
+        self.handle_keeping_evidence(from, message, now, ops)
+            .unwrap_or_else(|rejection| Reply::Rejected {
+                code: rejection.code(),
+                text: rejection.to_string(),
+            })
+    }
+
+    /// [`Self::try_handle`], keeping the message as evidence when its rejection proves the peer
+    /// signed two contradicting things (answers mostly arrive as replies, so both paths use it).
+    fn handle_keeping_evidence(
+        &mut self,
+        from: &PublicKey,
+        message: Message,
+        now: u64,
+        ops: &mut Vec<StoreOp>,
+    ) -> Result<Reply, Rejection> {
         let received = match &message {
             Message::Offer(o) => o.to_bytes(),
             Message::State(s) => s.to_bytes(),
             Message::Accept(a) => a.to_bytes(),
             Message::Release(r) => r.to_bytes(),
         };
-        match self.try_handle(from, message, now, ops) {
-            Ok(reply) => reply,
-            Err(rejection) => {
+        self.try_handle(from, message, now, ops)
+            .inspect_err(|rejection| {
                 if rejection.is_misbehaviour() {
                     ops.push(StoreOp::PutEvidence(EvidenceRecord {
                         peer: from.clone(),
@@ -558,12 +573,7 @@ impl Ledger {
                         at: now,
                     }));
                 }
-                Reply::Rejected {
-                    code: rejection.code(),
-                    text: rejection.to_string(),
-                }
-            }
-        }
+            })
     }
 
     fn try_handle(
@@ -718,26 +728,9 @@ impl Ledger {
             // Acks, and rejections of a resent offer that was already resolved, need nothing.
             _ => return Ok(None),
         };
-        let received = match &message {
-            Message::Accept(a) => a.to_bytes(),
-            Message::Release(r) => r.to_bytes(),
-            _ => Vec::new(),
-        };
-        match self.try_handle(from, message, now, ops) {
-            Ok(Reply::Rejected { .. }) => Ok(None),
-            Ok(_) => Ok(Some(outcome)),
-            Err(rejection) => {
-                // Answers mostly arrive as replies: a contradicting one is evidence here too.
-                if rejection.is_misbehaviour() {
-                    ops.push(StoreOp::PutEvidence(EvidenceRecord {
-                        peer: from.clone(),
-                        what: rejection.to_string(),
-                        received,
-                        at: now,
-                    }));
-                }
-                Err(rejection)
-            }
+        match self.handle_keeping_evidence(from, message, now, ops)? {
+            Reply::Rejected { .. } => Ok(None),
+            _ => Ok(Some(outcome)),
         }
     }
 
