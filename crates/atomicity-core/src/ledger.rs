@@ -557,12 +557,7 @@ impl Ledger {
         now: u64,
         ops: &mut Vec<StoreOp>,
     ) -> Result<Reply, Rejection> {
-        let received = match &message {
-            Message::Offer(o) => o.to_bytes(),
-            Message::State(s) => s.to_bytes(),
-            Message::Accept(a) => a.to_bytes(),
-            Message::Release(r) => r.to_bytes(),
-        };
+        let received = message.object_bytes();
         self.try_handle(from, message, now, ops)
             .inspect_err(|rejection| {
                 if rejection.is_misbehaviour() {

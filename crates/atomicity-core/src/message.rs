@@ -37,7 +37,8 @@ impl Message {
         }
     }
 
-    fn object_bytes(&self) -> Vec<u8> {
+    /// The encoded signed object the message carries.
+    pub fn object_bytes(&self) -> Vec<u8> {
         match self {
             Message::Offer(o) => o.to_bytes(),
             Message::State(s) => s.to_bytes(),
