@@ -156,6 +156,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let (states_tx, states_rx) = mpsc::unbounded_channel();
     let (actor, ledger_thread) = actor::spawn(key.clone(), ledger, Box::new(store), states_tx);
     let client = PeerClient::new(key.clone(), actor.clone(), directory.clone());
+    let outbox = Outbox::new();
     let state = AppState {
         me: key.public_key(),
         node_url: node_url.clone(),
@@ -163,6 +164,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         directory,
         client: client.clone(),
         token: Arc::new(api_token.clone()),
+        outbox: Arc::clone(&outbox),
     };
 
     dir.write_text(API_TOKEN_FILE, &api_token, true)?;
@@ -188,7 +190,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         serve(peer_listener, server::peer_router(state.clone())),
         serve(api_listener, server::local_router(state)),
     ];
-    let outbox = Outbox::new();
     let background = vec![tokio::spawn(outbox.run(client, states_rx, actor.clone()))];
     tracing::info!(key = %key.public_key(), %node_url, %api_url, "node running");
     Ok(RunningNode {

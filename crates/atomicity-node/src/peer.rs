@@ -196,6 +196,7 @@ impl PeerClient {
 pub struct Outbox {
     inner: Mutex<OutboxInner>,
     wake: Notify,
+    resends: Mutex<HashMap<PublicKey, ResendState>>,
 }
 
 #[derive(Default)]
@@ -223,6 +224,7 @@ impl Outbox {
         Arc::new(Outbox {
             inner: Mutex::new(OutboxInner::default()),
             wake: Notify::new(),
+            resends: Mutex::new(HashMap::new()),
         })
     }
 
@@ -332,14 +334,71 @@ async fn resend_all(outbox: &Arc<Outbox>, client: &PeerClient, actor: &ActorHand
         }
     }
     for (peer, offers) in by_peer {
-        let client = client.clone();
+        if !outbox.start_resend(&peer).await {
+            continue;
+        }
+        let (client, outbox) = (client.clone(), Arc::clone(outbox));
         tokio::spawn(async move {
+            let mut reached = true;
             for chunk in offers.chunks(MAX_MESSAGES) {
                 if let Err(e) = client.exchange(&peer, chunk.to_vec()).await {
                     tracing::debug!(peer = %peer, "resending offers failed, will retry: {e}");
-                    return;
+                    reached = false;
+                    break;
                 }
             }
+            outbox.finish_resend(&peer, reached).await;
         });
+    }
+}
+
+/// When offers to an unreachable peer may be resent next: one resend in flight per peer, and
+/// the wait doubles after each failure (up to [`MAX_RESEND_BACKOFF`]), so a peer that is down
+/// for long is not hammered.
+#[derive(Default)]
+struct ResendState {
+    in_flight: bool,
+    backoff: Duration,
+    not_before: Option<tokio::time::Instant>,
+}
+
+/// Longest wait between resends of offers to an unreachable peer.
+const MAX_RESEND_BACKOFF: Duration = Duration::from_secs(60);
+
+impl Outbox {
+    /// Claims the right to resend offers to `peer` now; false while one is in flight or the
+    /// peer's backoff has not passed.
+    async fn start_resend(&self, peer: &PublicKey) -> bool {
+        let mut resends = self.resends.lock().await;
+        let state = resends.entry(peer.clone()).or_default();
+        let due = state
+            .not_before
+            .is_none_or(|t| tokio::time::Instant::now() >= t);
+        if state.in_flight || !due {
+            return false;
+        }
+        state.in_flight = true;
+        true
+    }
+
+    /// The peer just reached us, so it is up: resend to it at the next tick, not after its
+    /// backoff (this is how a restarted node gets its answers quickly).
+    pub async fn peer_is_up(&self, peer: &PublicKey) {
+        if let Some(state) = self.resends.lock().await.get_mut(peer) {
+            state.backoff = Duration::ZERO;
+            state.not_before = None;
+        }
+    }
+
+    async fn finish_resend(&self, peer: &PublicKey, reached: bool) {
+        let mut resends = self.resends.lock().await;
+        let state = resends.entry(peer.clone()).or_default();
+        state.in_flight = false;
+        if reached {
+            *state = ResendState::default();
+        } else {
+            state.backoff = (state.backoff * 2).clamp(Duration::from_secs(2), MAX_RESEND_BACKOFF);
+            state.not_before = Some(tokio::time::Instant::now() + state.backoff);
+        }
     }
 }

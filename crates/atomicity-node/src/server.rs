@@ -22,7 +22,7 @@ use crate::api::{
     AddPeerRequest, BalanceRow, ErrorBody, HistoryRow, IdResponse, PayRequest, PayResponse,
     PeerRow, SetLineRequest,
 };
-use crate::peer::{Directory, ENVELOPE_PATH, PeerClient};
+use crate::peer::{Directory, ENVELOPE_PATH, Outbox, PeerClient};
 use crate::{OFFER_TTL_SECS, unix_now};
 
 /// Largest request body either API takes.
@@ -45,6 +45,8 @@ pub struct AppState {
     pub client: PeerClient,
     /// The local API token.
     pub token: Arc<String>,
+    /// What waits to be delivered to peers.
+    pub outbox: Arc<Outbox>,
 }
 
 /// An API error: status, stable code, words.
@@ -204,6 +206,7 @@ async fn take_envelope(State(state): State<AppState>, body: Bytes) -> ApiResult<
             format!("{} is not a peer of this node", envelope.from),
         ));
     }
+    state.outbox.peer_is_up(&envelope.from).await;
     let replies = state
         .actor
         .call(|reply| Command::Inbound {
