@@ -3,8 +3,14 @@
 //! - [`merkle`]: RFC 6962/9162 Merkle tree hashing, inclusion and consistency proofs.
 //! - [`note`]: C2SP signed notes with Ed25519 keys, checkpoints and cosignatures.
 //! - [`leaf`]: the log's two leaf kinds, `COMMIT(block, p)` and `BLOCK(block, time)`.
+//! - [`fork`]: fork proofs, offline-checkable evidence that a log misbehaved.
+//! - [`log`]: the witness log state machine (blocks, commits, checkpoints), sans-I/O.
+//! - [`bundle`]: offline-verifiable proof bundles that a secret was published in time.
 #![deny(missing_docs)]
 
+pub mod bundle;
+pub mod fork;
 pub mod leaf;
+pub mod log;
 pub mod merkle;
 pub mod note;
