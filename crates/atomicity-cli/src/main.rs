@@ -104,6 +104,11 @@ enum Command {
         #[arg(long)]
         heavy: bool,
     },
+    /// Run a witness log (the commit method for routed payments).
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
+    },
     /// Measure direct payments between two nodes on loopback (durable storage).
     Bench {
         /// Payments to make.
@@ -134,6 +139,23 @@ enum NodeCommand {
         /// Do not use the Mainline DHT (accepted for scripts; this version never uses it).
         #[arg(long)]
         no_dht: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum WitnessCommand {
+    /// Serve the witness log in the foreground until SIGINT/SIGTERM; writes DIR/witness.url and
+    /// DIR/witness.vkey.
+    Run {
+        /// Listening address; 127.0.0.1:0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:7430")]
+        listen: SocketAddr,
+        /// Block length in seconds.
+        #[arg(long, default_value_t = atomicity_witness::service::DEFAULT_BLOCK_SECONDS)]
+        block_seconds: u64,
+        /// The log's origin line, for a new log [default: atomicity-witness/<8 hex of its key>].
+        #[arg(long)]
+        origin: Option<String>,
     },
 }
 
@@ -191,7 +213,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Services log what they do; client commands only speak up when something is wrong.
     let default_level = match cli.command {
-        Command::Node { .. } => "info",
+        Command::Node { .. } | Command::Witness { .. } => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -254,6 +276,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 node.key, node.node_url, node.api_url
             );
             wait_for_signal(node).await?;
+        }
+        Command::Witness {
+            command:
+                WitnessCommand::Run {
+                    listen,
+                    block_seconds,
+                    origin,
+                },
+        } => {
+            let witness =
+                atomicity_witness::service::start(atomicity_witness::service::WitnessConfig {
+                    dir: data_dir,
+                    listen,
+                    block_seconds,
+                    origin,
+                })
+                .await?;
+            println!(
+                "witness {} listening on {} (vkey {})",
+                witness.origin, witness.url, witness.vkey
+            );
+            stop_signal().await?;
+            eprintln!("shutting down");
+            witness.shutdown().await;
         }
         Command::Peer {
             command: PeerCommand::Add { key, url },
@@ -405,13 +451,19 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal(node: RunningNode) -> Result<()> {
+/// Waits for SIGINT or SIGTERM.
+async fn stop_signal() -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    Ok(())
+}
+
+async fn wait_for_signal(node: RunningNode) -> Result<()> {
+    stop_signal().await?;
     eprintln!("shutting down");
     node.shutdown().await;
     Ok(())

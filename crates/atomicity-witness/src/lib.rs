@@ -6,6 +6,7 @@
 //! - [`fork`]: fork proofs, offline-checkable evidence that a log misbehaved.
 //! - [`log`]: the witness log state machine (blocks, commits, checkpoints), sans-I/O.
 //! - [`bundle`]: offline-verifiable proof bundles that a secret was published in time.
+//! - `service` and `store` (feature `service`): the HTTP witness service and its SQLite storage.
 #![deny(missing_docs)]
 
 pub mod bundle;
@@ -14,3 +15,7 @@ pub mod leaf;
 pub mod log;
 pub mod merkle;
 pub mod note;
+#[cfg(feature = "service")]
+pub mod service;
+#[cfg(feature = "service")]
+pub mod store;

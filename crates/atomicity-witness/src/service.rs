@@ -1,0 +1,724 @@
+//! The witness service: a [`Log`] made durable in SQLite and served over HTTP.
+//!
+//! One actor thread owns the log and the [`WitnessStore`]. It takes requests in batches, applies
+//! them all to the log, commits every new leaf (and the newest checkpoint) in one transaction,
+//! and only then answers: *persist before you speak*. A submission is acknowledged, and a
+//! checkpoint is shown, only once the leaves it covers are on disk, so a restarted witness
+//! always extends every checkpoint it ever served. If a commit fails the log is rebuilt from the
+//! database, so memory never runs ahead of the disk.
+//!
+//! HTTP API (errors are JSON `{"code", "error"}`, request bodies at most [`MAX_BODY`] bytes):
+//!
+//! - `GET /checkpoint`: the C2SP signed checkpoint note (`text/plain`); starts a block if due.
+//! - `POST /submit` `{"p": "<64 hex>"}` → `{"index", "block", "new"}`.
+//! - `GET /bundle/{p hex}`: the [`ProofBundle`](crate::bundle::ProofBundle) encoding
+//!   (`application/octet-stream`), 404 if `p` was never submitted.
+//! - `GET /entry/{index}` → `{"index", "kind": "commit"|"block", "block", "p"|"time"}`.
+//! - `GET /proof/consistency?old=N&new=M` → a JSON array of hex hashes.
+//! - `GET /vkey`: the log's C2SP verifier key (`text/plain`).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::leaf::Leaf;
+use crate::log::{Log, LogError, Submission};
+use crate::merkle::Hash;
+use crate::note::Signer;
+use crate::store::{StoreError, WitnessStore};
+
+/// The SQLite database.
+pub const DB_FILE: &str = "witness.db";
+/// The signing key (C2SP signer key string), mode 0600.
+pub const KEY_FILE: &str = "witness.key";
+/// The URL of a running witness.
+pub const URL_FILE: &str = "witness.url";
+/// The log's C2SP verifier key.
+pub const VKEY_FILE: &str = "witness.vkey";
+/// Held locked while a witness runs on the directory.
+pub const LOCK_FILE: &str = "witness.lock";
+/// Largest request body, in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Block length when none is given.
+pub const DEFAULT_BLOCK_SECONDS: u64 = 10;
+/// Most requests folded into one transaction.
+const MAX_BATCH: usize = 4096;
+/// How often the background task lets blocks advance without traffic.
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// How to run a witness.
+#[derive(Clone, Debug)]
+pub struct WitnessConfig {
+    /// Data directory (created if missing).
+    pub dir: PathBuf,
+    /// Listening address; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Block length in seconds (at least 1).
+    pub block_seconds: u64,
+    /// The log's origin for a new key [default: `atomicity-witness/<8 hex of the public key>`];
+    /// with an existing key it must match the key's name.
+    pub origin: Option<String>,
+}
+
+/// Why a witness could not start.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file is unusable, or does not fit the configuration or the database.
+    #[error("{0}")]
+    Key(String),
+    /// Invalid configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The stored leaves do not form a valid log.
+    #[error("stored log is invalid: {0}")]
+    Log(#[from] LogError),
+    /// Another witness runs on this directory.
+    #[error("another witness is already running on {0}")]
+    Locked(PathBuf),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ServiceError + '_ {
+    move |source| ServiceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A witness running in this process.
+pub struct RunningWitness {
+    /// Its URL (`http://<address>`).
+    pub url: String,
+    /// The log's origin.
+    pub origin: String,
+    /// The log's C2SP verifier key.
+    pub vkey: String,
+    shutdown: watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+    handle: Option<Handle>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    dir: PathBuf,
+    _lock: fs::File,
+}
+
+impl RunningWitness {
+    /// Stops serving, lets requests in progress finish, and waits for the log to close.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        if let Some(ticker) = self.ticker.take() {
+            ticker.abort();
+            let _ = ticker.await;
+        }
+        self.handle.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        let _ = fs::remove_file(self.dir.join(URL_FILE));
+    }
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8], private: bool) -> Result<(), ServiceError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).map_err(io_err(&tmp))?;
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(io_err(&tmp))?;
+    }
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn lock_dir(dir: &Path) -> Result<fs::File, ServiceError> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(ServiceError::Locked(dir.to_path_buf())),
+        Err(fs::TryLockError::Error(source)) => Err(ServiceError::Io { path, source }),
+    }
+}
+
+/// Reads the signing key, or creates one if there is none and the log is empty.
+fn load_or_create_signer(
+    dir: &Path,
+    origin: Option<&str>,
+    log_is_empty: bool,
+) -> Result<Signer, ServiceError> {
+    let path = dir.join(KEY_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let signer = Signer::from_skey(text.trim())
+                .map_err(|e| ServiceError::Key(format!("{}: {e}", path.display())))?;
+            if let Some(origin) = origin
+                && origin != signer.name()
+            {
+                return Err(ServiceError::Key(format!(
+                    "--origin {origin:?} differs from the key's origin {:?} in {}",
+                    signer.name(),
+                    path.display()
+                )));
+            }
+            Ok(signer)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !log_is_empty {
+                return Err(ServiceError::Key(format!(
+                    "{} is missing but {} holds a log; refusing to start a different log",
+                    path.display(),
+                    dir.join(DB_FILE).display()
+                )));
+            }
+            let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+            let origin = match origin {
+                Some(o) => o.to_string(),
+                None => format!(
+                    "atomicity-witness/{}",
+                    &hex::encode(key.verifying_key().as_bytes())[..8]
+                ),
+            };
+            let signer = Signer::new(&origin, key)
+                .map_err(|e| ServiceError::Config(format!("origin {origin:?}: {e}")))?;
+            write_file(dir, KEY_FILE, signer.skey().as_bytes(), true)?;
+            Ok(signer)
+        }
+        Err(source) => Err(ServiceError::Io { path, source }),
+    }
+}
+
+/// Starts a witness: opens (or creates) its directory, key and database, rebuilds the log,
+/// binds the listener, writes `witness.url` and `witness.vkey`, and starts the block ticker.
+pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError> {
+    if config.block_seconds == 0 {
+        return Err(ServiceError::Config(
+            "--block-seconds must be at least 1".into(),
+        ));
+    }
+    let dir = config.dir.clone();
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
+    }
+    let lock = lock_dir(&dir)?;
+    let _ = fs::remove_file(dir.join(URL_FILE));
+    let mut store = WitnessStore::open(&dir.join(DB_FILE))?;
+    let signer = load_or_create_signer(&dir, config.origin.as_deref(), store.size() == 0)?;
+    let origin = signer.name().to_string();
+    let vkey = signer.vkey();
+    let leaves = store.load_leaves()?;
+    let log = if leaves.is_empty() {
+        let mut log = Log::new(
+            origin.clone(),
+            signer.clone(),
+            config.block_seconds,
+            unix_now(),
+        )?;
+        let note = log.latest_checkpoint()?;
+        store.append(0, log.leaves(), Some((log.size(), &note)))?;
+        log
+    } else {
+        Log::restore(origin.clone(), signer.clone(), config.block_seconds, leaves)?
+    };
+    tracing::info!(size = log.size(), block = log.block(), %origin, "witness log loaded");
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServiceError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let url = format!("http://{addr}");
+
+    let (handle, thread) = spawn_actor(log, store, signer, config.block_seconds);
+    let state = AppState {
+        handle: handle.clone(),
+        vkey: vkey.clone(),
+    };
+    let (shutdown, mut stop) = watch::channel(false);
+    let router = router(state);
+    let server = tokio::spawn(async move {
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::error!("server stopped: {e}");
+        }
+    });
+    let ticker_handle = handle.clone();
+    let ticker = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(TICK_EVERY);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            match ticker_handle.call(Request::Checkpoint).await {
+                Ok(_) => {}
+                Err(ActorError::Stopped) => break,
+                Err(e) => tracing::warn!("block tick failed: {e}"),
+            }
+        }
+    });
+
+    write_file(&dir, VKEY_FILE, format!("{vkey}\n").as_bytes(), false)?;
+    write_file(&dir, URL_FILE, format!("{url}\n").as_bytes(), false)?;
+    tracing::info!(%url, %vkey, "witness running");
+    Ok(RunningWitness {
+        url,
+        origin,
+        vkey,
+        shutdown,
+        server: Some(server),
+        ticker: Some(ticker),
+        handle: Some(handle),
+        thread: Some(thread),
+        dir,
+        _lock: lock,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The actor.
+
+/// What a request to the log can fail with.
+#[derive(Debug, Clone, Error)]
+enum ActorError {
+    /// The request does not fit the log (sizes out of range and such).
+    #[error("{0}")]
+    Bad(String),
+    /// The change could not be made durable; nothing changed.
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// The witness is shutting down.
+    #[error("the witness is shutting down")]
+    Stopped,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, ActorError>>;
+
+enum Request {
+    Submit([u8; 32], Reply<Submission>),
+    Checkpoint(Reply<String>),
+    Bundle([u8; 32], Reply<Option<Vec<u8>>>),
+    Entry(u64, Reply<Option<Leaf>>),
+    Consistency(u64, u64, Reply<Vec<Hash>>),
+}
+
+#[derive(Clone)]
+struct Handle {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Handle {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, ActorError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).map_err(|_| ActorError::Stopped)?;
+        rx.await.map_err(|_| ActorError::Stopped)?
+    }
+}
+
+type Deferred = Box<dyn FnOnce(Option<&ActorError>) + Send>;
+
+fn defer<T: Send + 'static>(reply: Reply<T>, result: Result<T, ActorError>) -> Deferred {
+    Box::new(move |commit_error| {
+        let result = match (commit_error, result) {
+            (Some(e), _) => Err(e.clone()),
+            (None, r) => r,
+        };
+        let _ = reply.send(result);
+    })
+}
+
+fn bad(e: impl std::fmt::Display) -> ActorError {
+    ActorError::Bad(e.to_string())
+}
+
+struct Actor {
+    log: Log,
+    store: WitnessStore,
+    signer: Signer,
+    block_seconds: u64,
+}
+
+fn spawn_actor(
+    log: Log,
+    store: WitnessStore,
+    signer: Signer,
+    block_seconds: u64,
+) -> (Handle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let actor = Actor {
+        log,
+        store,
+        signer,
+        block_seconds,
+    };
+    let thread = std::thread::Builder::new()
+        .name("witness-log".into())
+        .spawn(move || actor.run(rx))
+        .unwrap_or_else(|e| panic!("cannot start the witness log thread: {e}"));
+    (Handle { tx }, thread)
+}
+
+impl Actor {
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
+        while let Some(first) = rx.blocking_recv() {
+            let now = unix_now();
+            let mut answers = vec![self.process(first, now)];
+            while answers.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(request) => answers.push(self.process(request, now)),
+                    Err(_) => break,
+                }
+            }
+            match self.persist() {
+                Ok(()) => {
+                    for answer in answers {
+                        answer(None);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("commit failed, reloading the log from disk: {e}");
+                    let error = ActorError::Storage(e.to_string());
+                    for answer in answers {
+                        answer(Some(&error));
+                    }
+                    if let Err(e) = self.reload() {
+                        tracing::error!("cannot rebuild the log: {e}; stopping");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, request: Request, now: u64) -> Deferred {
+        match request {
+            Request::Submit(p, reply) => defer(reply, Ok(self.log.submit(p, now))),
+            Request::Checkpoint(reply) => defer(reply, self.log.checkpoint(now).map_err(bad)),
+            Request::Bundle(p, reply) => {
+                let result = match self.log.bundle(&p) {
+                    Ok(Some(b)) => b.to_bytes().map(Some).map_err(bad),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(bad(e)),
+                };
+                defer(reply, result)
+            }
+            Request::Entry(index, reply) => defer(reply, Ok(self.log.entry(index))),
+            Request::Consistency(old, new, reply) => {
+                let result = if old == 0 || old > new || new > self.log.size() {
+                    Err(ActorError::Bad(format!(
+                        "need 0 < old <= new <= {} (the log's size)",
+                        self.log.size()
+                    )))
+                } else {
+                    self.log.consistency_proof(old, new).map_err(bad)
+                };
+                defer(reply, result)
+            }
+        }
+    }
+
+    /// Commits the leaves appended since the last commit, with the checkpoint covering them.
+    fn persist(&mut self) -> Result<(), ServiceError> {
+        let stored = self.store.size();
+        let size = self.log.size();
+        if size == stored {
+            return Ok(());
+        }
+        let note = self.log.latest_checkpoint()?;
+        let first = usize::try_from(stored).unwrap_or(usize::MAX);
+        let new = self.log.leaves().get(first..).unwrap_or_default();
+        self.store.append(stored, new, Some((size, &note)))?;
+        Ok(())
+    }
+
+    fn reload(&mut self) -> Result<(), ServiceError> {
+        let leaves = self.store.load_leaves()?;
+        self.log = Log::restore(
+            self.log.origin().to_string(),
+            self.signer.clone(),
+            self.block_seconds,
+            leaves,
+        )?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP.
+
+#[derive(Clone)]
+struct AppState {
+    handle: Handle,
+    vkey: String,
+}
+
+/// An API error: status, stable code, words.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable snake_case code.
+    pub code: String,
+    /// Words for people.
+    pub error: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            code: self.code.to_string(),
+            error: self.message,
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<ActorError> for ApiError {
+    fn from(e: ActorError) -> ApiError {
+        match e {
+            ActorError::Bad(m) => ApiError::bad("bad_request", m),
+            ActorError::Storage(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", m),
+            ActorError::Stopped => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string())
+            }
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A submission.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    /// The 32-byte secret, hex.
+    pub p: String,
+}
+
+/// The answer to a submission (sent only once the commit is durable).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// Leaf index of the commit.
+    pub index: u64,
+    /// The block it is in.
+    pub block: u64,
+    /// `false` if `p` had been submitted before (index and block are the original's).
+    pub new: bool,
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/checkpoint", get(checkpoint))
+        .route("/vkey", get(vkey))
+        .route("/submit", post(submit))
+        .route("/bundle/{p}", get(bundle))
+        .route("/entry/{index}", get(entry))
+        .route("/proof/consistency", get(consistency))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::map_response(json_errors))
+        .with_state(state)
+}
+
+/// Gives the errors axum makes itself (unknown route, wrong method, body too large) our JSON
+/// shape.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        _ => "error",
+    };
+    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
+    ApiError::new(status, code, reason).into_response()
+}
+
+fn parse_p(text: &str) -> ApiResult<[u8; 32]> {
+    let mut p = [0u8; 32];
+    if text.len() != 64 || hex::decode_to_slice(text, &mut p).is_err() {
+        return Err(ApiError::bad(
+            "bad_p",
+            "p must be 64 hex characters (32 bytes)",
+        ));
+    }
+    Ok(p)
+}
+
+async fn checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
+    let note = state.handle.call(Request::Checkpoint).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+async fn vkey(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", state.vkey),
+    )
+        .into_response()
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<axum::Json<SubmitResponse>> {
+    let request: SubmitRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("bad_json", format!("expected {{\"p\": \"<64 hex>\"}}: {e}")))?;
+    let p = parse_p(&request.p)?;
+    let s = state.handle.call(|r| Request::Submit(p, r)).await?;
+    Ok(axum::Json(SubmitResponse {
+        index: s.index,
+        block: s.block,
+        new: s.new,
+    }))
+}
+
+async fn bundle(State(state): State<AppState>, UrlPath(p): UrlPath<String>) -> ApiResult<Response> {
+    let p = parse_p(&p)?;
+    match state.handle.call(|r| Request::Bundle(p, r)).await? {
+        Some(bytes) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_p",
+            "p was never submitted to this log",
+        )),
+    }
+}
+
+async fn entry(
+    State(state): State<AppState>,
+    UrlPath(index): UrlPath<String>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let index: u64 = index
+        .parse()
+        .map_err(|_| ApiError::bad("bad_index", "index must be a non-negative integer"))?;
+    let leaf = state
+        .handle
+        .call(|r| Request::Entry(index, r))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_entry", "no leaf at that index"))?;
+    Ok(axum::Json(match leaf {
+        Leaf::Commit { block, p } => serde_json::json!({
+            "index": index, "kind": "commit", "block": block, "p": hex::encode(p),
+        }),
+        Leaf::Block { block, time } => serde_json::json!({
+            "index": index, "kind": "block", "block": block, "time": time,
+        }),
+    }))
+}
+
+async fn consistency(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<axum::Json<Vec<String>>> {
+    let size = |name: &'static str| -> ApiResult<u64> {
+        query
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ApiError::bad("bad_size", format!("give ?{name}=<tree size>")))
+    };
+    let (old, new) = (size("old")?, size("new")?);
+    let proof = state
+        .handle
+        .call(|r| Request::Consistency(old, new, r))
+        .await?;
+    Ok(axum::Json(proof.iter().map(hex::encode).collect()))
+}
