@@ -321,6 +321,18 @@ pub struct Verifier {
     key: VerifyingKey,
 }
 
+/// Parses a verifier key string of signature type `sig_type` and checks its name and key ID:
+/// what [`Verifier::from_vkey`] and [`CosignatureVerifier::from_vkey`] share.
+fn parse_vkey(vkey: &str, sig_type: u8) -> Result<(String, u32, VerifyingKey), NoteError> {
+    let (name, id, key) = parse_key_parts(vkey, sig_type)?;
+    let key = VerifyingKey::from_bytes(&key).map_err(|_| NoteError::InvalidPublicKey)?;
+    check_name(&name)?;
+    if key_id(&name, sig_type, key.as_bytes()) != id {
+        return Err(NoteError::KeyIdMismatch);
+    }
+    Ok((name, id, key))
+}
+
 impl Verifier {
     /// Creates a verifier for `name` and an Ed25519 public key.
     pub fn new(name: &str, key: VerifyingKey) -> Result<Self, NoteError> {
@@ -336,13 +348,8 @@ impl Verifier {
     /// Parses a verifier key string `<name>+<hex key id>+<base64(0x01 || key)>`,
     /// checking the key ID.
     pub fn from_vkey(vkey: &str) -> Result<Self, NoteError> {
-        let (name, id, key) = parse_key_parts(vkey, SIG_TYPE_ED25519)?;
-        let key = VerifyingKey::from_bytes(&key).map_err(|_| NoteError::InvalidPublicKey)?;
-        let v = Self::new(&name, key)?;
-        if v.key_id != id {
-            return Err(NoteError::KeyIdMismatch);
-        }
-        Ok(v)
+        let (name, key_id, key) = parse_vkey(vkey, SIG_TYPE_ED25519)?;
+        Ok(Self { name, key_id, key })
     }
 
     /// The key name.
@@ -845,13 +852,8 @@ impl CosignatureVerifier {
     /// Parses a vkey `<name>+<hex key id>+<base64(0x04 || key)>`, checking the
     /// key ID.
     pub fn from_vkey(vkey: &str) -> Result<Self, NoteError> {
-        let (name, id, key) = parse_key_parts(vkey, SIG_TYPE_COSIGNATURE_V1)?;
-        let key = VerifyingKey::from_bytes(&key).map_err(|_| NoteError::InvalidPublicKey)?;
-        let v = Self::new(&name, key)?;
-        if v.key_id != id {
-            return Err(NoteError::KeyIdMismatch);
-        }
-        Ok(v)
+        let (name, key_id, key) = parse_vkey(vkey, SIG_TYPE_COSIGNATURE_V1)?;
+        Ok(Self { name, key_id, key })
     }
 
     /// The cosigner name.
