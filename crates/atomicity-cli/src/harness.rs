@@ -131,24 +131,7 @@ impl NodeProcess {
     /// Sends SIGTERM and waits for a graceful exit (SIGKILL after 10 s). Returns the exit
     /// status, or `None` if the node was not running or had to be killed.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return None;
-                }
-            }
-        }
+        terminate(self.child.take()?)
     }
 
     /// Starts the node again on the same peer port (after [`Self::kill9`] or [`Self::stop`]).
@@ -175,5 +158,25 @@ impl NodeProcess {
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+/// Sends SIGTERM to a child process and waits for it to exit (SIGKILL after 10 s). Returns the
+/// exit status, or `None` if it had to be killed.
+pub fn terminate(mut child: Child) -> Option<std::process::ExitStatus> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
     }
 }
