@@ -1,6 +1,7 @@
 //! `atomicity bench`: direct payments between two nodes on loopback with durable storage, with
 //! the machine's own limits (cores, Ed25519 sign/verify rates, fsync latency) measured in the
-//! same run and printed beside the results.
+//! same run and printed beside the results. `atomicity bench witness` measures the witness log
+//! ([`crate::bench_witness`]) with the same machine probes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +13,14 @@ use atomicity_node::api::{PayRequest, SetLineRequest};
 use atomicity_node::client::ApiClient;
 use atomicity_node::{NodeConfig, RunningNode};
 use serde::Serialize;
+
+/// `atomicity bench`'s subcommands (without one it measures direct payments).
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Measure the witness log: durable submissions/s (single, batched, storage only) and
+    /// proof sizes and verification times at a given log size.
+    Witness(crate::bench_witness::WitnessBenchArgs),
+}
 
 /// Every figure of one run.
 #[derive(Debug, Serialize)]
@@ -42,7 +51,8 @@ pub struct Report {
     pub loaded_p99_ms: f64,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+/// The `p` quantile (0 to 1) of sorted durations, ms.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -50,7 +60,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
-fn ed25519_rates() -> (f64, f64) {
+/// Ed25519 (signs, strict verifies) per second on one core.
+pub(crate) fn ed25519_rates() -> (f64, f64) {
     let key = Keypair::from_secret_key(&[7u8; 32]);
     let message = [0u8; 200];
     let n = 3000;
@@ -75,7 +86,8 @@ fn ed25519_rates() -> (f64, f64) {
     (signs, verifies)
 }
 
-fn fsync_p50(dir: &std::path::Path) -> Result<f64> {
+/// Median latency of write + fsync of 4 KiB in `dir`, ms.
+pub(crate) fn fsync_p50(dir: &std::path::Path) -> Result<f64> {
     use std::io::Write;
     let path = dir.join("fsync-probe");
     let mut file = std::fs::File::create(&path)?;

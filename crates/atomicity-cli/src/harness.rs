@@ -1,5 +1,5 @@
-//! Real `atomicity node run` processes on loopback: start, stop, kill -9, restart. Used by the
-//! devnet and by the end-to-end tests.
+//! Real `atomicity node run` (and witness, watchtower) processes on loopback: start, stop,
+//! kill -9, restart. Used by the devnet and by the end-to-end tests.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -178,5 +178,116 @@ pub fn terminate(mut child: Child) -> Option<std::process::ExitStatus> {
                 return None;
             }
         }
+    }
+}
+
+/// A real `atomicity <role> run` service process (`witness`, `watchtower`) on loopback, ready
+/// once it wrote `DIR/<role>.url`.
+pub struct ServiceProcess {
+    bin: PathBuf,
+    dir: PathBuf,
+    role: String,
+    args: Vec<String>,
+    child: Option<Child>,
+    /// Its URL, from `DIR/<role>.url`.
+    pub url: String,
+}
+
+impl ServiceProcess {
+    /// Starts `atomicity --data-dir DIR <role> run ARGS..`; output goes to `DIR/<role>.log`.
+    pub fn start(bin: &Path, dir: &Path, role: &str, args: &[String]) -> Result<ServiceProcess> {
+        let mut service = ServiceProcess {
+            bin: bin.to_path_buf(),
+            dir: dir.to_path_buf(),
+            role: role.to_string(),
+            args: args.to_vec(),
+            child: None,
+            url: String::new(),
+        };
+        service.spawn()?;
+        Ok(service)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let url_file = self.dir.join(format!("{}.url", self.role));
+        let _ = std::fs::remove_file(&url_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{}.log", self.role)))?;
+        let child = Command::new(&self.bin)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args([self.role.as_str(), "run"])
+            .args(&self.args)
+            .env(
+                "ATOMICITY_LOG",
+                std::env::var("ATOMICITY_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.bin.display()))?;
+        self.child = Some(child);
+        let started = Instant::now();
+        while !url_file.exists() {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "{} exited with {status} while starting:\n{}",
+                    self.role,
+                    self.log()
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!("{} did not start within {START_TIMEOUT:?}", self.role);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.url = std::fs::read_to_string(&url_file)?.trim().to_string();
+        Ok(())
+    }
+
+    /// What the process wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{}.log", self.role))).unwrap_or_default()
+    }
+
+    /// A text file the service wrote in its data directory (e.g. `watchtower.vkey`), trimmed.
+    pub fn read(&self, name: &str) -> Result<String> {
+        let path = self.dir.join(name);
+        Ok(std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .trim()
+            .to_string())
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit status (`None` if not running or it had to be killed).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        terminate(self.child.take()?)
+    }
+
+    /// Starts it again with the same arguments (after [`Self::kill9`] or [`Self::stop`]); with
+    /// `--listen 127.0.0.1:0` it gets a new port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill9();
+        self.spawn()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }

@@ -1,9 +1,10 @@
 //! The pieces of the `atomicity` command that are more than argument parsing: the local devnet,
-//! the benchmark, process management for nodes (used by both and by the end-to-end tests), and
+//! the benchmarks, process management for nodes (used by both and by the end-to-end tests), and
 //! human-readable output.
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod bench_witness;
 pub mod devnet;
 pub mod harness;
 pub mod output;

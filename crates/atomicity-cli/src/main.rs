@@ -109,8 +109,17 @@ enum Command {
         #[command(subcommand)]
         command: WitnessCommand,
     },
-    /// Measure direct payments between two nodes on loopback (durable storage).
+    /// A watchtower: cosigns witness checkpoints, monitors logs, keeps fork proofs.
+    Watchtower {
+        #[command(subcommand)]
+        command: WatchtowerCommand,
+    },
+    /// Measure direct payments between two nodes on loopback (durable storage); `bench witness`
+    /// measures the witness log.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
+        #[command(subcommand)]
+        command: Option<bench::BenchCommand>,
         /// Payments to make.
         #[arg(long, default_value_t = 5000)]
         payments: usize,
@@ -156,7 +165,46 @@ enum WitnessCommand {
         /// The log's origin line, for a new log [default: atomicity-witness/<8 hex of its key>].
         #[arg(long)]
         origin: Option<String>,
+        /// A cosigner (watchtower) to ask for cosignatures on each new checkpoint: its
+        /// cosigner verifier key (DIR/watchtower.vkey) and URL (repeat for more).
+        #[arg(long = "cosigner", value_name = "VKEY,URL")]
+        cosigners: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum WatchtowerCommand {
+    /// Run the watchtower in the foreground until SIGINT/SIGTERM; writes DIR/watchtower.url and
+    /// DIR/watchtower.vkey (its cosigner key).
+    Run {
+        /// Listening address; 127.0.0.1:0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:7440")]
+        listen: SocketAddr,
+        /// A log to watch: its verifier key, and optionally `,URL` to monitor it there
+        /// (repeat for more logs; logs watched before stay watched).
+        #[arg(long = "log", value_name = "VKEY[,URL]")]
+        logs: Vec<String>,
+        /// Seconds between two polls of each monitored log.
+        #[arg(long, default_value_t = atomicity_witness::tower_service::DEFAULT_POLL_SECONDS)]
+        poll_seconds: u64,
+        /// The cosigner name, for a new key [default: atomicity-watchtower/<8 hex of its key>].
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// Splits `VKEY[,URL]` (`--log`, `--cosigner`): the URL starts at the first comma after the key's last `+` (a key's
+/// name may hold commas, its key ID and base64 key cannot).
+fn split_log_arg(arg: &str) -> (String, Option<String>) {
+    let key_start = arg.rfind('+').map_or(0, |i| i + 1);
+    match arg[key_start..].find(',') {
+        Some(i) => {
+            let (vkey, url) = arg.split_at(key_start + i);
+            let url = url[1..].trim().trim_end_matches('/');
+            (vkey.trim().to_string(), Some(url.to_string()))
+        }
+        None => (arg.trim().to_string(), None),
+    }
 }
 
 #[derive(Subcommand)]
@@ -213,7 +261,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Services log what they do; client commands only speak up when something is wrong.
     let default_level = match cli.command {
-        Command::Node { .. } | Command::Witness { .. } => "info",
+        Command::Node { .. } | Command::Witness { .. } | Command::Watchtower { .. } => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -283,14 +331,23 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     listen,
                     block_seconds,
                     origin,
+                    cosigners,
                 },
         } => {
+            let mut pairs = Vec::new();
+            for arg in &cosigners {
+                match split_log_arg(arg) {
+                    (vkey, Some(url)) => pairs.push((vkey, url)),
+                    (_, None) => anyhow::bail!("--cosigner {arg}: give VKEY,URL"),
+                }
+            }
             let witness =
                 atomicity_witness::service::start(atomicity_witness::service::WitnessConfig {
                     dir: data_dir,
                     listen,
                     block_seconds,
                     origin,
+                    cosigners: pairs,
                 })
                 .await?;
             println!(
@@ -300,6 +357,32 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             stop_signal().await?;
             eprintln!("shutting down");
             witness.shutdown().await;
+        }
+        Command::Watchtower {
+            command:
+                WatchtowerCommand::Run {
+                    listen,
+                    logs,
+                    poll_seconds,
+                    name,
+                },
+        } => {
+            use atomicity_witness::tower_service;
+            let tower = tower_service::start(tower_service::WatchtowerConfig {
+                dir: data_dir,
+                listen,
+                name,
+                logs: logs.iter().map(|l| split_log_arg(l)).collect(),
+                poll_seconds,
+            })
+            .await?;
+            println!(
+                "watchtower listening on {} (cosigner vkey {})",
+                tower.url, tower.vkey
+            );
+            stop_signal().await?;
+            eprintln!("shutting down");
+            tower.shutdown().await;
         }
         Command::Peer {
             command: PeerCommand::Add { key, url },
@@ -420,6 +503,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             });
         }
         Command::Bench {
+            command: Some(bench::BenchCommand::Witness(args)),
+            ..
+        } => atomicity_cli::bench_witness::run(args).await?,
+        Command::Bench {
+            command: None,
             payments,
             concurrency,
             json,

@@ -165,6 +165,19 @@ pub enum ForkKind {
     BlockRegression,
 }
 
+impl ForkKind {
+    /// A stable snake_case name (`split_view`, `prefix_rewrite`, `conflicting_leaves`,
+    /// `block_regression`), as the watchtower API shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForkKind::SplitView => "split_view",
+            ForkKind::PrefixRewrite => "prefix_rewrite",
+            ForkKind::ConflictingLeaves => "conflicting_leaves",
+            ForkKind::BlockRegression => "block_regression",
+        }
+    }
+}
+
 /// Why a fork proof could not be built, decoded or verified.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ForkError {

@@ -6,11 +6,19 @@
 //! - [`fork`]: fork proofs, offline-checkable evidence that a log misbehaved.
 //! - [`log`]: the witness log state machine (blocks, commits, checkpoints), sans-I/O.
 //! - [`bundle`]: offline-verifiable proof bundles that a secret was published in time.
+//! - [`cosigning`]: the log's side of tlog-witness: request bodies, checking and attaching
+//!   cosignatures.
+//! - [`watchtower`]: cosigning, monitoring and fork-proof keeping, sans-I/O.
 //! - `service` and `store` (feature `service`): the HTTP witness service and its SQLite storage.
+//! - `tower_service` and `tower_store` (feature `service`): the watchtower service and its
+//!   storage; `http`: what the two services share.
 #![deny(missing_docs)]
 
 pub mod bundle;
+pub mod cosigning;
 pub mod fork;
+#[cfg(feature = "service")]
+pub mod http;
 pub mod leaf;
 pub mod log;
 pub mod merkle;
@@ -19,3 +27,8 @@ pub mod note;
 pub mod service;
 #[cfg(feature = "service")]
 pub mod store;
+#[cfg(feature = "service")]
+pub mod tower_service;
+#[cfg(feature = "service")]
+pub mod tower_store;
+pub mod watchtower;

@@ -322,6 +322,22 @@ impl Tree {
         self.push(leaf_hash(data))
     }
 
+    /// Drops every leaf from index `size` on, as if only the first `size` leaves had
+    /// been pushed (a no-op if the tree is not longer). A monitor uses it to undo leaves
+    /// that did not lead to the root a log signed.
+    pub fn truncate(&mut self, size: u64) {
+        for (k, row) in self.levels.iter_mut().enumerate() {
+            let keep = u32::try_from(k)
+                .ok()
+                .and_then(|k| size.checked_shr(k))
+                .unwrap_or(0);
+            row.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        }
+        while self.levels.last().is_some_and(|row| row.is_empty()) {
+            self.levels.pop();
+        }
+    }
+
     /// The number of leaves.
     pub fn len(&self) -> u64 {
         self.levels.first().map_or(0, |l| l.len() as u64)

@@ -752,6 +752,35 @@ impl Cosigner {
         })
     }
 
+    /// Parses a cosigner key string
+    /// `PRIVATE+KEY+<name>+<hex key id>+<base64(0x04 || seed)>`, as written by
+    /// [`Cosigner::skey`].
+    pub fn from_skey(skey: &str) -> Result<Self, NoteError> {
+        let rest = skey
+            .strip_prefix(SKEY_PREFIX)
+            .ok_or(NoteError::MalformedKey("missing PRIVATE+KEY+ prefix"))?;
+        let (name, id, seed) = parse_key_parts(rest, SIG_TYPE_COSIGNATURE_V1)?;
+        let c = Self::new(&name, SigningKey::from_bytes(&seed))?;
+        if c.key_id != id {
+            return Err(NoteError::KeyIdMismatch);
+        }
+        Ok(c)
+    }
+
+    /// The secret key string, in the signed-note key format with type byte `0x04`.
+    /// Keep it secret.
+    pub fn skey(&self) -> String {
+        format!(
+            "{SKEY_PREFIX}{}",
+            format_key(
+                &self.name,
+                self.key_id,
+                SIG_TYPE_COSIGNATURE_V1,
+                self.key.as_bytes()
+            )
+        )
+    }
+
     /// The cosigner name.
     pub fn name(&self) -> &str {
         &self.name

@@ -11,11 +11,21 @@
 //!
 //! - `GET /checkpoint`: the C2SP signed checkpoint note (`text/plain`); starts a block if due.
 //! - `POST /submit` `{"p": "<64 hex>"}` → `{"index", "block", "new"}`.
+//! - `POST /submit-batch` `{"ps": ["<64 hex>", ...]}` (1 to [`MAX_SUBMIT_BATCH`] secrets) →
+//!   `{"entries": [{"index", "block", "new"}, ...]}` in request order. One request to the log,
+//!   so all its secrets land in one block and one commit; a bad secret refuses the whole batch.
 //! - `GET /bundle/{p hex}`: the [`ProofBundle`](crate::bundle::ProofBundle) encoding
 //!   (`application/octet-stream`), 404 if `p` was never submitted.
 //! - `GET /entry/{index}` → `{"index", "kind": "commit"|"block", "block", "p"|"time"}`.
+//! - `GET /entries?start=N&count=M` (1 ≤ M ≤ [`MAX_ENTRIES`]) → `{"start", "leaves"}`: the
+//!   leaves `N..min(N + M, size)` as hex of their canonical encoding
+//!   ([`Leaf::to_bytes`](crate::leaf::Leaf::to_bytes)), the exact bytes under the RFC 6962 leaf
+//!   hash, so a monitor can download the log and recompute every root. `N == size` gives an
+//!   empty list, `N > size` is 404.
 //! - `GET /proof/consistency?old=N&new=M` → a JSON array of hex hashes.
 //! - `GET /vkey`: the log's C2SP verifier key (`text/plain`).
+//! - `GET /checkpoint/cosigned`: the newest checkpoint with the cosignatures collected from the
+//!   configured cosigners (404 until one cosigned); bundles use it when it covers the secret.
 
 use std::collections::HashMap;
 use std::fs;
@@ -35,10 +45,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::cosigning;
 use crate::leaf::Leaf;
 use crate::log::{Log, LogError, Submission};
 use crate::merkle::Hash;
-use crate::note::Signer;
+use crate::note::{Checkpoint, CosignatureVerifier, Note, NoteSignature, Signer};
 use crate::store::{StoreError, WitnessStore};
 
 /// The SQLite database.
@@ -55,6 +66,10 @@ pub const LOCK_FILE: &str = "witness.lock";
 pub const MAX_BODY: usize = 64 * 1024;
 /// Block length when none is given.
 pub const DEFAULT_BLOCK_SECONDS: u64 = 10;
+/// Most secrets in one `POST /submit-batch`.
+pub const MAX_SUBMIT_BATCH: usize = 512;
+/// Most leaves in one `GET /entries` answer.
+pub const MAX_ENTRIES: u64 = 1000;
 /// Most requests folded into one transaction.
 const MAX_BATCH: usize = 4096;
 /// How often the background task lets blocks advance without traffic.
@@ -79,6 +94,9 @@ pub struct WitnessConfig {
     /// The log's origin for a new key [default: `atomicity-witness/<8 hex of the public key>`];
     /// with an existing key it must match the key's name.
     pub origin: Option<String>,
+    /// Cosigners (watchtowers) to ask for cosignatures on every new checkpoint, as
+    /// (verifier key, URL); their cosignatures go into `/checkpoint/cosigned` and the bundles.
+    pub cosigners: Vec<(String, String)>,
 }
 
 /// Why a witness could not start.
@@ -135,6 +153,7 @@ pub struct RunningWitness {
     shutdown: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
+    cosign: Option<tokio::task::JoinHandle<()>>,
     handle: Option<Handle>,
     thread: Option<std::thread::JoinHandle<()>>,
     dir: PathBuf,
@@ -148,9 +167,12 @@ impl RunningWitness {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        if let Some(ticker) = self.ticker.take() {
-            ticker.abort();
-            let _ = ticker.await;
+        for task in [self.ticker.take(), self.cosign.take()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
+            let _ = task.await;
         }
         self.handle.take();
         if let Some(thread) = self.thread.take() {
@@ -256,6 +278,12 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
             "--block-seconds must be at least 1".into(),
         ));
     }
+    let mut cosigners = Vec::new();
+    for (vkey, url) in &config.cosigners {
+        let verifier = CosignatureVerifier::from_vkey(vkey.trim())
+            .map_err(|e| ServiceError::Config(format!("--cosigner {vkey}: {e}")))?;
+        cosigners.push(CosignerState::new(verifier, url.clone()));
+    }
     let dir = config.dir.clone();
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     #[cfg(unix)]
@@ -329,6 +357,9 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
         }
     });
 
+    let cosign =
+        (!cosigners.is_empty()).then(|| tokio::spawn(cosign_loop(handle.clone(), cosigners)));
+
     write_file(&dir, VKEY_FILE, format!("{vkey}\n").as_bytes(), false)?;
     write_file(&dir, URL_FILE, format!("{url}\n").as_bytes(), false)?;
     tracing::info!(%url, %vkey, "witness running");
@@ -339,6 +370,7 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
         shutdown,
         server: Some(server),
         ticker: Some(ticker),
+        cosign,
         handle: Some(handle),
         thread: Some(thread),
         dir,
@@ -367,10 +399,17 @@ type Reply<T> = oneshot::Sender<Result<T, ActorError>>;
 
 enum Request {
     Submit([u8; 32], Reply<Submission>),
+    SubmitBatch(Vec<[u8; 32]>, Reply<Vec<Submission>>),
     Checkpoint(Reply<String>),
     Bundle([u8; 32], Reply<Option<Vec<u8>>>),
     Entry(u64, Reply<Option<Leaf>>),
+    /// Leaves `start..start + count` (cut at the size); `None` if `start` is past the end.
+    Entries(u64, u64, Reply<Option<Vec<Leaf>>>),
     Consistency(u64, u64, Reply<Vec<Hash>>),
+    /// A checkpoint note of this log carrying cosignatures; kept if it is the newest.
+    Cosigned(String, Reply<()>),
+    /// The newest cosigned checkpoint note.
+    CosignedNote(Reply<Option<String>>),
 }
 
 #[derive(Clone)]
@@ -407,6 +446,9 @@ struct Actor {
     store: WitnessStore,
     signer: Signer,
     block_seconds: u64,
+    /// The newest checkpoint note with cosignatures (memory only: after a restart the cosign
+    /// loop asks again).
+    cosigned: Option<(u64, String)>,
 }
 
 fn spawn_actor(
@@ -421,6 +463,7 @@ fn spawn_actor(
         store,
         signer,
         block_seconds,
+        cosigned: None,
     };
     let thread = std::thread::Builder::new()
         .name("witness-log".into())
@@ -464,9 +507,19 @@ impl Actor {
     fn process(&mut self, request: Request, now: u64) -> Deferred {
         match request {
             Request::Submit(p, reply) => defer(reply, Ok(self.log.submit(p, now))),
+            Request::SubmitBatch(ps, reply) => defer(reply, Ok(self.log.submit_batch(&ps, now))),
             Request::Checkpoint(reply) => defer(reply, self.log.checkpoint(now).map_err(bad)),
             Request::Bundle(p, reply) => {
-                let result = match self.log.bundle(&p) {
+                // Against the newest cosigned checkpoint if it covers p, else the latest.
+                let cosigned = self
+                    .cosigned
+                    .as_ref()
+                    .and_then(|(_, note)| self.log.bundle_with(&p, note.clone()).ok().flatten());
+                let bundle = match cosigned {
+                    Some(b) => Ok(Some(b)),
+                    None => self.log.bundle(&p),
+                };
+                let result = match bundle {
                     Ok(Some(b)) => b.to_bytes().map(Some).map_err(bad),
                     Ok(None) => Ok(None),
                     Err(e) => Err(bad(e)),
@@ -474,6 +527,16 @@ impl Actor {
                 defer(reply, result)
             }
             Request::Entry(index, reply) => defer(reply, Ok(self.log.entry(index))),
+            Request::Entries(start, count, reply) => {
+                let leaves = self.log.leaves();
+                let result = usize::try_from(start).ok().and_then(|first| {
+                    let end = first
+                        .saturating_add(usize::try_from(count).unwrap_or(usize::MAX))
+                        .min(leaves.len());
+                    leaves.get(first..end).map(<[Leaf]>::to_vec)
+                });
+                defer(reply, Ok(result))
+            }
             Request::Consistency(old, new, reply) => {
                 let result = if old == 0 || old > new || new > self.log.size() {
                     Err(ActorError::Bad(format!(
@@ -485,7 +548,30 @@ impl Actor {
                 };
                 defer(reply, result)
             }
+            Request::Cosigned(note, reply) => defer(reply, self.keep_cosigned(note)),
+            Request::CosignedNote(reply) => {
+                defer(reply, Ok(self.cosigned.as_ref().map(|(_, n)| n.clone())))
+            }
         }
+    }
+
+    /// Keeps a cosigned note of this log's tree if it is at least as new as the one held.
+    fn keep_cosigned(&mut self, note: String) -> Result<(), ActorError> {
+        let cp = Note::parse(note.as_bytes())
+            .and_then(|n| Checkpoint::from_text(&n.text))
+            .map_err(bad)?;
+        let ours = self.log.root_at(cp.size).map_err(bad)?;
+        if cp.origin != self.log.origin() || ours != cp.root {
+            return Err(ActorError::Bad("not a checkpoint of this log".into()));
+        }
+        if self
+            .cosigned
+            .as_ref()
+            .is_none_or(|(size, _)| cp.size >= *size)
+        {
+            self.cosigned = Some((cp.size, note));
+        }
+        Ok(())
     }
 
     /// Commits the leaves appended since the last commit, with the checkpoint covering them.
@@ -512,6 +598,138 @@ impl Actor {
         )?;
         Ok(())
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cosigning (c2sp.org/tlog-witness, the log's side).
+
+/// What the log knows of one cosigner.
+struct CosignerState {
+    verifier: CosignatureVerifier,
+    url: String,
+    /// The size it last cosigned, as far as the log knows (0: never).
+    size: u64,
+    /// Its cosignatures on the checkpoint of `size`.
+    signatures: Vec<NoteSignature>,
+}
+
+impl CosignerState {
+    fn new(verifier: CosignatureVerifier, url: String) -> Self {
+        CosignerState {
+            verifier,
+            url: url.trim_end_matches('/').to_string(),
+            size: 0,
+            signatures: Vec::new(),
+        }
+    }
+}
+
+/// Every tick: asks each cosigner to cosign the latest checkpoint (with a consistency proof
+/// from the size it last cosigned), and hands the note with every cosignature to the actor.
+async fn cosign_loop(handle: Handle, mut cosigners: Vec<CosignerState>) {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cosigning disabled: cannot build an HTTP client: {e}");
+            return;
+        }
+    };
+    let mut interval = tokio::time::interval(TICK_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let note = match handle.call(Request::Checkpoint).await {
+            Ok(note) => note,
+            Err(ActorError::Stopped) => return,
+            Err(e) => {
+                tracing::warn!("cosigning: no checkpoint: {e}");
+                continue;
+            }
+        };
+        let Ok(size) = Note::parse(note.as_bytes())
+            .and_then(|n| Checkpoint::from_text(&n.text))
+            .map(|cp| cp.size)
+        else {
+            continue;
+        };
+        let mut signatures = Vec::new();
+        for cosigner in &mut cosigners {
+            let fresh = cosigner.size == size && !cosigner.signatures.is_empty();
+            if !fresh
+                && let Err(e) = request_cosignature(&handle, &client, cosigner, &note, size).await
+            {
+                tracing::warn!(cosigner = cosigner.verifier.name(), "cosigning: {e}");
+            }
+            if cosigner.size == size {
+                signatures.extend(cosigner.signatures.iter().cloned());
+            }
+        }
+        if signatures.is_empty() {
+            continue;
+        }
+        match cosigning::attach(&note, &signatures) {
+            Ok(cosigned) => match handle.call(|r| Request::Cosigned(cosigned, r)).await {
+                Ok(()) => {}
+                Err(ActorError::Stopped) => return,
+                Err(e) => tracing::warn!("cosigning: {e}"),
+            },
+            Err(e) => tracing::warn!("cosigning: {e}"),
+        }
+    }
+}
+
+/// One `add-checkpoint` exchange (and one retry if the cosigner knows another old size).
+async fn request_cosignature(
+    handle: &Handle,
+    client: &reqwest::Client,
+    cosigner: &mut CosignerState,
+    note: &str,
+    size: u64,
+) -> Result<(), String> {
+    for _ in 0..2 {
+        if cosigner.size > size {
+            return Err(format!(
+                "it cosigned size {} but the log has only {size} leaves",
+                cosigner.size
+            ));
+        }
+        let proof = if cosigner.size == 0 || cosigner.size == size {
+            Vec::new()
+        } else {
+            handle
+                .call(|r| Request::Consistency(cosigner.size, size, r))
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let body = cosigning::add_checkpoint_body(cosigner.size, &proof, note);
+        let response = client
+            .post(format!("{}/add-checkpoint", cosigner.url))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        if status == StatusCode::CONFLICT
+            && let Some(theirs) = cosigning::parse_conflict_size(&text)
+        {
+            cosigner.size = theirs;
+            cosigner.signatures.clear();
+            continue;
+        }
+        if !status.is_success() {
+            return Err(format!("{status}: {}", text.trim()));
+        }
+        let signatures = cosigning::verified_cosignatures(&text, note, &cosigner.verifier)
+            .map_err(|e| e.to_string())?;
+        cosigner.size = size;
+        cosigner.signatures = signatures;
+        return Ok(());
+    }
+    Err("the cosigner's size kept changing".into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -596,13 +814,39 @@ pub struct SubmitResponse {
     pub new: bool,
 }
 
+/// A batch of submissions.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubmitBatchRequest {
+    /// The 32-byte secrets, hex, 1 to [`MAX_SUBMIT_BATCH`] of them.
+    pub ps: Vec<String>,
+}
+
+/// The answer to a batch (sent only once the commit is durable).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubmitBatchResponse {
+    /// One entry per secret, in request order.
+    pub entries: Vec<SubmitResponse>,
+}
+
+/// A run of leaves.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EntriesResponse {
+    /// Index of the first leaf.
+    pub start: u64,
+    /// Hex of each leaf's canonical encoding (the data under its RFC 6962 leaf hash).
+    pub leaves: Vec<String>,
+}
+
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/checkpoint", get(checkpoint))
+        .route("/checkpoint/cosigned", get(cosigned_checkpoint))
         .route("/vkey", get(vkey))
         .route("/submit", post(submit))
+        .route("/submit-batch", post(submit_batch))
         .route("/bundle/{p}", get(bundle))
         .route("/entry/{index}", get(entry))
+        .route("/entries", get(entries))
         .route("/proof/consistency", get(consistency))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))
@@ -646,6 +890,19 @@ async fn checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
+async fn cosigned_checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
+    match state.handle.call(Request::CosignedNote).await? {
+        Some(note) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_cosigned",
+            "no checkpoint has been cosigned yet",
+        )),
+    }
+}
+
 async fn vkey(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -666,6 +923,50 @@ async fn submit(
         index: s.index,
         block: s.block,
         new: s.new,
+    }))
+}
+
+async fn submit_batch(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<axum::Json<SubmitBatchResponse>> {
+    let request: SubmitBatchRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(
+            "bad_json",
+            format!("expected {{\"ps\": [\"<64 hex>\", ...]}}: {e}"),
+        )
+    })?;
+    if request.ps.is_empty() {
+        return Err(ApiError::bad("empty_batch", "ps must not be empty"));
+    }
+    if request.ps.len() > MAX_SUBMIT_BATCH {
+        return Err(ApiError::bad(
+            "too_many",
+            format!(
+                "at most {MAX_SUBMIT_BATCH} secrets per batch, got {}",
+                request.ps.len()
+            ),
+        ));
+    }
+    // Every secret is checked before any is submitted: a batch is all or nothing.
+    let ps = request
+        .ps
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            parse_p(text).map_err(|e| ApiError::bad(e.code, format!("ps[{i}]: {}", e.message)))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let submissions = state.handle.call(|r| Request::SubmitBatch(ps, r)).await?;
+    Ok(axum::Json(SubmitBatchResponse {
+        entries: submissions
+            .into_iter()
+            .map(|s| SubmitResponse {
+                index: s.index,
+                block: s.block,
+                new: s.new,
+            })
+            .collect(),
     }))
 }
 
@@ -702,6 +1003,36 @@ async fn entry(
         Leaf::Block { block, time } => serde_json::json!({
             "index": index, "kind": "block", "block": block, "time": time,
         }),
+    }))
+}
+
+async fn entries(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<axum::Json<EntriesResponse>> {
+    let start: u64 = query
+        .get("start")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::bad("bad_index", "give ?start=<leaf index>"))?;
+    let count: u64 = query
+        .get("count")
+        .and_then(|v| v.parse().ok())
+        .filter(|c| (1..=MAX_ENTRIES).contains(c))
+        .ok_or_else(|| ApiError::bad("bad_count", format!("give ?count=<1 to {MAX_ENTRIES}>")))?;
+    let leaves = state
+        .handle
+        .call(|r| Request::Entries(start, count, r))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_entry",
+                "start is past the end of the log",
+            )
+        })?;
+    Ok(axum::Json(EntriesResponse {
+        start,
+        leaves: leaves.iter().map(|l| hex::encode(l.to_bytes())).collect(),
     }))
 }
 

@@ -618,6 +618,22 @@ proptest! {
             }
         }
     }
+
+    /// `Tree::truncate(k)` leaves exactly the tree built from the first `k` leaves, and
+    /// pushing after it behaves the same too.
+    #[test]
+    fn prop_truncate_equals_rebuilt_prefix(n in 0usize..300, seed: u64, cut: usize, more: u64) {
+        let leaves = random_leaves(n, seed);
+        let k = if n == 0 { 0 } else { cut % (n + 1) };
+        let mut tree = Tree::from_leaf_hashes(&leaves);
+        tree.truncate(k as u64);
+        prop_assert_eq!(&tree, &Tree::from_leaf_hashes(&leaves[..k]));
+        let extra = random_leaves(3, more);
+        tree.extend(extra.iter().copied());
+        let mut want = leaves[..k].to_vec();
+        want.extend(extra);
+        prop_assert_eq!(tree, Tree::from_leaf_hashes(&want));
+    }
 }
 
 /// Timing on a 10^6-leaf tree; run with
