@@ -618,17 +618,6 @@ async fn add_checkpoint_bad_input_is_refused_and_changes_nothing() {
     )
     .await;
 
-    // ---- old > size: 400. ----
-    let r = t.post("/add-checkpoint", add_body(5, &[], &note4)).await;
-    expect_error_naming(
-        r,
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-        "larger",
-        "old 5 > size 4",
-    )
-    .await;
-
     // ---- Oversized bodies. ----
     // Over the HTTP limit: 413 before the body is even parsed.
     for size in [MAX_BODY + 1, 2 * MAX_BODY] {
@@ -655,6 +644,22 @@ async fn add_checkpoint_bad_input_is_refused_and_changes_nothing() {
     .await;
     assert_eq!(t.logs().await, initial, "rejected requests changed nothing");
     assert!(t.refused(&origin).await.is_empty());
+    assert!(!t.indicted(&log.vkey()).await.indicted);
+
+    // ---- old > size: 400. The checkpoint itself is signed by the log, so it is kept as a
+    // sighting (it could be half of a split view); nothing else changes. ----
+    let r = t.post("/add-checkpoint", add_body(5, &[], &note4)).await;
+    expect_error_naming(
+        r,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "larger",
+        "old 5 > size 4",
+    )
+    .await;
+    let after = t.logs().await;
+    assert_eq!(after[0].cosigned_size, 0);
+    assert_eq!(after[0].checkpoints_seen, 1);
     assert!(!t.indicted(&log.vkey()).await.indicted);
 
     // ---- A wrong old size: 409 with the size, typed text/x.tlog.size. ----

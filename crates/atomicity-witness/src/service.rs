@@ -29,7 +29,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +45,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cosigning;
+use crate::http::{ApiError, json_errors, lock_dir, write_file};
 use crate::leaf::Leaf;
 use crate::log::{Log, LogError, Submission};
 use crate::merkle::Hash;
@@ -72,15 +72,12 @@ pub const MAX_SUBMIT_BATCH: usize = 512;
 pub const MAX_ENTRIES: u64 = 1000;
 /// Most requests folded into one transaction.
 const MAX_BATCH: usize = 4096;
+/// Most new leaves folded into one transaction.
+const MAX_BATCH_LEAVES: u64 = 16_384;
 /// How often the background task lets blocks advance without traffic.
 const TICK_EVERY: Duration = Duration::from_secs(1);
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::http::{ErrorBody, unix_now};
 
 /// How to run a witness.
 #[derive(Clone, Debug)]
@@ -182,47 +179,6 @@ impl RunningWitness {
     }
 }
 
-fn write_file(dir: &Path, name: &str, bytes: &[u8], private: bool) -> Result<(), ServiceError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp).map_err(io_err(&tmp))?;
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(io_err(&tmp))?;
-    }
-    file.write_all(bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn lock_dir(dir: &Path) -> Result<fs::File, ServiceError> {
-    let path = dir.join(LOCK_FILE);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(ServiceError::Locked(dir.to_path_buf())),
-        Err(fs::TryLockError::Error(source)) => Err(ServiceError::Io { path, source }),
-    }
-}
-
 /// Reads the signing key, or creates one if there is none and the log is empty.
 fn load_or_create_signer(
     dir: &Path,
@@ -263,7 +219,8 @@ fn load_or_create_signer(
             };
             let signer = Signer::new(&origin, key)
                 .map_err(|e| ServiceError::Config(format!("origin {origin:?}: {e}")))?;
-            write_file(dir, KEY_FILE, signer.skey().as_bytes(), true)?;
+            write_file(dir, KEY_FILE, signer.skey().as_bytes(), true)
+                .map_err(io_err(&dir.join(KEY_FILE)))?;
             Ok(signer)
         }
         Err(source) => Err(ServiceError::Io { path, source }),
@@ -285,13 +242,9 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
         cosigners.push(CosignerState::new(verifier, url.clone()));
     }
     let dir = config.dir.clone();
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&dir))?;
-    }
-    let lock = lock_dir(&dir)?;
+    let lock = lock_dir(&dir, LOCK_FILE)
+        .map_err(io_err(&dir))?
+        .ok_or_else(|| ServiceError::Locked(dir.clone()))?;
     let _ = fs::remove_file(dir.join(URL_FILE));
     let mut store = WitnessStore::open(&dir.join(DB_FILE))?;
     let signer = load_or_create_signer(&dir, config.origin.as_deref(), store.size() == 0)?;
@@ -360,8 +313,10 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
     let cosign =
         (!cosigners.is_empty()).then(|| tokio::spawn(cosign_loop(handle.clone(), cosigners)));
 
-    write_file(&dir, VKEY_FILE, format!("{vkey}\n").as_bytes(), false)?;
-    write_file(&dir, URL_FILE, format!("{url}\n").as_bytes(), false)?;
+    write_file(&dir, VKEY_FILE, format!("{vkey}\n").as_bytes(), false)
+        .map_err(io_err(&dir.join(VKEY_FILE)))?;
+    write_file(&dir, URL_FILE, format!("{url}\n").as_bytes(), false)
+        .map_err(io_err(&dir.join(URL_FILE)))?;
     tracing::info!(%url, %vkey, "witness running");
     Ok(RunningWitness {
         url,
@@ -477,7 +432,12 @@ impl Actor {
         while let Some(first) = rx.blocking_recv() {
             let now = unix_now();
             let mut answers = vec![self.process(first, now)];
-            while answers.len() < MAX_BATCH {
+            // Bounded by requests and by new leaves: a flood of 512-secret batches must not
+            // make one huge transaction (and one long wait for everyone in it).
+            let start = self.log.size();
+            while answers.len() < MAX_BATCH
+                && self.log.size().saturating_sub(start) < MAX_BATCH_LEAVES
+            {
                 match rx.try_recv() {
                     Ok(request) => answers.push(self.process(request, now)),
                     Err(_) => break,
@@ -741,47 +701,6 @@ struct AppState {
     vkey: String,
 }
 
-/// An API error: status, stable code, words.
-#[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-/// The JSON body of every error.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// A stable snake_case code.
-    pub code: String,
-    /// Words for people.
-    pub error: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            code: self.code.to_string(),
-            error: self.message,
-        };
-        (self.status, axum::Json(body)).into_response()
-    }
-}
-
 impl From<ActorError> for ApiError {
     fn from(e: ActorError) -> ApiError {
         match e {
@@ -851,27 +770,6 @@ fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
-}
-
-/// Gives the errors axum makes itself (unknown route, wrong method, body too large) our JSON
-/// shape.
-async fn json_errors(response: Response) -> Response {
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let code = match status {
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        _ => "error",
-    };
-    let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
-    ApiError::new(status, code, reason).into_response()
 }
 
 fn parse_p(text: &str) -> ApiResult<[u8; 32]> {

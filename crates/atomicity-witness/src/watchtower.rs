@@ -29,7 +29,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use thiserror::Error;
 
-use crate::fork::{ForkError, ForkKind, ForkProof};
+use crate::fork::{ForkError, ForkKind, ForkProof, MAX_CHECKPOINT_NOTE_SIZE};
 use crate::leaf::Leaf;
 use crate::merkle::{Hash, Tree, empty_root, leaf_hash, verify_consistency};
 use crate::note::{self, Checkpoint, Cosigner, Note, NoteError, Verifier};
@@ -305,6 +305,26 @@ pub fn canonical_vkey(vkey: &str) -> Result<String, WatchError> {
         .vkey())
 }
 
+/// The note as the log signed it: only the log's own verified signature is kept, so what the
+/// watchtower stores (and puts into fork proofs) is bounded and carries no one else's lines.
+/// Cosignatures matter to clients, not to evidence against the log.
+fn log_signed_only(note: &Note, log: &Verifier) -> Result<String, WatchError> {
+    let (_, verified) = note::open(note.to_text().as_bytes(), std::slice::from_ref(log))
+        .map_err(WatchError::NotSigned)?;
+    let text = Note {
+        text: note.text.clone(),
+        signatures: verified,
+    }
+    .to_text();
+    if text.len() > MAX_CHECKPOINT_NOTE_SIZE {
+        return Err(WatchError::Malformed(NoteError::TooLarge {
+            size: text.len(),
+            limit: MAX_CHECKPOINT_NOTE_SIZE,
+        }));
+    }
+    Ok(text)
+}
+
 /// Parses an `add-checkpoint` body: `old N`, proof lines, an empty line, a signed note.
 fn parse_add_checkpoint(body: &[u8]) -> Result<(u64, Vec<Hash>, Note, Checkpoint), AddError> {
     let bad = |m: &str| AddError::Malformed(m.to_owned());
@@ -437,18 +457,19 @@ impl Watchtower {
             .logs
             .get(&origin)
             .ok_or_else(|| AddError::UnknownOrigin(origin.clone()))?;
-        let note_text = note.to_text();
-        note::open(note_text.as_bytes(), std::slice::from_ref(&log.verifier))
-            .map_err(|e| AddError::NotSigned(e.to_string()))?;
+        let note_text = log_signed_only(&note, &log.verifier).map_err(|e| match e {
+            WatchError::Malformed(e) => AddError::Malformed(e.to_string()),
+            e => AddError::NotSigned(e.to_string()),
+        })?;
         let signed = SignedCheckpoint {
             checkpoint: cp.clone(),
             note: note_text,
         };
-        if old > cp.size {
-            return Err(AddError::OldTooLarge { old, size: cp.size });
-        }
         if self.record_sighting(&origin, &signed, now, out) == Sighting::SplitView {
             return Err(AddError::RootConflict(cp.size));
+        }
+        if old > cp.size {
+            return Err(AddError::OldTooLarge { old, size: cp.size });
         }
         let vkey = self.log(&origin)?.verifier.vkey();
         if self.indictments.contains_key(&vkey) {
@@ -528,12 +549,9 @@ impl Watchtower {
             .logs
             .get(&checkpoint.origin)
             .ok_or_else(|| WatchError::UnknownOrigin(checkpoint.origin.clone()))?;
-        let note_text = note.to_text();
-        note::open(note_text.as_bytes(), std::slice::from_ref(&log.verifier))
-            .map_err(WatchError::NotSigned)?;
         Ok(SignedCheckpoint {
             checkpoint,
-            note: note_text,
+            note: log_signed_only(&note, &log.verifier)?,
         })
     }
 
@@ -650,7 +668,12 @@ impl Watchtower {
         if let Some(kind) = self.indicted_kind(&origin) {
             return Ok(Observed::Indicted(kind));
         }
-        debug_assert!(sighting != Sighting::SplitView);
+        if sighting == Sighting::SplitView {
+            // Only if the proof could not be kept; never follow a log caught forking.
+            return Err(WatchError::NotSigned(NoteError::MalformedNote(
+                "split view without a storable proof",
+            )));
+        }
         let Some(log) = self.logs.get_mut(&origin) else {
             return Err(WatchError::UnknownOrigin(origin));
         };
