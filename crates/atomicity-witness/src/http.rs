@@ -134,3 +134,36 @@ pub(crate) fn lock_dir(dir: &Path, lock_name: &str) -> std::io::Result<Option<fs
         Err(fs::TryLockError::Error(e)) => Err(e),
     }
 }
+
+/// Binds `addr` (port 0 picks a free one); returns the listener and its `http://` URL.
+pub(crate) async fn bind(
+    addr: std::net::SocketAddr,
+) -> std::io::Result<(tokio::net::TcpListener, String)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((listener, url))
+}
+
+/// Serves `router` on `listener` until `true` is sent on the returned channel; requests in
+/// progress then finish before the task ends.
+pub(crate) fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (shutdown, mut stop) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::error!("server stopped: {e}");
+        }
+    });
+    (shutdown, server)
+}

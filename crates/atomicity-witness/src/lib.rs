@@ -14,6 +14,8 @@
 //!   storage; `http`: what the two services share.
 #![deny(missing_docs)]
 
+#[cfg(feature = "service")]
+mod actor;
 pub mod bundle;
 pub mod cosigning;
 pub mod fork;

@@ -42,10 +42,11 @@ use axum::routing::{get, post};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
+use crate::actor::{self, ActorError, Deferred, Reply, Writer, defer};
 use crate::cosigning;
-use crate::http::{ApiError, json_errors, lock_dir, write_file};
+use crate::http::{ApiError, bind, json_errors, lock_dir, serve, write_file};
 use crate::leaf::Leaf;
 use crate::log::{Log, LogError, Submission};
 use crate::merkle::Hash;
@@ -266,36 +267,27 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
     };
     tracing::info!(size = log.size(), block = log.block(), %origin, "witness log loaded");
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let (listener, url) = bind(config.listen)
         .await
         .map_err(|source| ServiceError::Bind {
             addr: config.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| ServiceError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let url = format!("http://{addr}");
 
-    let (handle, thread) = spawn_actor(log, store, signer, config.block_seconds);
+    let actor = Actor {
+        log,
+        store,
+        signer,
+        block_seconds: config.block_seconds,
+        cosigned: None,
+        batch_start: 0,
+    };
+    let (handle, thread) = actor::spawn(actor, "witness-log");
     let state = AppState {
         handle: handle.clone(),
         vkey: vkey.clone(),
     };
-    let (shutdown, mut stop) = watch::channel(false);
-    let router = router(state);
-    let server = tokio::spawn(async move {
-        let signal = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await
-        {
-            tracing::error!("server stopped: {e}");
-        }
-    });
+    let (shutdown, server) = serve(listener, router(state));
     let ticker_handle = handle.clone();
     let ticker = tokio::spawn(async move {
         let mut interval = tokio::time::interval(TICK_EVERY);
@@ -336,22 +328,6 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
 // ---------------------------------------------------------------------------------------------
 // The actor.
 
-/// What a request to the log can fail with.
-#[derive(Debug, Clone, Error)]
-enum ActorError {
-    /// The request does not fit the log (sizes out of range and such).
-    #[error("{0}")]
-    Bad(String),
-    /// The change could not be made durable; nothing changed.
-    #[error("storage failed: {0}")]
-    Storage(String),
-    /// The witness is shutting down.
-    #[error("the witness is shutting down")]
-    Stopped,
-}
-
-type Reply<T> = oneshot::Sender<Result<T, ActorError>>;
-
 enum Request {
     Submit([u8; 32], Reply<Submission>),
     SubmitBatch(Vec<[u8; 32]>, Reply<Vec<Submission>>),
@@ -367,34 +343,11 @@ enum Request {
     CosignedNote(Reply<Option<String>>),
 }
 
-#[derive(Clone)]
-struct Handle {
-    tx: mpsc::UnboundedSender<Request>,
-}
-
-impl Handle {
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, ActorError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).map_err(|_| ActorError::Stopped)?;
-        rx.await.map_err(|_| ActorError::Stopped)?
-    }
-}
-
-type Deferred = Box<dyn FnOnce(Option<&ActorError>) + Send>;
-
-fn defer<T: Send + 'static>(reply: Reply<T>, result: Result<T, ActorError>) -> Deferred {
-    Box::new(move |commit_error| {
-        let result = match (commit_error, result) {
-            (Some(e), _) => Err(e.clone()),
-            (None, r) => r,
-        };
-        let _ = reply.send(result);
-    })
-}
-
 fn bad(e: impl std::fmt::Display) -> ActorError {
     ActorError::Bad(e.to_string())
 }
+
+type Handle = actor::Handle<Request>;
 
 struct Actor {
     log: Log,
@@ -404,67 +357,38 @@ struct Actor {
     /// The newest checkpoint note with cosignatures (memory only: after a restart the cosign
     /// loop asks again).
     cosigned: Option<(u64, String)>,
+    /// The log's size when the current batch began.
+    batch_start: u64,
 }
 
-fn spawn_actor(
-    log: Log,
-    store: WitnessStore,
-    signer: Signer,
-    block_seconds: u64,
-) -> (Handle, std::thread::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let actor = Actor {
-        log,
-        store,
-        signer,
-        block_seconds,
-        cosigned: None,
-    };
-    let thread = std::thread::Builder::new()
-        .name("witness-log".into())
-        .spawn(move || actor.run(rx))
-        .unwrap_or_else(|e| panic!("cannot start the witness log thread: {e}"));
-    (Handle { tx }, thread)
-}
+impl Writer for Actor {
+    type Request = Request;
 
-impl Actor {
-    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
-        while let Some(first) = rx.blocking_recv() {
-            let now = unix_now();
-            let mut answers = vec![self.process(first, now)];
-            // Bounded by requests and by new leaves: a flood of 512-secret batches must not
-            // make one huge transaction (and one long wait for everyone in it).
-            let start = self.log.size();
-            while answers.len() < MAX_BATCH
-                && self.log.size().saturating_sub(start) < MAX_BATCH_LEAVES
-            {
-                match rx.try_recv() {
-                    Ok(request) => answers.push(self.process(request, now)),
-                    Err(_) => break,
-                }
-            }
-            match self.persist() {
-                Ok(()) => {
-                    for answer in answers {
-                        answer(None);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("commit failed, reloading the log from disk: {e}");
-                    let error = ActorError::Storage(e.to_string());
-                    for answer in answers {
-                        answer(Some(&error));
-                    }
-                    if let Err(e) = self.reload() {
-                        tracing::error!("cannot rebuild the log: {e}; stopping");
-                        return;
-                    }
-                }
-            }
-        }
+    fn begin_batch(&mut self) {
+        self.batch_start = self.log.size();
+    }
+
+    // Bounded by requests and by new leaves: a flood of 512-secret batches must not make one
+    // huge transaction (and one long wait for everyone in it).
+    fn batch_full(&self, taken: usize) -> bool {
+        taken >= MAX_BATCH || self.log.size().saturating_sub(self.batch_start) >= MAX_BATCH_LEAVES
     }
 
     fn process(&mut self, request: Request, now: u64) -> Deferred {
+        self.apply(request, now)
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        self.persist().map_err(|e| e.to_string())
+    }
+
+    fn reload(&mut self) -> Result<(), String> {
+        self.rebuild().map_err(|e| e.to_string())
+    }
+}
+
+impl Actor {
+    fn apply(&mut self, request: Request, now: u64) -> Deferred {
         match request {
             Request::Submit(p, reply) => defer(reply, Ok(self.log.submit(p, now))),
             Request::SubmitBatch(ps, reply) => defer(reply, Ok(self.log.submit_batch(&ps, now))),
@@ -548,7 +472,7 @@ impl Actor {
         Ok(())
     }
 
-    fn reload(&mut self) -> Result<(), ServiceError> {
+    fn rebuild(&mut self) -> Result<(), ServiceError> {
         let leaves = self.store.load_leaves()?;
         self.log = Log::restore(
             self.log.origin().to_string(),
@@ -699,18 +623,6 @@ async fn request_cosignature(
 struct AppState {
     handle: Handle,
     vkey: String,
-}
-
-impl From<ActorError> for ApiError {
-    fn from(e: ActorError) -> ApiError {
-        match e {
-            ActorError::Bad(m) => ApiError::bad("bad_request", m),
-            ActorError::Storage(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", m),
-            ActorError::Stopped => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string())
-            }
-        }
-    }
 }
 
 type ApiResult<T> = Result<T, ApiError>;

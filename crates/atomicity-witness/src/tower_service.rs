@@ -36,9 +36,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
-use crate::http::{ApiError, json_errors, lock_dir, unix_now, write_file};
+use crate::actor::{self, ActorError, Deferred, Reply, Writer, defer};
+use crate::http::{ApiError, bind, json_errors, lock_dir, serve, write_file};
 use crate::note::{Checkpoint, Cosigner, Note};
 use crate::tower_store::{Refusal, TowerStore, TowerStoreError};
 use crate::watchtower::{AddError, Change, Observed, Sighting, WatchError, Watchtower};
@@ -256,36 +257,24 @@ pub async fn start(config: WatchtowerConfig) -> Result<RunningWatchtower, TowerE
     store.apply(&changes)?;
     tracing::info!(logs = tower.logs().len(), "watchtower state loaded");
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let (listener, url) = bind(config.listen)
         .await
         .map_err(|source| TowerError::Bind {
             addr: config.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| TowerError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let url = format!("http://{addr}");
 
-    let (handle, thread) = spawn_actor(tower, store);
+    let actor = Actor {
+        tower,
+        store,
+        changes: Vec::new(),
+    };
+    let (handle, thread) = actor::spawn(actor, "watchtower");
     let state = AppState {
         handle: handle.clone(),
         vkey: vkey.clone(),
     };
-    let (shutdown, mut stop) = watch::channel(false);
-    let router = router(state);
-    let server = tokio::spawn(async move {
-        let signal = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await
-        {
-            tracing::error!("server stopped: {e}");
-        }
-    });
+    let (shutdown, server) = serve(listener, router(state));
     let monitor = tokio::spawn(monitor_loop(
         handle.clone(),
         Duration::from_secs(config.poll_seconds),
@@ -311,19 +300,6 @@ pub async fn start(config: WatchtowerConfig) -> Result<RunningWatchtower, TowerE
 
 // ---------------------------------------------------------------------------------------------
 // The actor.
-
-/// What a request can fail with besides its own refusal.
-#[derive(Debug, Clone, Error)]
-enum ActorError {
-    /// The change could not be made durable; nothing changed.
-    #[error("storage failed: {0}")]
-    Storage(String),
-    /// The watchtower is shutting down.
-    #[error("the watchtower is shutting down")]
-    Stopped,
-}
-
-type Reply<T> = oneshot::Sender<Result<T, ActorError>>;
 
 /// One watched log, as `/v1/logs` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -385,85 +361,45 @@ enum Request {
     ObserveFull(String, Vec<Vec<u8>>, Reply<Result<Observed, WatchError>>),
 }
 
-#[derive(Clone)]
-struct Handle {
-    tx: mpsc::UnboundedSender<Request>,
-}
-
-impl Handle {
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, ActorError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).map_err(|_| ActorError::Stopped)?;
-        rx.await.map_err(|_| ActorError::Stopped)?
-    }
-}
-
-type Deferred = Box<dyn FnOnce(Option<&ActorError>) + Send>;
-
-fn defer<T: Send + 'static>(reply: Reply<T>, result: T) -> Deferred {
-    Box::new(move |commit_error| {
-        let _ = reply.send(match commit_error {
-            Some(e) => Err(e.clone()),
-            None => Ok(result),
-        });
-    })
-}
+type Handle = actor::Handle<Request>;
 
 struct Actor {
     tower: Watchtower,
     store: TowerStore,
+    /// What the current batch changed, committed in one transaction.
+    changes: Vec<Change>,
 }
 
-fn spawn_actor(tower: Watchtower, store: TowerStore) -> (Handle, std::thread::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let actor = Actor { tower, store };
-    let thread = std::thread::Builder::new()
-        .name("watchtower".into())
-        .spawn(move || actor.run(rx))
-        .unwrap_or_else(|e| panic!("cannot start the watchtower thread: {e}"));
-    (Handle { tx }, thread)
+impl Writer for Actor {
+    type Request = Request;
+
+    fn batch_full(&self, taken: usize) -> bool {
+        taken >= MAX_BATCH
+    }
+
+    fn process(&mut self, request: Request, now: u64) -> Deferred {
+        let mut changes = std::mem::take(&mut self.changes);
+        let answer = self.apply(request, now, &mut changes);
+        self.changes = changes;
+        answer
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        let changes = std::mem::take(&mut self.changes);
+        self.store.apply(&changes).map_err(|e| e.to_string())
+    }
+
+    fn reload(&mut self) -> Result<(), String> {
+        self.tower = load(self.tower.cosigner().clone(), &self.store).map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }
 
 impl Actor {
-    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
-        while let Some(first) = rx.blocking_recv() {
-            let now = unix_now();
-            let mut changes = Vec::new();
-            let mut answers = vec![self.process(first, now, &mut changes)];
-            while answers.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(request) => answers.push(self.process(request, now, &mut changes)),
-                    Err(_) => break,
-                }
-            }
-            match self.store.apply(&changes) {
-                Ok(()) => {
-                    for answer in answers {
-                        answer(None);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("commit failed, reloading from disk: {e}");
-                    let error = ActorError::Storage(e.to_string());
-                    for answer in answers {
-                        answer(Some(&error));
-                    }
-                    match load(self.tower.cosigner().clone(), &self.store) {
-                        Ok(tower) => self.tower = tower,
-                        Err(e) => {
-                            tracing::error!("cannot rebuild the watchtower: {e}; stopping");
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn process(&mut self, request: Request, now: u64, out: &mut Vec<Change>) -> Deferred {
+    fn apply(&mut self, request: Request, now: u64, out: &mut Vec<Change>) -> Deferred {
         let tower = &mut self.tower;
         match request {
-            Request::Add(body, reply) => defer(reply, tower.add_checkpoint(&body, now, out)),
+            Request::Add(body, reply) => defer(reply, Ok(tower.add_checkpoint(&body, now, out))),
             Request::Checkpoint(note, reply) => {
                 let result = tower.ingest_checkpoint(&note, now, out).and_then(|s| {
                     let cp = Note::parse(note.as_bytes())
@@ -471,13 +407,13 @@ impl Actor {
                         .map_err(WatchError::Malformed)?;
                     Ok((cp, s))
                 });
-                defer(reply, result)
+                defer(reply, Ok(result))
             }
             Request::Proof(vkey, bytes, reply) => {
                 let result = tower
                     .ingest_fork_proof(&vkey, &bytes, now, out)
                     .map(|(kind, new)| (kind.name(), new));
-                defer(reply, result)
+                defer(reply, Ok(result))
             }
             Request::Indicted(vkey, reply) => {
                 let canonical = crate::watchtower::canonical_vkey(&vkey).unwrap_or(vkey.clone());
@@ -498,7 +434,7 @@ impl Actor {
                         })
                         .collect(),
                 });
-                defer(reply, result)
+                defer(reply, Ok(result))
             }
             Request::Logs(reply) => {
                 let logs = tower
@@ -517,11 +453,11 @@ impl Actor {
                         }
                     })
                     .collect();
-                defer(reply, logs)
+                defer(reply, Ok(logs))
             }
             Request::Refused(origin, reply) => {
                 let result = self.store.refusals(&origin, 100).map_err(|e| e.to_string());
-                defer(reply, result)
+                defer(reply, Ok(result))
             }
             Request::Targets(reply) => {
                 let targets = tower
@@ -532,13 +468,13 @@ impl Actor {
                         Some((origin.clone(), url, from))
                     })
                     .collect();
-                defer(reply, targets)
+                defer(reply, Ok(targets))
             }
             Request::Observe(note, leaves, reply) => {
-                defer(reply, tower.observe(&note, &leaves, now, out))
+                defer(reply, Ok(tower.observe(&note, &leaves, now, out)))
             }
             Request::ObserveFull(note, leaves, reply) => {
-                defer(reply, tower.observe_full(&note, &leaves, now, out))
+                defer(reply, Ok(tower.observe_full(&note, &leaves, now, out)))
             }
         }
     }
@@ -672,17 +608,6 @@ async fn fetch_leaves(
 struct AppState {
     handle: Handle,
     vkey: String,
-}
-
-impl From<ActorError> for ApiError {
-    fn from(e: ActorError) -> ApiError {
-        match e {
-            ActorError::Storage(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", m),
-            ActorError::Stopped => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string())
-            }
-        }
-    }
 }
 
 impl From<WatchError> for ApiError {
