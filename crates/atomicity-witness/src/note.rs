@@ -251,6 +251,23 @@ fn format_key(name: &str, id: u32, sig_type: u8, key: &[u8; 32]) -> String {
     format!("{name}+{id:08x}+{}", B64.encode(raw))
 }
 
+/// Parses a secret key string `PRIVATE+KEY+<name>+<hex key id>+<base64(type || seed)>`.
+fn parse_skey(skey: &str, sig_type: u8) -> Result<(String, u32, SigningKey), NoteError> {
+    let rest = skey
+        .strip_prefix(SKEY_PREFIX)
+        .ok_or(NoteError::MalformedKey("missing PRIVATE+KEY+ prefix"))?;
+    let (name, id, seed) = parse_key_parts(rest, sig_type)?;
+    Ok((name, id, SigningKey::from_bytes(&seed)))
+}
+
+/// Formats a secret key string (see [`parse_skey`]).
+fn format_skey(name: &str, id: u32, sig_type: u8, key: &SigningKey) -> String {
+    format!(
+        "{SKEY_PREFIX}{}",
+        format_key(name, id, sig_type, key.as_bytes())
+    )
+}
+
 /// Strips one optional trailing newline from a single signature line.
 fn strip_line(line: &str) -> &str {
     line.strip_suffix('\n').unwrap_or(line)
@@ -430,11 +447,8 @@ impl Signer {
     /// `PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 || 32-byte seed)>`,
     /// checking the key ID against the derived public key.
     pub fn from_skey(skey: &str) -> Result<Self, NoteError> {
-        let rest = skey
-            .strip_prefix(SKEY_PREFIX)
-            .ok_or(NoteError::MalformedKey("missing PRIVATE+KEY+ prefix"))?;
-        let (name, id, seed) = parse_key_parts(rest, SIG_TYPE_ED25519)?;
-        let s = Self::new(&name, SigningKey::from_bytes(&seed))?;
+        let (name, id, key) = parse_skey(skey, SIG_TYPE_ED25519)?;
+        let s = Self::new(&name, key)?;
         if s.key_id != id {
             return Err(NoteError::KeyIdMismatch);
         }
@@ -463,15 +477,7 @@ impl Signer {
 
     /// The signer key string (secret).
     pub fn skey(&self) -> String {
-        format!(
-            "{SKEY_PREFIX}{}",
-            format_key(
-                &self.name,
-                self.key_id,
-                SIG_TYPE_ED25519,
-                self.key.as_bytes()
-            )
-        )
+        format_skey(&self.name, self.key_id, SIG_TYPE_ED25519, &self.key)
     }
 
     /// The matching verifier.
@@ -756,11 +762,8 @@ impl Cosigner {
     /// `PRIVATE+KEY+<name>+<hex key id>+<base64(0x04 || seed)>`, as written by
     /// [`Cosigner::skey`].
     pub fn from_skey(skey: &str) -> Result<Self, NoteError> {
-        let rest = skey
-            .strip_prefix(SKEY_PREFIX)
-            .ok_or(NoteError::MalformedKey("missing PRIVATE+KEY+ prefix"))?;
-        let (name, id, seed) = parse_key_parts(rest, SIG_TYPE_COSIGNATURE_V1)?;
-        let c = Self::new(&name, SigningKey::from_bytes(&seed))?;
+        let (name, id, key) = parse_skey(skey, SIG_TYPE_COSIGNATURE_V1)?;
+        let c = Self::new(&name, key)?;
         if c.key_id != id {
             return Err(NoteError::KeyIdMismatch);
         }
@@ -770,15 +773,7 @@ impl Cosigner {
     /// The secret key string, in the signed-note key format with type byte `0x04`.
     /// Keep it secret.
     pub fn skey(&self) -> String {
-        format!(
-            "{SKEY_PREFIX}{}",
-            format_key(
-                &self.name,
-                self.key_id,
-                SIG_TYPE_COSIGNATURE_V1,
-                self.key.as_bytes()
-            )
-        )
+        format_skey(&self.name, self.key_id, SIG_TYPE_COSIGNATURE_V1, &self.key)
     }
 
     /// The cosigner name.
