@@ -77,25 +77,8 @@ impl NodeProcess {
     fn spawn(&mut self, listen: &str) -> Result<()> {
         let data = DataDir::new(&self.dir);
         data.clear_run_files();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("node.log"))
-            .context("cannot open node.log")?;
-        let child = Command::new(&self.bin)
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(["node", "run", "--listen", listen])
-            .env(
-                "ATOMICITY_LOG",
-                std::env::var("ATOMICITY_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.bin.display()))?;
-        self.child = Some(child);
+        let args = ["node", "run", "--listen", listen].map(String::from);
+        self.child = Some(spawn_logged(&self.bin, &self.dir, &args, "node.log")?);
         let started = Instant::now();
         loop {
             let ready = [API_URL_FILE, API_TOKEN_FILE, NODE_URL_FILE]
@@ -161,6 +144,29 @@ impl Drop for NodeProcess {
     }
 }
 
+/// Starts `bin --data-dir DIR ARGS..` with stdout and stderr appended to `DIR/log_name`, and
+/// `ATOMICITY_LOG` defaulting to `info`.
+fn spawn_logged(bin: &Path, dir: &Path, args: &[String], log_name: &str) -> Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(log_name))
+        .with_context(|| format!("cannot open {log_name}"))?;
+    Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env(
+            "ATOMICITY_LOG",
+            std::env::var("ATOMICITY_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))
+}
+
 /// Sends SIGTERM to a child process and waits for it to exit (SIGKILL after 10 s). Returns the
 /// exit status, or `None` if it had to be killed.
 pub fn terminate(mut child: Child) -> Option<std::process::ExitStatus> {
@@ -212,25 +218,12 @@ impl ServiceProcess {
         std::fs::create_dir_all(&self.dir)?;
         let url_file = self.dir.join(format!("{}.url", self.role));
         let _ = std::fs::remove_file(&url_file);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("{}.log", self.role)))?;
-        let child = Command::new(&self.bin)
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args([self.role.as_str(), "run"])
-            .args(&self.args)
-            .env(
-                "ATOMICITY_LOG",
-                std::env::var("ATOMICITY_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.bin.display()))?;
-        self.child = Some(child);
+        let args: Vec<String> = [self.role.clone(), "run".into()]
+            .into_iter()
+            .chain(self.args.iter().cloned())
+            .collect();
+        let log = format!("{}.log", self.role);
+        self.child = Some(spawn_logged(&self.bin, &self.dir, &args, &log)?);
         let started = Instant::now();
         while !url_file.exists() {
             if let Some(child) = self.child.as_mut()
@@ -249,6 +242,11 @@ impl ServiceProcess {
         }
         self.url = std::fs::read_to_string(&url_file)?.trim().to_string();
         Ok(())
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// What the process wrote so far.

@@ -4,115 +4,32 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use atomicity_cli::harness::ServiceProcess;
 use atomicity_witness::bundle::{ProofBundle, verify_publication};
 use atomicity_witness::merkle::verify_consistency;
 use atomicity_witness::note::{self, Checkpoint, Verifier};
 use serde_json::Value;
 
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_atomicity"))
 }
 
-/// A running `atomicity witness run` process.
-struct WitnessProcess {
-    dir: PathBuf,
-    block_seconds: u64,
-    child: Option<Child>,
-    url: String,
+/// Starts `atomicity witness run` on a free port with blocks of `block_seconds`.
+fn start_witness(dir: &Path, block_seconds: u64) -> ServiceProcess {
+    let args = ["--listen", "127.0.0.1:0", "--block-seconds"]
+        .map(String::from)
+        .into_iter()
+        .chain([block_seconds.to_string()])
+        .collect::<Vec<_>>();
+    ServiceProcess::start(&bin(), dir, "witness", &args).expect("witness starts")
 }
 
-impl WitnessProcess {
-    fn start(dir: &Path, block_seconds: u64) -> WitnessProcess {
-        let mut w = WitnessProcess {
-            dir: dir.to_path_buf(),
-            block_seconds,
-            child: None,
-            url: String::new(),
-        };
-        w.spawn();
-        w
-    }
-
-    fn spawn(&mut self) {
-        std::fs::create_dir_all(&self.dir).expect("mkdir");
-        let url_file = self.dir.join("witness.url");
-        let _ = std::fs::remove_file(&url_file);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("witness.log"))
-            .expect("log file");
-        let child = Command::new(bin())
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args([
-                "witness",
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--block-seconds",
-            ])
-            .arg(self.block_seconds.to_string())
-            .env(
-                "ATOMICITY_LOG",
-                std::env::var("ATOMICITY_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn atomicity witness run");
-        self.child = Some(child);
-        let started = Instant::now();
-        while !url_file.exists() {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("witness exited with {status}:\n{}", self.log());
-            }
-            assert!(started.elapsed() < START_TIMEOUT, "witness did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.url = std::fs::read_to_string(&url_file)
-            .expect("witness.url")
-            .trim()
-            .to_string();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("witness.log")).unwrap_or_default()
-    }
-
-    fn verifier(&self) -> Verifier {
-        let vkey = std::fs::read_to_string(self.dir.join("witness.vkey")).expect("witness.vkey");
-        Verifier::from_vkey(vkey.trim()).expect("vkey parses")
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM, then the exit status (None if it had to be killed).
-    fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        atomicity_cli::harness::terminate(self.child.take()?)
-    }
-}
-
-impl Drop for WitnessProcess {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+/// The log's key, from `witness.vkey`.
+fn verifier(w: &ServiceProcess) -> Verifier {
+    Verifier::from_vkey(&w.read("witness.vkey").expect("witness.vkey")).expect("vkey parses")
 }
 
 fn client() -> reqwest::Client {
@@ -176,15 +93,15 @@ fn random_p() -> [u8; 32] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn witness_submits_checkpoints_and_bundles_verify() {
     let root = tempfile::tempdir().expect("tempdir");
-    let mut w = WitnessProcess::start(&root.path().join("w"), 1);
+    let mut w = start_witness(&root.path().join("w"), 1);
     let c = client();
-    let verifier = w.verifier();
-    let vkey = std::fs::read_to_string(w.dir.join("witness.vkey")).expect("vkey");
+    let verifier = verifier(&w);
+    let vkey = std::fs::read_to_string(w.dir().join("witness.vkey")).expect("vkey");
     assert!(vkey.starts_with("atomicity-witness/"), "{vkey}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(w.dir.join("witness.key"))
+        let mode = std::fs::metadata(w.dir().join("witness.key"))
             .expect("key")
             .permissions()
             .mode();
@@ -261,10 +178,10 @@ async fn witness_submits_checkpoints_and_bundles_verify() {
     // A graceful stop exits 0 and removes witness.url; a restart is the same log.
     let status = w.stop().expect("stopped gracefully");
     assert!(status.success(), "{status}\n{}", w.log());
-    assert!(!w.dir.join("witness.url").exists());
-    w.spawn();
+    assert!(!w.dir().join("witness.url").exists());
+    w.restart().expect("witness restarts");
     assert_eq!(
-        std::fs::read_to_string(w.dir.join("witness.vkey")).expect("vkey"),
+        std::fs::read_to_string(w.dir().join("witness.vkey")).expect("vkey"),
         vkey
     );
     let again = submit(&c, &w.url, &ps[4]).await.expect("resubmit");
@@ -285,8 +202,8 @@ async fn witness_submits_checkpoints_and_bundles_verify() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn witness_kill9_mid_stream_keeps_every_acknowledged_submission() {
     let root = tempfile::tempdir().expect("tempdir");
-    let mut w = WitnessProcess::start(&root.path().join("w"), 1);
-    let verifier = w.verifier();
+    let mut w = start_witness(&root.path().join("w"), 1);
+    let verifier = verifier(&w);
     let url = w.url.clone();
     let acked: Arc<Mutex<BTreeMap<[u8; 32], u64>>> = Arc::default();
     let seen: Arc<Mutex<Vec<Checkpoint>>> = Arc::default();
@@ -345,7 +262,7 @@ async fn witness_kill9_mid_stream_keeps_every_acknowledged_submission() {
     let seen = seen.lock().expect("lock").clone();
     assert!(acked.len() >= 300);
 
-    w.spawn();
+    w.restart().expect("witness restarts");
     let c = client();
     // Every acknowledged p kept its index.
     for (p, index) in &acked {
@@ -373,9 +290,9 @@ async fn witness_kill9_mid_stream_keeps_every_acknowledged_submission() {
 async fn witness_refuses_bad_input_with_json_errors_and_changes_nothing() {
     let root = tempfile::tempdir().expect("tempdir");
     // Long blocks: nothing may change the log during this test but a submission.
-    let w = WitnessProcess::start(&root.path().join("w"), 3600);
+    let w = start_witness(&root.path().join("w"), 3600);
     let c = client();
-    let verifier = w.verifier();
+    let verifier = verifier(&w);
     let (before, before_text) = checkpoint(&c, &w.url, &verifier).await;
 
     let expect_error = |status: u16, code: &'static str| {
