@@ -112,6 +112,8 @@ async fn start_node(root: &std::path::Path, name: &str) -> Result<RunningNode> {
         listen: "127.0.0.1:0".parse()?,
         api_listen: "127.0.0.1:0".parse()?,
         public_url: None,
+        witnesses: Vec::new(),
+        expiry_grace: None,
     })
     .await?)
 }
@@ -125,6 +127,7 @@ async fn pay_once(api: &ApiClient, payee: &str) -> Result<Duration> {
             asset: "USD".into(),
             memo: String::new(),
             wait_ms: Some(30_000),
+            routes: Vec::new(),
         })
         .await?;
     if r.status != "completed" {
@@ -163,6 +166,8 @@ pub async fn run(payments: usize, concurrency: usize, json: bool) -> Result<()> 
             asset: "USD".into(),
             accept: big.clone(),
             issue: big.clone(),
+            fee_base: None,
+            fee_ppm: None,
         })
         .await?;
     }

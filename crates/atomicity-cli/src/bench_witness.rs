@@ -190,6 +190,7 @@ pub async fn run(args: WitnessBenchArgs) -> Result<()> {
         block_seconds: service::DEFAULT_BLOCK_SECONDS,
         origin: None,
         cosigners: Vec::new(),
+        censor: false,
     })
     .await?;
     let client = reqwest::Client::builder()

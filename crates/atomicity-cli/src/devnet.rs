@@ -182,6 +182,8 @@ async fn set_line(
             asset: asset.into(),
             accept: Some(accept.into()),
             issue: Some(issue.into()),
+            fee_base: None,
+            fee_ppm: None,
         })
         .await?;
     println!(
@@ -209,6 +211,7 @@ async fn pay(
             asset: asset.into(),
             memo: memo.into(),
             wait_ms: Some(10_000),
+            routes: Vec::new(),
         })
         .await;
     let (succeeded, words) = match response {

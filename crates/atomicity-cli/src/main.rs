@@ -46,7 +46,9 @@ enum Command {
         #[command(subcommand)]
         command: LineCommand,
     },
-    /// Pay KEY directly: AMOUNT is a decimal string ("5", "5.00"), ASSET a code (USD) or CODE:SCALE.
+    /// Pay KEY directly, or through intermediate keys with --route: AMOUNT is a decimal string
+    /// ("5", "5.00"), ASSET a code (USD) or CODE:SCALE. A routed payment without an invoice is
+    /// published by the payer, so the payee may be offline.
     Pay {
         /// The payee's key.
         key: String,
@@ -57,12 +59,21 @@ enum Command {
         /// A note for the payee.
         #[arg(long, default_value = "")]
         memo: String,
+        /// Intermediate keys in order, K1,K2,..; repeat for a multi-path payment (the amount is
+        /// split evenly over the routes).
+        #[arg(long = "route", value_name = "K1,K2,..")]
+        routes: Vec<String>,
         /// Seconds to wait for the payee before reporting the payment as pending.
         #[arg(long, default_value_t = 10)]
         wait: u64,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Invoices: ask to be paid through the credit network.
+    Invoice {
+        #[command(subcommand)]
+        command: InvoiceCommand,
     },
     /// One row per (peer, asset): net position, limits, pending amounts.
     Balance {
@@ -148,6 +159,55 @@ enum NodeCommand {
         /// Do not use the Mainline DHT (accepted for scripts; this version never uses it).
         #[arg(long)]
         no_dht: bool,
+        /// Witness logs to publish payment secrets on and name in invoices (base URLs).
+        #[arg(long = "witness", value_name = "URL[,..]", value_delimiter = ',')]
+        witnesses: Vec<String>,
+        /// Seconds after a routed IOU's deadline before it may expire unclaimed (for tests).
+        #[arg(long, hide = true)]
+        expiry_grace: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum InvoiceCommand {
+    /// Make an invoice and print it as an `atomicity:` URI.
+    New {
+        /// The amount to receive.
+        amount: String,
+        /// The asset.
+        asset: String,
+        /// A note for the payer.
+        #[arg(long, default_value = "")]
+        memo: String,
+        /// Seconds until the payment's hard deadline.
+        #[arg(long, default_value_t = 600)]
+        expires_in: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pay an invoice.
+    Pay {
+        /// The `atomicity:` URI.
+        invoice: String,
+        /// Intermediate keys in order, K1,K2,..; repeat for a multi-path payment. Without it
+        /// the payee is paid directly.
+        #[arg(long = "route", value_name = "K1,K2,..")]
+        routes: Vec<String>,
+        /// Seconds to wait for the outcome before reporting the payment as pending.
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one of my invoices by its payment hash.
+    Show {
+        /// Hex payment hash.
+        hash: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -169,6 +229,9 @@ enum WitnessCommand {
         /// cosigner verifier key (DIR/watchtower.vkey) and URL (repeat for more).
         #[arg(long = "cosigner", value_name = "VKEY,URL")]
         cosigners: Vec<String>,
+        /// Refuse every submission (a censoring witness, for tests).
+        #[arg(long, hide = true)]
+        censor: bool,
     },
 }
 
@@ -240,6 +303,12 @@ enum LineCommand {
         /// How much I am willing to owe KEY.
         #[arg(long)]
         issue: Option<String>,
+        /// My fixed fee for forwarding routed payments to KEY (decimal).
+        #[arg(long)]
+        fee_base: Option<String>,
+        /// My proportional fee for forwarding to KEY, in millionths (1000 = 0.1%).
+        #[arg(long)]
+        fee_ppm: Option<u32>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -310,6 +379,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     api_listen,
                     public_url,
                     no_dht: _,
+                    witnesses,
+                    expiry_grace,
                 },
         } => {
             let node = atomicity_node::start(NodeConfig {
@@ -317,6 +388,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 listen,
                 api_listen,
                 public_url,
+                witnesses,
+                expiry_grace,
             })
             .await?;
             println!(
@@ -332,6 +405,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     block_seconds,
                     origin,
                     cosigners,
+                    censor,
                 },
         } => {
             let mut pairs = Vec::new();
@@ -348,6 +422,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     block_seconds,
                     origin,
                     cosigners: pairs,
+                    censor,
                 })
                 .await?;
             println!(
@@ -412,11 +487,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     asset,
                     accept,
                     issue,
+                    fee_base,
+                    fee_ppm,
                     json,
                 },
         } => {
-            if accept.is_none() && issue.is_none() {
-                bail!("give --accept, --issue or both");
+            if accept.is_none() && issue.is_none() && fee_base.is_none() && fee_ppm.is_none() {
+                bail!("give --accept, --issue, --fee-base, --fee-ppm or several");
             }
             let row = api()?
                 .set_line(&SetLineRequest {
@@ -424,6 +501,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     asset,
                     accept,
                     issue,
+                    fee_base,
+                    fee_ppm,
                 })
                 .await?;
             if json {
@@ -440,6 +519,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             amount,
             asset,
             memo,
+            routes,
             wait,
             json,
         } => {
@@ -450,32 +530,72 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     asset: asset.clone(),
                     memo,
                     wait_ms: Some(wait.saturating_mul(1000)),
+                    routes: split_routes(&routes),
+                })
+                .await?;
+            return report_payment(&response, json, &format!("paid {amount} {asset} to {key}"));
+        }
+        Command::Invoice {
+            command:
+                InvoiceCommand::New {
+                    amount,
+                    asset,
+                    memo,
+                    expires_in,
+                    json,
+                },
+        } => {
+            let row = api()?
+                .new_invoice(&atomicity_node::api::InvoiceRequest {
+                    amount,
+                    asset,
+                    memo,
+                    expires_in: Some(expires_in),
                 })
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&response)?);
+                println!("{}", serde_json::to_string_pretty(&row)?);
+            } else {
+                println!("{}", row.invoice);
             }
-            let reason = response.reason.unwrap_or_default();
-            match response.status.as_str() {
-                "completed" => {
-                    if !json {
-                        println!(
-                            "paid {amount} {asset} to {key} (payment {})",
-                            response.payment_id
-                        );
-                    }
-                }
-                "failed" => {
-                    eprintln!("error: payment refused: {reason}");
-                    return Ok(ExitCode::FAILURE);
-                }
-                _ => {
-                    eprintln!(
-                        "payment {} is pending: {reason}; see `atomicity history`",
-                        response.payment_id
-                    );
-                    return Ok(ExitCode::from(EXIT_PENDING));
-                }
+        }
+        Command::Invoice {
+            command:
+                InvoiceCommand::Pay {
+                    invoice,
+                    routes,
+                    wait,
+                    json,
+                },
+        } => {
+            let parsed = atomicity_core::Invoice::parse(&invoice)
+                .map_err(|e| anyhow::anyhow!("not an invoice: {e}"))?;
+            let response = api()?
+                .pay_invoice(&atomicity_node::api::PayInvoiceRequest {
+                    invoice,
+                    routes: split_routes(&routes),
+                    wait_ms: Some(wait.saturating_mul(1000)),
+                })
+                .await?;
+            let done = format!(
+                "paid {} {} to {}",
+                parsed.asset.format(parsed.amount),
+                parsed.asset,
+                parsed.payee
+            );
+            return report_payment(&response, json, &done);
+        }
+        Command::Invoice {
+            command: InvoiceCommand::Show { hash, json },
+        } => {
+            let row = api()?.invoice(&hash).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&row)?);
+            } else {
+                println!(
+                    "{} {} {}  {}\n{}",
+                    row.amount, row.asset, row.status, row.memo, row.invoice
+                );
             }
         }
         Command::Balance { json } => {
@@ -555,4 +675,48 @@ async fn wait_for_signal(node: RunningNode) -> Result<()> {
     eprintln!("shutting down");
     node.shutdown().await;
     Ok(())
+}
+
+/// `--route K1,K2 --route K3` → `[[K1, K2], [K3]]`.
+fn split_routes(routes: &[String]) -> Vec<Vec<String>> {
+    routes
+        .iter()
+        .map(|r| {
+            r.split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect()
+        })
+        .collect()
+}
+
+/// Prints a payment's outcome; the exit code says it (0 paid, 1 failed, 3 pending).
+fn report_payment(
+    response: &atomicity_node::api::PayResponse,
+    json: bool,
+    done: &str,
+) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(response)?);
+    }
+    let reason = response.reason.clone().unwrap_or_default();
+    Ok(match response.status.as_str() {
+        "completed" => {
+            if !json {
+                println!("{done} (payment {})", response.payment_id);
+            }
+            ExitCode::SUCCESS
+        }
+        "failed" => {
+            eprintln!("error: payment failed: {reason}");
+            ExitCode::FAILURE
+        }
+        _ => {
+            eprintln!(
+                "payment {} is pending: {reason}; see `atomicity history`",
+                response.payment_id
+            );
+            ExitCode::from(EXIT_PENDING)
+        }
+    })
 }

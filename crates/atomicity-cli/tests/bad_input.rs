@@ -94,6 +94,8 @@ async fn fixture() -> Fixture {
             asset: "USD".into(),
             accept: Some(ACCEPT.into()),
             issue: Some("0".into()),
+            fee_base: None,
+            fee_ppm: None,
         })
         .await
         .expect("line with F");
@@ -1553,6 +1555,8 @@ async fn local_api_refuses_impossible_payments_and_lines() {
             asset: "USD".into(),
             accept: None,
             issue: Some("1".into()),
+            fee_base: None,
+            fee_ppm: None,
         })
         .await
         .expect("issue limit 1");
@@ -1751,6 +1755,8 @@ async fn regression_unknown_asset_release_is_contradicted_once_a_line_exists() {
             asset: "EUR".into(),
             accept: Some("100".into()),
             issue: None,
+            fee_base: None,
+            fee_ppm: None,
         })
         .await
         .expect("EUR line");
@@ -1818,6 +1824,8 @@ async fn regression_history_loses_payments_that_share_a_payment_id() {
             asset: "USD".into(),
             accept: Some("100".into()),
             issue: None,
+            fee_base: None,
+            fee_ppm: None,
         })
         .await
         .expect("line with G");
@@ -1955,6 +1963,8 @@ async fn pay_to_a_peer_without_url_is_refused() {
             asset: "USD".into(),
             accept: Some("10".into()),
             issue: Some("10".into()),
+            fee_base: None,
+            fee_ppm: None,
         })
         .await
         .expect("line");

@@ -90,6 +90,8 @@ async fn kill_9_during_payments_loses_nothing_acknowledged() {
                         asset: "USD".into(),
                         accept: Some("100000".into()),
                         issue: Some("100000".into()),
+                        fee_base: None,
+                        fee_ppm: None,
                     })
                     .await
                     .expect("line");
@@ -127,6 +129,7 @@ async fn kill_9_during_payments_loses_nothing_acknowledged() {
                         asset: "USD".into(),
                         memo: format!("w{w}"),
                         wait_ms: Some(1500),
+                        routes: Vec::new(),
                     })
                     .await;
                 if let Ok(r) = result

@@ -10,6 +10,8 @@ use pkarr::{Keypair, PublicKey};
 use thiserror::Error;
 
 use crate::amount::{Amount, Asset, Total};
+use crate::condition::WitnessProof;
+use crate::forward::{FeePolicy, Onward};
 use crate::objects::{
     Acceptance, Condition, ConditionalIou, IouState, LineId, MAX_RESOLVED_ABOVE, Release,
     ReleaseReason, ResolvedSet,
@@ -51,6 +53,58 @@ pub struct OutConditional {
     pub iou: Signed<ConditionalIou>,
     /// The holder's answer, once it arrived.
     pub answer: Option<Answer>,
+    /// Forwarding instructions sent with a routed IOU (resent with it until answered).
+    pub onward: Option<Onward>,
+    /// A proof that its witness condition holds, once I know one.
+    pub proof: Option<WitnessProof>,
+    /// Whether the holder claimed it with the proof (only then does my state count it).
+    pub claimed: bool,
+}
+
+impl OutConditional {
+    /// A fresh, unanswered IOU.
+    pub fn new(iou: Signed<ConditionalIou>, onward: Option<Onward>) -> OutConditional {
+        OutConditional {
+            iou,
+            answer: None,
+            onward,
+            proof: None,
+            claimed: false,
+        }
+    }
+
+    fn is_witness(&self) -> bool {
+        self.iou.body().condition.witness().is_some()
+    }
+
+    fn is_accepted(&self) -> bool {
+        matches!(self.answer, Some(Answer::Accepted(_)))
+    }
+
+    /// Owed by me: accepted and, for a routed IOU, claimed with a proof.
+    pub fn is_owed(&self) -> bool {
+        self.is_accepted() && (!self.is_witness() || self.claimed)
+    }
+
+    /// Not decided yet: unanswered, or a routed IOU accepted but not claimed.
+    pub fn is_pending(&self) -> bool {
+        self.answer.is_none() || (self.is_accepted() && self.is_witness() && !self.claimed)
+    }
+
+    /// Whether my next state may resolve it at `now`: answered and decided, or a routed IOU past
+    /// its hard deadline plus `grace` for which I know no proof.
+    fn is_mergeable(&self, now: u64, grace: u64) -> bool {
+        match &self.answer {
+            None => false,
+            Some(Answer::Released(_)) => true,
+            Some(Answer::Accepted(_)) => {
+                !self.is_witness()
+                    || self.claimed
+                    || (self.proof.is_none()
+                        && now >= self.iou.body().expires_at.saturating_add(grace))
+            }
+        }
+    }
 }
 
 /// A conditional IOU the peer issued to me that its IOU states have not resolved yet.
@@ -58,8 +112,27 @@ pub struct OutConditional {
 pub struct InConditional {
     /// The IOU as received.
     pub iou: Signed<ConditionalIou>,
-    /// My answer (always given, and kept so that a resent offer gets the same one).
+    /// My answer (always given, and kept so that a resent offer gets the same one). An
+    /// accepted routed IOU may later be released early, when its payment failed.
     pub answer: Answer,
+    /// The proof I claimed it with (routed IOUs only).
+    pub proof: Option<WitnessProof>,
+}
+
+impl InConditional {
+    fn is_witness(&self) -> bool {
+        self.iou.body().condition.witness().is_some()
+    }
+
+    /// Owed to me: accepted and, for a routed IOU, claimed with a proof.
+    pub fn is_owed(&self) -> bool {
+        self.answer.is_accepted() && (!self.is_witness() || self.proof.is_some())
+    }
+
+    /// A routed IOU I accepted and have no proof for yet.
+    pub fn is_pending(&self) -> bool {
+        self.answer.is_accepted() && self.is_witness() && self.proof.is_none()
+    }
 }
 
 /// Something a peer sent that was rejected; nothing was changed.
@@ -144,6 +217,21 @@ pub enum Rejection {
     /// Too many ids outstanding to describe in one state.
     #[error("too many unresolved conditional IOUs on the line")]
     TooManyPending,
+    /// The state drops a routed IOU I accepted, without a proof, before its hard deadline.
+    #[error("the state drops conditional IOU {id} before its deadline")]
+    NotExpired {
+        /// The id.
+        id: u64,
+    },
+    /// A proof that does not fulfil the IOU's condition, or for no IOU on the line.
+    #[error("bad proof: {0}")]
+    BadProof(String),
+    /// An early release of an IOU already claimed with a proof.
+    #[error("conditional IOU {id} was claimed and cannot be released")]
+    AlreadyClaimed {
+        /// The id.
+        id: u64,
+    },
     /// The numbers would overflow.
     #[error("amount overflow")]
     Overflow,
@@ -170,6 +258,9 @@ impl Rejection {
             Rejection::HashMismatch => 34,
             Rejection::TooManyPending => 40,
             Rejection::Overflow => 41,
+            Rejection::NotExpired { .. } => 26,
+            Rejection::BadProof(_) => 35,
+            Rejection::AlreadyClaimed { .. } => 36,
         }
     }
 
@@ -181,6 +272,7 @@ impl Rejection {
                 | Rejection::UncountedFulfilled { .. }
                 | Rejection::ConflictingOffer { .. }
                 | Rejection::ConflictingAnswer { .. }
+                | Rejection::AlreadyClaimed { .. }
         )
     }
 }
@@ -216,6 +308,8 @@ pub struct Channel {
     asset: Asset,
     /// My limits toward the peer.
     pub limits: Limits,
+    /// What I charge to forward routed payments to the peer over my line.
+    pub fees: FeePolicy,
     out_state: Option<Signed<IouState>>,
     in_state: Option<Signed<IouState>>,
     next_id: u64,
@@ -262,6 +356,7 @@ impl Channel {
             peer,
             asset,
             limits,
+            fees: FeePolicy::default(),
             out_state: None,
             in_state: None,
             next_id: 0,
@@ -288,6 +383,7 @@ impl Channel {
             peer,
             asset,
             limits,
+            fees: FeePolicy::default(),
             out_state,
             in_state,
             next_id,
@@ -371,7 +467,7 @@ impl Channel {
         let accepted = sum(self
             .out
             .values()
-            .filter(|c| matches!(c.answer, Some(Answer::Accepted(_))))
+            .filter(|c| c.is_owed())
             .map(|c| c.iou.body().amount))?;
         self.out_total().minor().checked_add(accepted)
     }
@@ -381,19 +477,31 @@ impl Channel {
         let accepted = sum(self
             .inn
             .values()
-            .filter(|c| c.answer.is_accepted())
+            .filter(|c| c.is_owed())
             .map(|c| c.iou.body().amount))?;
         self.in_total().minor().checked_add(accepted)
     }
 
-    /// My offers not answered yet. [`Channel::offer`] keeps this sum within a `u64`.
-    fn out_unanswered(&self) -> Option<Amount> {
-        let unanswered = sum(self
+    /// My offers not decided yet: unanswered, or routed and not claimed.
+    /// [`Channel::offer`] keeps this sum within a `u64`.
+    fn out_pending(&self) -> Option<Amount> {
+        let pending = sum(self
             .out
             .values()
-            .filter(|c| c.answer.is_none())
+            .filter(|c| c.is_pending())
             .map(|c| c.iou.body().amount))?;
-        u64::try_from(unanswered).ok().map(Amount::from_minor)
+        u64::try_from(pending).ok().map(Amount::from_minor)
+    }
+
+    /// Routed IOUs I accepted and hold no proof for. Bounded by my accept limit, checked when
+    /// each was accepted, except after the limit was lowered.
+    fn in_pending(&self) -> Option<Amount> {
+        let pending = sum(self
+            .inn
+            .values()
+            .filter(|c| c.is_pending())
+            .map(|c| c.iou.body().amount))?;
+        u64::try_from(pending).ok().map(Amount::from_minor)
     }
 
     /// Positive: the peer owes me. The difference of two cumulative totals: `None` only if one
@@ -414,10 +522,8 @@ impl Channel {
             asset: self.asset.clone(),
             net: self.net()?,
             limits: self.limits,
-            // Conditions other than HolderAccepts (later) are the pending ones; an answered
-            // HolderAccepts IOU is either owed or released.
-            pending_in: Amount::ZERO,
-            pending_out: self.out_unanswered()?,
+            pending_in: self.in_pending()?,
+            pending_out: self.out_pending()?,
             out_total: self.out_total(),
             in_total: self.in_total(),
             out_seq: self.out_state.as_ref().map_or(0, |s| s.body().seq),
@@ -427,7 +533,7 @@ impl Channel {
 
     /// How much more I could offer now without passing my issue limit.
     pub fn available_to_issue(&self) -> Option<Amount> {
-        let committed = i128::from(self.out_unanswered()?.minor()).checked_sub(self.net()?)?;
+        let committed = i128::from(self.out_pending()?.minor()).checked_sub(self.net()?)?;
         let available = i128::from(self.limits.issue.minor()).checked_sub(committed)?;
         Some(Amount::from_minor(
             u64::try_from(available.max(0)).unwrap_or(u64::MAX),
@@ -443,10 +549,23 @@ impl Channel {
         expires_at: u64,
         memo: String,
     ) -> Result<Signed<ConditionalIou>, OfferError> {
+        self.offer_with(
+            key,
+            amount,
+            Condition::HolderAccepts,
+            None,
+            payment_id,
+            expires_at,
+            memo,
+        )
+    }
+
+    /// Checks that I could issue `amount` now (limits, pending count, memo), changing nothing.
+    pub fn can_offer(&self, amount: Amount, memo_len: usize) -> Result<(), OfferError> {
         if amount.is_zero() {
             return Err(OfferError::ZeroAmount);
         }
-        if memo.len() > crate::objects::MAX_MEMO_LEN {
+        if memo_len > crate::objects::MAX_MEMO_LEN {
             return Err(OfferError::MemoTooLong);
         }
         if self.out.len() >= MAX_PENDING_PER_LINE {
@@ -458,11 +577,28 @@ impl Channel {
                 available: available.minor(),
             });
         }
-        // Keeps the unanswered sum (shown as `pending_out`) within a u64, so that the view never
+        // Keeps the pending sum (shown as `pending_out`) within a u64, so that the view never
         // fails on it. Reachable only with limits near u64::MAX.
-        self.out_unanswered()
+        self.out_pending()
             .and_then(|u| u.checked_add(amount))
             .ok_or(OfferError::Overflow)?;
+        Ok(())
+    }
+
+    /// Issues and signs a conditional IOU with any condition; `onward` travels with a routed
+    /// one (and is resent with it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn offer_with(
+        &mut self,
+        key: &Keypair,
+        amount: Amount,
+        condition: Condition,
+        onward: Option<Onward>,
+        payment_id: [u8; 32],
+        expires_at: u64,
+        memo: String,
+    ) -> Result<Signed<ConditionalIou>, OfferError> {
+        self.can_offer(amount, memo.len())?;
         let id = self.next_id;
         self.next_id = id.checked_add(1).ok_or(OfferError::Overflow)?;
         let iou = Signed::sign(
@@ -470,30 +606,27 @@ impl Channel {
                 line: self.out_line(),
                 id,
                 amount,
-                condition: Condition::HolderAccepts,
+                condition,
                 payment_id,
                 expires_at,
                 memo,
             },
             key,
         );
-        self.out.insert(
-            id,
-            OutConditional {
-                iou: iou.clone(),
-                answer: None,
-            },
-        );
+        self.out
+            .insert(id, OutConditional::new(iou.clone(), onward));
         Ok(iou)
     }
 
-    /// The holder's side: checks an offered IOU against my limits and answers it. The answer is
-    /// kept, so the same offer sent again gets the same answer. Returns whether anything changed.
+    /// The holder's side: checks an offered IOU against my limits and answers it; `veto` is a
+    /// refusal decided by the caller (no invoice, cannot forward...). The answer is kept, so the
+    /// same offer sent again gets the same answer. Returns whether anything changed.
     pub fn handle_offer(
         &mut self,
         key: &Keypair,
         iou: Signed<ConditionalIou>,
         now: u64,
+        veto: Option<ReleaseReason>,
     ) -> Result<(Answer, bool), Rejection> {
         let body = iou.body();
         if body.line != self.in_line() {
@@ -529,28 +662,19 @@ impl Channel {
         };
         let answer = if body.expires_at <= now {
             refuse(ReleaseReason::Expired)
+        } else if let Some(reason) = self.would_accept(body.amount)? {
+            refuse(reason)
+        } else if let Some(reason) = veto {
+            refuse(reason)
         } else {
-            let owed_after = self
-                .net()
-                .ok_or(Rejection::Overflow)?
-                .checked_add(i128::from(body.amount.minor()))
-                .ok_or(Rejection::Overflow)?;
-            if owed_after > i128::from(self.limits.accept.minor()) {
-                refuse(if self.limits.accept.is_zero() {
-                    ReleaseReason::UnknownAsset
-                } else {
-                    ReleaseReason::OverLimit
-                })
-            } else {
-                Answer::Accepted(Signed::sign(
-                    Acceptance {
-                        line: body.line.clone(),
-                        id: body.id,
-                        iou_hash: iou.hash(),
-                    },
-                    key,
-                ))
-            }
+            Answer::Accepted(Signed::sign(
+                Acceptance {
+                    line: body.line.clone(),
+                    id: body.id,
+                    iou_hash: iou.hash(),
+                },
+                key,
+            ))
         };
         let id = body.id;
         self.inn.insert(
@@ -558,12 +682,67 @@ impl Channel {
             InConditional {
                 iou,
                 answer: answer.clone(),
+                proof: None,
             },
         );
         Ok((answer, true))
     }
 
-    /// The issuer's side: takes the holder's answer to one of my offers. Returns whether
+    /// Why I would refuse `amount` more from the peer now, if I would: it would take the peer's
+    /// debt to me, counting the routed IOUs I accepted that may still become payable, over my
+    /// accept limit. Changes nothing.
+    /// A hop asks this before it forwards. With a zero limit the peer can still pay back what
+    /// I owe it.
+    pub fn would_accept(&self, amount: Amount) -> Result<Option<ReleaseReason>, Rejection> {
+        let owed_after = self
+            .net()
+            .and_then(|net| net.checked_add(i128::from(self.in_pending()?.minor())))
+            .and_then(|v| v.checked_add(i128::from(amount.minor())))
+            .ok_or(Rejection::Overflow)?;
+        if owed_after <= i128::from(self.limits.accept.minor()) {
+            return Ok(None);
+        }
+        Ok(Some(if self.limits.accept.is_zero() {
+            ReleaseReason::UnknownAsset
+        } else {
+            ReleaseReason::OverLimit
+        }))
+    }
+
+    /// The holder's side: releases a routed IOU I accepted and have no proof for (its payment
+    /// failed). Returns the signed release, or `None` if it was already released.
+    pub fn release_in(
+        &mut self,
+        key: &Keypair,
+        id: u64,
+        reason: ReleaseReason,
+    ) -> Result<Option<Signed<Release>>, Rejection> {
+        let held = self
+            .inn
+            .get_mut(&id)
+            .ok_or(Rejection::UnknownConditional { id })?;
+        match &held.answer {
+            Answer::Released(_) => return Ok(None),
+            Answer::Accepted(_) if held.proof.is_some() || !held.is_witness() => {
+                return Err(Rejection::AlreadyClaimed { id });
+            }
+            Answer::Accepted(_) => {}
+        }
+        let release = Signed::sign(
+            Release {
+                line: held.iou.body().line.clone(),
+                id,
+                iou_hash: held.iou.hash(),
+                reason,
+            },
+            key,
+        );
+        held.answer = Answer::Released(release.clone());
+        Ok(Some(release))
+    }
+
+    /// The issuer's side: takes the holder's answer to one of my offers. A routed IOU that was
+    /// accepted and not claimed may be released later (an early release). Returns whether
     /// anything changed (false for a repeated answer).
     pub fn handle_answer(&mut self, answer: Answer) -> Result<bool, Rejection> {
         let (line, id, hash) = match &answer {
@@ -590,6 +769,7 @@ impl Channel {
         if pending.iou.hash() != hash {
             return Err(Rejection::HashMismatch);
         }
+        let early_release = pending.is_witness() && !answer.is_accepted();
         match &pending.answer {
             None => {
                 pending.answer = Some(answer);
@@ -597,22 +777,98 @@ impl Channel {
             }
             Some(held) if *held == answer => Ok(false),
             Some(held) if held.is_accepted() == answer.is_accepted() => Ok(false),
+            Some(Answer::Accepted(_)) if early_release && !pending.claimed => {
+                pending.answer = Some(answer);
+                Ok(true)
+            }
+            Some(Answer::Accepted(_)) if early_release => Err(Rejection::AlreadyClaimed { id }),
             Some(_) => Err(Rejection::ConflictingAnswer { id }),
         }
     }
 
-    /// Whether some answered IOUs wait to be merged into a new state of mine.
-    pub fn has_mergeable(&self) -> bool {
-        self.out.values().any(|c| c.answer.is_some())
+    /// The issuer's side: takes a proof for the routed IOUs with `hash` I issued on this line.
+    /// `claimed`: it came from the holder (a claim, after which my state counts the IOU);
+    /// otherwise I learned it elsewhere (and may no longer let the IOU expire). Returns the ids
+    /// it changed. A proof that fulfils none of them is rejected.
+    pub fn prove_out(
+        &mut self,
+        hash: &[u8; 32],
+        proof: &WitnessProof,
+        claimed: bool,
+    ) -> Result<Vec<u64>, Rejection> {
+        let mut changed = Vec::new();
+        let mut last_error = None;
+        for (id, c) in self.out.iter_mut() {
+            let Some(condition) = c.iou.body().condition.witness() else {
+                continue;
+            };
+            if condition.hash != *hash {
+                continue;
+            }
+            if let Err(e) = proof.verify(condition, c.iou.body().expires_at) {
+                last_error = Some(e);
+                continue;
+            }
+            if claimed && !c.is_accepted() {
+                // A claim on an unanswered or released IOU: the holder must accept first, and
+                // cannot claim what it released.
+                last_error = None;
+                continue;
+            }
+            let mut did = false;
+            if c.proof.is_none() {
+                c.proof = Some(proof.clone());
+                did = true;
+            }
+            if claimed && !c.claimed {
+                c.claimed = true;
+                did = true;
+            }
+            if did {
+                changed.push(*id);
+            }
+        }
+        match (changed.is_empty(), last_error) {
+            (true, Some(e)) => Err(Rejection::BadProof(e.to_string())),
+            _ => Ok(changed),
+        }
     }
 
-    /// Signs my next IOU state: counts accepted IOUs into the total and marks every answered
-    /// IOU resolved. Returns the new state and the ids it resolved (now dropped from memory),
+    /// The holder's side: takes a proof for the routed IOUs with `hash` the peer issued to me.
+    /// Those I accepted and had no proof for are now claimed (the caller sends the proof to the
+    /// peer). Returns their ids.
+    pub fn prove_in(&mut self, hash: &[u8; 32], proof: &WitnessProof) -> Vec<u64> {
+        let mut claimed = Vec::new();
+        for (id, c) in self.inn.iter_mut() {
+            let Some(condition) = c.iou.body().condition.witness() else {
+                continue;
+            };
+            if condition.hash != *hash || !c.answer.is_accepted() || c.proof.is_some() {
+                continue;
+            }
+            if proof.verify(condition, c.iou.body().expires_at).is_ok() {
+                c.proof = Some(proof.clone());
+                claimed.push(*id);
+            }
+        }
+        claimed
+    }
+
+    /// Whether my next state could resolve something at `now`.
+    pub fn has_mergeable(&self, now: u64, grace: u64) -> bool {
+        self.out.values().any(|c| c.is_mergeable(now, grace))
+    }
+
+    /// Signs my next IOU state: counts owed IOUs into the total and marks every decided IOU
+    /// resolved (released ones, and routed ones past their deadline plus `grace` with no proof
+    /// known: expired). Returns the new state and the ids it resolved (now dropped from memory),
     /// or `None` when nothing is waiting.
     #[allow(clippy::type_complexity)]
     pub fn merge_answered(
         &mut self,
         key: &Keypair,
+        now: u64,
+        grace: u64,
     ) -> Result<Option<(Signed<IouState>, Vec<u64>)>, Rejection> {
         let (seq, mut total, mut resolved) = match &self.out_state {
             Some(s) => (s.body().seq, s.body().total, s.body().resolved.clone()),
@@ -620,7 +876,9 @@ impl Channel {
         };
         let mut merged = Vec::new();
         for (id, c) in &self.out {
-            let Some(answer) = &c.answer else { continue };
+            if !c.is_mergeable(now, grace) {
+                continue;
+            }
             // A full list takes no new id, except the watermark itself: that one folds the
             // list and makes room (without it, a line whose oldest offer is answered last
             // could never merge again).
@@ -628,7 +886,7 @@ impl Channel {
             if resolved.listed_len() >= MAX_RESOLVED_ABOVE && grows {
                 break;
             }
-            if answer.is_accepted() {
+            if c.is_owed() {
                 // A u128 total: overflows only beyond 2^128 minor units of lifetime turnover.
                 total = total
                     .checked_add(c.iou.body().amount)
@@ -658,7 +916,15 @@ impl Channel {
 
     /// The holder's side: takes the peer's new IOU state if it follows every rule. Returns the
     /// ids it resolved (dropped from memory), or `None` if it is the state already held.
-    pub fn handle_state(&mut self, state: Signed<IouState>) -> Result<Option<Vec<u64>>, Rejection> {
+    ///
+    /// Every IOU it resolves must be counted iff it is owed to me: accepted direct ones, and
+    /// routed ones I claimed with a proof. A routed IOU I accepted without a proof may be
+    /// dropped only once my clock has passed its hard deadline.
+    pub fn handle_state(
+        &mut self,
+        state: Signed<IouState>,
+        now: u64,
+    ) -> Result<Option<Vec<u64>>, Rejection> {
         let body = state.body();
         if body.line != self.in_line() {
             return Err(Rejection::WrongLine(format!(
@@ -705,12 +971,18 @@ impl Channel {
             .copied()
             .filter(|id| body.resolved.contains(*id))
             .collect();
-        let owed = sum(newly
-            .iter()
-            .filter_map(|id| self.inn.get(id))
-            .filter(|c| c.answer.is_accepted())
-            .map(|c| c.iou.body().amount))
-        .ok_or(Rejection::Overflow)?;
+        let mut owed = 0u128;
+        for c in newly.iter().filter_map(|id| self.inn.get(id)) {
+            if c.is_owed() {
+                owed = owed
+                    .checked_add(u128::from(c.iou.body().amount.minor()))
+                    .ok_or(Rejection::Overflow)?;
+            } else if c.is_pending() && now < c.iou.body().expires_at {
+                return Err(Rejection::NotExpired {
+                    id: c.iou.body().id,
+                });
+            }
+        }
         if grown < owed {
             return Err(Rejection::UncountedFulfilled {
                 missing: owed - grown,

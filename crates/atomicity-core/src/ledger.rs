@@ -13,7 +13,9 @@ use crate::amount::{Amount, Asset};
 use crate::channel::{
     Answer, Channel, ChannelView, InConditional, Limits, OfferError, OutConditional, Rejection,
 };
-use crate::encoding::DecodeError;
+use crate::condition::WitnessProof;
+use crate::encoding::{DecodeError, Reader, Writer};
+use crate::forward::{FeePolicy, Onward};
 use crate::message::{Envelope, MAX_MESSAGES, Message, Reply};
 use crate::objects::{ConditionalIou, IouState};
 use crate::signed::Signed;
@@ -61,6 +63,8 @@ pub struct LineRecord {
     pub asset: Asset,
     /// My limits.
     pub limits: Limits,
+    /// My fee policy for forwarding to the peer.
+    pub fees: FeePolicy,
     /// The id my next conditional IOU gets.
     pub next_id: u64,
     /// Encoded newest state I signed.
@@ -84,6 +88,96 @@ pub struct ConditionalRecord {
     pub iou: Vec<u8>,
     /// The encoded answer, if any: `3 || acceptance` or `4 || release`.
     pub answer: Option<Vec<u8>>,
+    /// Encoded forwarding instructions sent with a routed IOU of mine.
+    pub onward: Option<Vec<u8>>,
+    /// The encoded proof ([`WitnessProof::to_bytes`]) once known.
+    pub proof: Option<Vec<u8>>,
+    /// For my IOUs: whether the holder claimed it with the proof.
+    pub claimed: bool,
+}
+
+/// A routed IOU I accepted and the IOU I issued to forward it: releases and proofs travel
+/// between the two.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardRecord {
+    /// The asset of both.
+    pub asset: Asset,
+    /// Who issued the incoming IOU.
+    pub in_peer: PublicKey,
+    /// Its id.
+    pub in_id: u64,
+    /// Who holds the outgoing IOU.
+    pub out_peer: PublicKey,
+    /// Its id.
+    pub out_id: u64,
+}
+
+/// Which side of a payment hash this node is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashlockRole {
+    /// I made the invoice and publish the secret when the whole amount has arrived.
+    Payee,
+    /// I pay and publish the secret myself once the last hop issued to the payee (the
+    /// offline-receiver flow).
+    Payer,
+}
+
+/// Where a payment hash stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashlockStatus {
+    /// Waiting for the parts to arrive (or be issued).
+    Open,
+    /// Every part is in place: the secret is being published.
+    Publishing,
+    /// Published; the proof is known.
+    Done,
+    /// Expired, or the secret could not be published: every part is released or expires.
+    Failed,
+}
+
+impl HashlockStatus {
+    /// `open`, `publishing`, `paid` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashlockStatus::Open => "open",
+            HashlockStatus::Publishing => "publishing",
+            HashlockStatus::Done => "paid",
+            HashlockStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A payment secret I hold: an invoice of mine, or a payment whose secret I publish myself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashlockRecord {
+    /// `SHA-256(p)`.
+    pub hash: [u8; 32],
+    /// The secret.
+    pub p: [u8; 32],
+    /// Payee or payer.
+    pub role: HashlockRole,
+    /// The payee (me, for an invoice).
+    pub payee: PublicKey,
+    /// The asset.
+    pub asset: Asset,
+    /// The amount the payee must receive.
+    pub amount: Amount,
+    /// The encoded condition every part must carry (`WitnessCondition`).
+    pub condition: Vec<u8>,
+    /// The hard deadline T* (unix seconds) every part carries as its `expires_at`.
+    pub expires_at: u64,
+    /// Memo.
+    pub memo: String,
+    /// Where it stands.
+    pub status: HashlockStatus,
+    /// The proof, once published.
+    pub proof: Option<Vec<u8>>,
+    /// For a payer-published payment: the IOUs the last hops issued to the payee (encoded).
+    pub issued: Vec<Vec<u8>>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub updated_at: u64,
 }
 
 /// Where a payment stands, for the history.
@@ -172,6 +266,33 @@ pub enum StoreOp {
     PutPayment(PaymentRecord),
     /// Keep evidence of misbehaviour.
     PutEvidence(EvidenceRecord),
+    /// Insert a forwarding link.
+    PutForward(ForwardRecord),
+    /// Forget a forwarding link (both of its IOUs are resolved).
+    DeleteForward {
+        /// The asset.
+        asset: Asset,
+        /// Who issued the incoming IOU.
+        in_peer: PublicKey,
+        /// Its id.
+        in_id: u64,
+    },
+    /// Insert or replace a payment secret.
+    PutHashlock(HashlockRecord),
+    /// Keep the proof that a payment hash's secret was published (kept after the IOUs it
+    /// fulfilled are resolved: the hop's evidence of what it paid and was paid).
+    PutProof(ProofRecord),
+}
+
+/// A proof of publication, kept for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProofRecord {
+    /// The payment hash.
+    pub hash: [u8; 32],
+    /// The encoded [`WitnessProof`].
+    pub proof: Vec<u8>,
+    /// Unix seconds when it was first learned.
+    pub at: u64,
 }
 
 /// Everything the store holds, for [`Ledger::restore`].
@@ -185,6 +306,10 @@ pub struct Snapshot {
     pub conditionals: Vec<ConditionalRecord>,
     /// Payments still pending (to resume their history entries).
     pub pending_payments: Vec<PaymentRecord>,
+    /// Every forwarding link.
+    pub forwards: Vec<ForwardRecord>,
+    /// Payment secrets not yet paid or failed.
+    pub hashlocks: Vec<HashlockRecord>,
 }
 
 /// The store holds something this code cannot read back.
@@ -220,6 +345,15 @@ pub enum LedgerError {
     /// The offer could not be made.
     #[error(transparent)]
     Offer(#[from] OfferError),
+    /// A route that cannot be used as given.
+    #[error("bad route: {0}")]
+    BadRoute(String),
+    /// A payment condition that cannot be used.
+    #[error("bad condition: {0}")]
+    BadCondition(String),
+    /// No payment secret with that hash.
+    #[error("no invoice or payment with hash {0}")]
+    UnknownHash(String),
 }
 
 /// Why an envelope was refused as a whole; nothing changed.
@@ -256,16 +390,37 @@ pub enum PaymentOutcome {
     Refused(String),
 }
 
+/// A conditional IOU of a channel: (peer, asset, id).
+pub type IouKey = (PublicKey, Asset, u64);
+
+/// How long after a routed IOU's hard deadline its issuer waits before it lets the IOU expire
+/// unclaimed, by default: time for a claim made just before the deadline to arrive.
+pub const DEFAULT_EXPIRY_GRACE_SECS: u64 = 30;
+
 /// The node's whole credit state in memory.
 pub struct Ledger {
-    key: Keypair,
-    me: PublicKey,
-    peers: HashMap<PublicKey, PeerRecord>,
-    channels: HashMap<(PublicKey, Asset), Channel>,
-    /// Payments I sent that are not answered yet, by (peer, asset, id).
-    payments: HashMap<(PublicKey, Asset, u64), PaymentRecord>,
+    pub(crate) key: Keypair,
+    pub(crate) me: PublicKey,
+    pub(crate) peers: HashMap<PublicKey, PeerRecord>,
+    pub(crate) channels: HashMap<(PublicKey, Asset), Channel>,
+    /// Payments I sent that are not finished, by payment id.
+    pub(crate) pending: HashMap<[u8; 32], PaymentRecord>,
+    /// The IOUs I issued for each pending payment (one per part), to its payment id.
+    pub(crate) part_of: HashMap<IouKey, [u8; 32]>,
     /// Channels with answered IOUs waiting to be merged into a new state.
-    dirty: BTreeSet<(Vec<u8>, Asset)>,
+    pub(crate) dirty: BTreeSet<(Vec<u8>, Asset)>,
+    /// Forwarding links by incoming IOU.
+    pub(crate) fwd_in: HashMap<IouKey, ForwardRecord>,
+    /// Forwarding links by outgoing IOU, to the incoming IOU.
+    pub(crate) fwd_out: HashMap<IouKey, IouKey>,
+    /// Payment secrets not yet paid or failed, by hash.
+    pub(crate) hashlocks: HashMap<[u8; 32], HashlockRecord>,
+    /// Messages to send once the current batch is committed.
+    pub(crate) outgoing: Vec<(PublicKey, Message)>,
+    /// When a message about a conditional IOU was last queued (to pace resends).
+    pub(crate) last_sent: HashMap<(IouKey, Direction), u64>,
+    /// How long after a routed IOU's deadline I let it expire unclaimed.
+    pub(crate) grace: u64,
 }
 
 impl Ledger {
@@ -277,9 +432,21 @@ impl Ledger {
             me,
             peers: HashMap::new(),
             channels: HashMap::new(),
-            payments: HashMap::new(),
+            pending: HashMap::new(),
+            part_of: HashMap::new(),
             dirty: BTreeSet::new(),
+            fwd_in: HashMap::new(),
+            fwd_out: HashMap::new(),
+            hashlocks: HashMap::new(),
+            outgoing: Vec::new(),
+            last_sent: HashMap::new(),
+            grace: DEFAULT_EXPIRY_GRACE_SECS,
         }
+    }
+
+    /// Sets how long after a routed IOU's hard deadline I let it expire unclaimed.
+    pub fn set_expiry_grace(&mut self, secs: u64) {
+        self.grace = secs;
     }
 
     /// Rebuilds the ledger from what the store holds.
@@ -294,12 +461,37 @@ impl Ledger {
             let iou = Signed::<ConditionalIou>::decode(&c.iou)
                 .map_err(|e| CorruptStore(format!("conditional {}: {e}", c.id)))?;
             let answer = c.answer.as_deref().map(decode_answer).transpose()?;
+            let corrupt =
+                |what: &str, e: DecodeError| CorruptStore(format!("{what} {}: {e}", c.id));
+            let proof = c
+                .proof
+                .as_deref()
+                .map(WitnessProof::from_bytes)
+                .transpose()
+                .map_err(|e| corrupt("proof of conditional", e))?;
+            let onward = c
+                .onward
+                .as_deref()
+                .map(|bytes| {
+                    let mut r = Reader::new(bytes);
+                    let onward = Onward::decode(&mut r)?;
+                    r.finish().map(|()| onward)
+                })
+                .transpose()
+                .map_err(|e| corrupt("instructions of conditional", e))?;
             let key = (c.peer, c.asset);
             match c.dir {
                 Direction::Out => {
-                    outs.entry(key)
-                        .or_default()
-                        .insert(c.id, OutConditional { iou, answer });
+                    outs.entry(key).or_default().insert(
+                        c.id,
+                        OutConditional {
+                            iou,
+                            answer,
+                            onward,
+                            proof,
+                            claimed: c.claimed,
+                        },
+                    );
                 }
                 Direction::In => {
                     let answer = answer.ok_or_else(|| {
@@ -307,7 +499,7 @@ impl Ledger {
                     })?;
                     ins.entry(key)
                         .or_default()
-                        .insert(c.id, InConditional { iou, answer });
+                        .insert(c.id, InConditional { iou, answer, proof });
                 }
             }
         }
@@ -320,7 +512,7 @@ impl Ledger {
                     .map_err(|e| CorruptStore(format!("state: {e}")))
             };
             let key = (line.peer.clone(), line.asset.clone());
-            let channel = Channel::restore(
+            let mut channel = Channel::restore(
                 ledger.me.clone(),
                 line.peer,
                 line.asset,
@@ -331,7 +523,9 @@ impl Ledger {
                 outs.remove(&key).unwrap_or_default(),
                 ins.remove(&key).unwrap_or_default(),
             );
-            if channel.has_mergeable() {
+            channel.fees = line.fees;
+            // Answered IOUs wait to be merged; expired ones are found by the next tick.
+            if channel.has_mergeable(0, 0) {
                 ledger.mark_dirty(&key.0, &key.1);
             }
             ledger.channels.insert(key, channel);
@@ -341,23 +535,38 @@ impl Ledger {
                 "conditional IOUs without a line: {peer} {asset}"
             )));
         }
-        for p in snapshot.pending_payments {
-            if let Some(id) = ledger.out_id_of(&p) {
-                ledger
-                    .payments
-                    .insert((p.peer.clone(), p.asset.clone(), id), p);
+        // A pending payment's parts are the IOUs I issued with its payment id (a hop copies the
+        // payer's id, but a route never passes through its own payer).
+        let pending: HashMap<[u8; 32], PaymentRecord> = snapshot
+            .pending_payments
+            .into_iter()
+            .map(|p| (p.payment_id, p))
+            .collect();
+        for channel in ledger.channels.values() {
+            for (id, c) in channel.out_conditionals() {
+                let payment_id = c.iou.body().payment_id;
+                if pending.contains_key(&payment_id) {
+                    ledger.part_of.insert(
+                        (channel.peer().clone(), channel.asset().clone(), *id),
+                        payment_id,
+                    );
+                }
             }
         }
+        ledger.pending = pending;
+        for f in snapshot.forwards {
+            ledger.fwd_out.insert(
+                (f.out_peer.clone(), f.asset.clone(), f.out_id),
+                (f.in_peer.clone(), f.asset.clone(), f.in_id),
+            );
+            ledger
+                .fwd_in
+                .insert((f.in_peer.clone(), f.asset.clone(), f.in_id), f);
+        }
+        for h in snapshot.hashlocks {
+            ledger.hashlocks.insert(h.hash, h);
+        }
         Ok(ledger)
-    }
-
-    fn out_id_of(&self, p: &PaymentRecord) -> Option<u64> {
-        let channel = self.channels.get(&(p.peer.clone(), p.asset.clone()))?;
-        channel
-            .out_conditionals()
-            .iter()
-            .find(|(_, c)| c.iou.body().payment_id == p.payment_id)
-            .map(|(id, _)| *id)
     }
 
     /// My public key.
@@ -503,8 +712,10 @@ impl Ledger {
             updated_at: now,
         };
         ops.push(StoreOp::PutPayment(record.clone()));
-        self.payments
-            .insert((peer.clone(), asset.clone(), iou.body().id), record);
+        let key = (peer.clone(), asset.clone(), iou.body().id);
+        self.last_sent.insert((key.clone(), Direction::Out), now);
+        self.part_of.insert(key, payment_id);
+        self.pending.insert(payment_id, record);
         Ok(iou)
     }
 
@@ -619,7 +830,7 @@ impl Ledger {
                     iou.body().amount,
                     iou.body().memo.clone(),
                 );
-                let (answer, changed) = channel.handle_offer(&self.key, iou, now)?;
+                let (answer, changed) = channel.handle_offer(&self.key, iou, now, None)?;
                 if changed {
                     ops.push(StoreOp::PutConditional(in_record(channel, id)?));
                     if answer.is_accepted() {
@@ -649,8 +860,9 @@ impl Ledger {
                 let asset = state.body().line.asset.clone();
                 let seq = state.body().seq;
                 let channel = channel_mut(&mut self.channels, from, &asset)?;
-                if let Some(resolved) = channel.handle_state(state)? {
-                    push_resolved(ops, channel, Direction::In, resolved);
+                if let Some(resolved) = channel.handle_state(state, now)? {
+                    push_resolved(ops, channel, Direction::In, resolved.clone());
+                    self.forget_links(from, &asset, Direction::In, &resolved, ops);
                 }
                 Ok(Reply::StateAck { seq })
             }
@@ -662,11 +874,14 @@ impl Ledger {
                 r.verify().map_err(|e| Rejection::BadSignature(e.kind))?;
                 self.handle_answer(from, Answer::Released(r), now, ops)
             }
+            Message::Forward(iou, onward) => self.handle_forward(from, iou, onward, now, ops),
+            Message::Proof { hash, proof } => self.handle_proof(from, hash, proof, now, ops),
+            Message::Issued(iou) => self.handle_issued(from, iou, now, ops),
         }
     }
 
-    /// Takes the payee's answer to my offer (from a reply or a message). The answer's
-    /// signature must already be verified.
+    /// Takes the holder's answer to my offer (from a reply or a message), or its early release
+    /// of a routed IOU. The answer's signature must already be verified.
     fn handle_answer(
         &mut self,
         from: &PublicKey,
@@ -674,33 +889,26 @@ impl Ledger {
         now: u64,
         ops: &mut Vec<StoreOp>,
     ) -> Result<Reply, Rejection> {
-        let (asset, id, outcome) = match &answer {
-            Answer::Accepted(a) => (
-                a.body().line.asset.clone(),
-                a.body().id,
-                PaymentOutcome::Completed,
-            ),
-            Answer::Released(r) => (
-                r.body().line.asset.clone(),
-                r.body().id,
-                PaymentOutcome::Refused(r.body().reason.to_string()),
-            ),
+        let (asset, id) = match &answer {
+            Answer::Accepted(a) => (a.body().line.asset.clone(), a.body().id),
+            Answer::Released(r) => (r.body().line.asset.clone(), r.body().id),
         };
         let channel = channel_mut(&mut self.channels, from, &asset)?;
-        match channel.handle_answer(answer) {
+        match channel.handle_answer(answer.clone()) {
             Ok(true) => {}
             Ok(false) | Err(Rejection::AlreadyResolved { .. }) => return Ok(Reply::Ok),
             Err(e) => return Err(e),
         }
         ops.push(StoreOp::PutConditional(out_record(channel, id)?));
         self.mark_dirty(from, &asset);
-        if let Some(mut record) = self.payments.remove(&(from.clone(), asset, id)) {
-            record.status = match outcome {
-                PaymentOutcome::Completed => PaymentStatus::Completed,
-                PaymentOutcome::Refused(why) => PaymentStatus::Failed(why),
-            };
-            record.updated_at = now;
-            ops.push(StoreOp::PutPayment(record));
+        let key = (from.clone(), asset, id);
+        match answer {
+            Answer::Accepted(_) => self.part_accepted(&key, now, ops),
+            Answer::Released(r) => {
+                let why = r.body().reason.to_string();
+                self.part_failed(&key, &why, now, ops);
+                self.release_upstream(&key, now, ops)?;
+            }
         }
         Ok(Reply::Ok)
     }
@@ -714,24 +922,37 @@ impl Ledger {
         now: u64,
         ops: &mut Vec<StoreOp>,
     ) -> Result<Option<PaymentOutcome>, Rejection> {
-        let (message, outcome) = match reply {
-            Reply::Accepted(a) => (Message::Accept(a), PaymentOutcome::Completed),
+        let (message, outcome, line, id) = match reply {
+            Reply::Accepted(a) => {
+                let (line, id) = (a.body().line.clone(), a.body().id);
+                (Message::Accept(a), PaymentOutcome::Completed, line, id)
+            }
             Reply::Released(r) => {
                 let why = r.body().reason.to_string();
-                (Message::Release(r), PaymentOutcome::Refused(why))
+                let (line, id) = (r.body().line.clone(), r.body().id);
+                (Message::Release(r), PaymentOutcome::Refused(why), line, id)
             }
             // Acks, and rejections of a resent offer that was already resolved, need nothing.
             _ => return Ok(None),
         };
+        // Only a direct payment is decided by its answer; a routed one by its proof.
+        let routed = self
+            .channel(from, &line.asset)
+            .and_then(|c| c.out_conditionals().get(&id))
+            .is_some_and(|c| c.iou.body().condition.witness().is_some());
         match self.handle_keeping_evidence(from, message, now, ops)? {
             Reply::Rejected { .. } => Ok(None),
-            _ => Ok(Some(outcome)),
+            _ => Ok((!routed).then_some(outcome)),
         }
     }
 
     /// Signs new IOU states for every channel with answered IOUs (one state merges many
     /// payments). Returns them to send, after the ops are committed.
-    pub fn merge_states(&mut self, ops: &mut Vec<StoreOp>) -> Vec<(PublicKey, Signed<IouState>)> {
+    pub fn merge_states(
+        &mut self,
+        now: u64,
+        ops: &mut Vec<StoreOp>,
+    ) -> Vec<(PublicKey, Signed<IouState>)> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut states = Vec::new();
         for (peer_bytes, asset) in dirty {
@@ -741,13 +962,29 @@ impl Ledger {
             let Some(channel) = self.channels.get_mut(&(peer.clone(), asset.clone())) else {
                 continue;
             };
-            match channel.merge_answered(&self.key) {
+            let before: Vec<OutConditional> =
+                channel.out_conditionals().values().cloned().collect();
+            match channel.merge_answered(&self.key, now, self.grace) {
                 Ok(Some((state, merged))) => {
-                    push_resolved(ops, channel, Direction::Out, merged);
-                    if channel.has_mergeable() {
-                        self.dirty.insert((peer_bytes, asset));
+                    push_resolved(ops, channel, Direction::Out, merged.clone());
+                    if channel.has_mergeable(now, self.grace) {
+                        self.dirty.insert((peer_bytes, asset.clone()));
                     }
-                    states.push((peer, state));
+                    states.push((peer.clone(), state));
+                    // Routed IOUs that expired unclaimed: their payments failed here.
+                    let expired: Vec<u64> = before
+                        .iter()
+                        .filter(|c| merged.contains(&c.iou.body().id))
+                        .filter(|c| c.is_pending() && c.answer.is_some())
+                        .map(|c| c.iou.body().id)
+                        .collect();
+                    for id in expired {
+                        let key = (peer.clone(), asset.clone(), id);
+                        self.part_failed(&key, "expired unclaimed at its deadline", now, ops);
+                        // An error here means the upstream IOU is already decided: nothing to do.
+                        let _ = self.release_upstream(&key, now, ops);
+                    }
+                    self.forget_links(&peer, &asset, Direction::Out, &merged, ops);
                 }
                 Ok(None) => {}
                 // `merge_answered` fails only with `Overflow`: a line's total passing 2^128 minor
@@ -763,7 +1000,7 @@ impl Ledger {
         states
     }
 
-    /// Offers of mine still waiting for an answer (to resend after a restart or a failure).
+    /// Offers of mine still waiting for an answer, direct and routed.
     pub fn unanswered_offers(&self) -> Vec<(PublicKey, Signed<ConditionalIou>)> {
         self.channels
             .values()
@@ -784,7 +1021,7 @@ impl Ledger {
             .collect()
     }
 
-    fn mark_dirty(&mut self, peer: &PublicKey, asset: &Asset) {
+    pub(crate) fn mark_dirty(&mut self, peer: &PublicKey, asset: &Asset) {
         self.dirty.insert((peer.as_bytes().to_vec(), asset.clone()));
     }
 }
@@ -807,7 +1044,7 @@ pub fn open_envelope(me: &PublicKey, bytes: &[u8], now: u64) -> Result<Envelope,
     Ok(envelope)
 }
 
-fn channel_mut<'a>(
+pub(crate) fn channel_mut<'a>(
     channels: &'a mut HashMap<(PublicKey, Asset), Channel>,
     peer: &PublicKey,
     asset: &Asset,
@@ -819,7 +1056,12 @@ fn channel_mut<'a>(
 
 /// The ops that make a new state durable: the channel head, and the conditional IOUs it
 /// resolved forgotten (N + C).
-fn push_resolved(ops: &mut Vec<StoreOp>, channel: &Channel, dir: Direction, ids: Vec<u64>) {
+pub(crate) fn push_resolved(
+    ops: &mut Vec<StoreOp>,
+    channel: &Channel,
+    dir: Direction,
+    ids: Vec<u64>,
+) {
     ops.push(StoreOp::PutLine(line_record(channel)));
     ops.extend(ids.into_iter().map(|id| StoreOp::DeleteConditional {
         peer: channel.peer().clone(),
@@ -829,11 +1071,12 @@ fn push_resolved(ops: &mut Vec<StoreOp>, channel: &Channel, dir: Direction, ids:
     }));
 }
 
-fn line_record(channel: &Channel) -> LineRecord {
+pub(crate) fn line_record(channel: &Channel) -> LineRecord {
     LineRecord {
         peer: channel.peer().clone(),
         asset: channel.asset().clone(),
         limits: channel.limits,
+        fees: channel.fees,
         next_id: channel.next_id(),
         out_state: channel.out_state().map(Signed::to_bytes),
         in_state: channel.in_state().map(Signed::to_bytes),
@@ -860,33 +1103,33 @@ fn decode_answer(bytes: &[u8]) -> Result<Answer, CorruptStore> {
     }
 }
 
-fn out_record(channel: &Channel, id: u64) -> Result<ConditionalRecord, Rejection> {
+pub(crate) fn out_record(channel: &Channel, id: u64) -> Result<ConditionalRecord, Rejection> {
     let c = channel
         .out_conditionals()
         .get(&id)
         .ok_or(Rejection::UnknownConditional { id })?;
-    Ok(conditional_record(
-        channel,
-        Direction::Out,
-        &c.iou,
-        c.answer.as_ref(),
-    ))
+    let mut record = conditional_record(channel, Direction::Out, &c.iou, c.answer.as_ref());
+    record.onward = c.onward.as_ref().map(|o| {
+        let mut w = Writer::new();
+        o.encode(&mut w);
+        w.into_bytes()
+    });
+    record.proof = c.proof.as_ref().map(WitnessProof::to_bytes);
+    record.claimed = c.claimed;
+    Ok(record)
 }
 
-fn in_record(channel: &Channel, id: u64) -> Result<ConditionalRecord, Rejection> {
+pub(crate) fn in_record(channel: &Channel, id: u64) -> Result<ConditionalRecord, Rejection> {
     let c = channel
         .in_conditionals()
         .get(&id)
         .ok_or(Rejection::UnknownConditional { id })?;
-    Ok(conditional_record(
-        channel,
-        Direction::In,
-        &c.iou,
-        Some(&c.answer),
-    ))
+    let mut record = conditional_record(channel, Direction::In, &c.iou, Some(&c.answer));
+    record.proof = c.proof.as_ref().map(WitnessProof::to_bytes);
+    Ok(record)
 }
 
-fn conditional_record(
+pub(crate) fn conditional_record(
     channel: &Channel,
     dir: Direction,
     iou: &Signed<ConditionalIou>,
@@ -899,5 +1142,8 @@ fn conditional_record(
         id: iou.body().id,
         iou: iou.to_bytes(),
         answer: answer.map(encode_answer),
+        onward: None,
+        proof: None,
+        claimed: false,
     }
 }

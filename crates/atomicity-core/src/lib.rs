@@ -8,23 +8,32 @@
 
 pub mod amount;
 pub mod channel;
+pub mod condition;
 pub mod encoding;
+pub mod forward;
+pub mod invoice;
 pub mod ledger;
 pub mod message;
 pub mod objects;
+pub mod routed;
 pub mod signed;
 
 pub use amount::{Amount, AmountError, Asset, Total};
 pub use channel::{Answer, Channel, ChannelView, Limits, OfferError, Rejection};
+pub use condition::{ProofError, WitnessCondition, WitnessProof, WitnessTerms, payment_hash};
+pub use forward::{FeePolicy, Hop, Onward};
+pub use invoice::{Invoice, InvoiceError};
 pub use ledger::{
-    ConditionalRecord, CorruptStore, Direction, EnvelopeError, EvidenceRecord, Ledger, LedgerError,
-    LineRecord, PaymentOutcome, PaymentRecord, PaymentStatus, PeerRecord, Snapshot, StoreOp,
+    ConditionalRecord, CorruptStore, Direction, EnvelopeError, EvidenceRecord, ForwardRecord,
+    HashlockRecord, HashlockRole, HashlockStatus, Ledger, LedgerError, LineRecord, PaymentOutcome,
+    PaymentRecord, PaymentStatus, PeerRecord, ProofRecord, Snapshot, StoreOp,
 };
 pub use message::{Envelope, Message, Reply, decode_replies, encode_replies};
 pub use objects::{
     Acceptance, Condition, ConditionalIou, IouState, LineId, Release, ReleaseReason, ResolvedSet,
 };
 pub use pkarr::{Keypair, PublicKey};
+pub use routed::{NewHashlock, Publication, RoutePart};
 pub use signed::{BadSignature, Signed, SignedBody, SignedError};
 
 /// Parses a public key in z-base32 (the Pkarr form), also accepting a `pk:` prefix.

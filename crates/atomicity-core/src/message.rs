@@ -2,7 +2,9 @@
 
 use pkarr::PublicKey;
 
+use crate::condition::WitnessProof;
 use crate::encoding::{DecodeError, Reader, Writer};
+use crate::forward::Onward;
 use crate::objects::{Acceptance, ConditionalIou, IouState, Release};
 use crate::signed::{Signed, SignedBody, VERSION};
 
@@ -23,8 +25,23 @@ pub enum Message {
     State(Signed<IouState>),
     /// The holder's acceptance of an offer (also sent as the reply to an offer).
     Accept(Signed<Acceptance>),
-    /// The holder's release of an offer (also sent as the reply to an offer).
+    /// The holder's release of an offer (also sent as the reply to an offer), or an early
+    /// release of an accepted routed IOU whose payment failed.
     Release(Signed<Release>),
+    /// A routed conditional IOU offered to the holder, with where to forward it.
+    Forward(Signed<ConditionalIou>, Onward),
+    /// The proof that the secret of `hash` was published. From a holder it claims every IOU
+    /// with that hash the recipient issued to it; from an issuer it reveals the secret so the
+    /// holder can claim.
+    Proof {
+        /// The payment hash.
+        hash: [u8; 32],
+        /// The secret and the witness log's bundle.
+        proof: WitnessProof,
+    },
+    /// The IOU the last hop of a payer-published route issued to the payee, passed back up the
+    /// route to the payer (who publishes the secret once every part is in place).
+    Issued(Signed<ConditionalIou>),
 }
 
 impl Message {
@@ -34,16 +51,32 @@ impl Message {
             Message::State(_) => 2,
             Message::Accept(_) => 3,
             Message::Release(_) => 4,
+            Message::Forward(..) => 5,
+            Message::Proof { .. } => 6,
+            Message::Issued(_) => 7,
         }
     }
 
-    /// The encoded signed object the message carries.
+    /// The encoded object the message carries (for `Forward`: the IOU's bytes, length-prefixed,
+    /// then the instructions; for `Proof`: the hash, then the proof).
     pub fn object_bytes(&self) -> Vec<u8> {
         match self {
-            Message::Offer(o) => o.to_bytes(),
+            Message::Offer(o) | Message::Issued(o) => o.to_bytes(),
             Message::State(s) => s.to_bytes(),
             Message::Accept(a) => a.to_bytes(),
             Message::Release(r) => r.to_bytes(),
+            Message::Forward(iou, onward) => {
+                let mut w = Writer::new();
+                w.bytes(&iou.to_bytes());
+                onward.encode(&mut w);
+                w.into_bytes()
+            }
+            Message::Proof { hash, proof } => {
+                let mut w = Writer::new();
+                w.fixed(hash);
+                proof.encode(&mut w);
+                w.into_bytes()
+            }
         }
     }
 
@@ -55,6 +88,21 @@ impl Message {
             2 => Message::State(Signed::decode(bytes)?),
             3 => Message::Accept(Signed::decode(bytes)?),
             4 => Message::Release(Signed::decode(bytes)?),
+            5 => {
+                let mut inner = Reader::new(bytes);
+                let iou = Signed::decode(inner.bytes("forwarded IOU", MAX_OBJECT_LEN)?)?;
+                let onward = Onward::decode(&mut inner)?;
+                inner.finish()?;
+                Message::Forward(iou, onward)
+            }
+            6 => {
+                let mut inner = Reader::new(bytes);
+                let hash = inner.array("payment hash")?;
+                let proof = WitnessProof::decode(&mut inner)?;
+                inner.finish()?;
+                Message::Proof { hash, proof }
+            }
+            7 => Message::Issued(Signed::decode(bytes)?),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     field: "message",

@@ -5,6 +5,7 @@ use std::fmt;
 use pkarr::PublicKey;
 
 use crate::amount::{Amount, Asset, Total};
+use crate::condition::WitnessCondition;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::signed::SignedBody;
 
@@ -198,18 +199,34 @@ pub enum Condition {
     /// Payable once the holder signs an [`Acceptance`] of it (direct payments: the holder
     /// consents after checking its own limits).
     HolderAccepts,
+    /// Payable once the holder, having accepted it, shows a witness log's proof that the
+    /// payment's secret was published in time (routed payments; see [`crate::condition`]).
+    WitnessCommit(WitnessCondition),
 }
 
 impl Condition {
+    /// The witness condition, if this is one.
+    pub fn witness(&self) -> Option<&WitnessCondition> {
+        match self {
+            Condition::WitnessCommit(c) => Some(c),
+            Condition::HolderAccepts => None,
+        }
+    }
+
     fn encode(&self, w: &mut Writer) {
         match self {
             Condition::HolderAccepts => w.u8(1),
+            Condition::WitnessCommit(c) => {
+                w.u8(2);
+                c.encode(w);
+            }
         }
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Condition, DecodeError> {
         match r.u8("condition")? {
             1 => Ok(Condition::HolderAccepts),
+            2 => Ok(Condition::WitnessCommit(WitnessCondition::decode(r)?)),
             tag => Err(DecodeError::UnknownTag {
                 field: "condition",
                 tag,
@@ -332,6 +349,18 @@ pub enum ReleaseReason {
     TooManyPending,
     /// The holder's user declined it.
     Declined,
+    /// A hop could not forward it (no line to the next key, over its limits, bad instructions).
+    CannotForward,
+    /// A hop's fee is not covered by the difference between what it gets and what it forwards.
+    FeeTooLow,
+    /// The payee has no open invoice matching it (hash, asset, amount or deadline).
+    UnknownPayment,
+    /// The payment failed further along the route.
+    PaymentFailed,
+    /// The payee could not publish the secret on any listed witness in time.
+    WitnessUnavailable,
+    /// The condition lists no witness log the holder accepts, or its terms are unusable.
+    WitnessNotAccepted,
 }
 
 impl ReleaseReason {
@@ -343,6 +372,12 @@ impl ReleaseReason {
             ReleaseReason::Expired => 3,
             ReleaseReason::TooManyPending => 4,
             ReleaseReason::Declined => 5,
+            ReleaseReason::CannotForward => 6,
+            ReleaseReason::FeeTooLow => 7,
+            ReleaseReason::UnknownPayment => 8,
+            ReleaseReason::PaymentFailed => 9,
+            ReleaseReason::WitnessUnavailable => 10,
+            ReleaseReason::WitnessNotAccepted => 11,
         }
     }
 
@@ -354,6 +389,12 @@ impl ReleaseReason {
             3 => ReleaseReason::Expired,
             4 => ReleaseReason::TooManyPending,
             5 => ReleaseReason::Declined,
+            6 => ReleaseReason::CannotForward,
+            7 => ReleaseReason::FeeTooLow,
+            8 => ReleaseReason::UnknownPayment,
+            9 => ReleaseReason::PaymentFailed,
+            10 => ReleaseReason::WitnessUnavailable,
+            11 => ReleaseReason::WitnessNotAccepted,
             _ => return None,
         })
     }
@@ -367,6 +408,12 @@ impl fmt::Display for ReleaseReason {
             ReleaseReason::Expired => "expired before it arrived",
             ReleaseReason::TooManyPending => "too many payments pending on the line",
             ReleaseReason::Declined => "declined by the holder",
+            ReleaseReason::CannotForward => "a hop could not forward it",
+            ReleaseReason::FeeTooLow => "the fee does not cover the hop's fee policy",
+            ReleaseReason::UnknownPayment => "the payee has no matching invoice",
+            ReleaseReason::PaymentFailed => "the payment failed further along the route",
+            ReleaseReason::WitnessUnavailable => "no listed witness published the secret in time",
+            ReleaseReason::WitnessNotAccepted => "no witness in the condition is accepted",
         })
     }
 }

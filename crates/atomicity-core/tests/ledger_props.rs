@@ -532,7 +532,7 @@ impl Sim {
 
     fn merge(&mut self, node: usize) -> Result<usize, TestCaseError> {
         let mut ops = Vec::new();
-        let states = self.ledgers[node].merge_states(&mut ops);
+        let states = self.ledgers[node].merge_states(self.now, &mut ops);
         self.commit(node, ops)?;
         let count = states.len();
         for (peer, state) in states {

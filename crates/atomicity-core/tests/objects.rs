@@ -106,6 +106,8 @@ proptest! {
                 Message::State(s) => s.verify().is_ok(),
                 Message::Accept(a) => a.verify().is_ok(),
                 Message::Release(r) => r.verify().is_ok(),
+                Message::Forward(o, _) | Message::Issued(o) => o.verify().is_ok(),
+                Message::Proof { .. } => true,
             };
             prop_assert!(ok);
         }
@@ -362,13 +364,13 @@ fn non_canonical_encodings_are_rejected() {
         ),
         (
             "unknown condition",
-            iou(iou_bytes(1, 2, b"")),
+            iou(iou_bytes(1, 3, b"")),
             Box::new(|e| {
                 matches!(
                     e,
                     DecodeError::UnknownTag {
                         field: "condition",
-                        tag: 2
+                        tag: 3
                     }
                 )
             }),
@@ -489,7 +491,7 @@ fn non_canonical_encodings_are_rejected() {
                 base_line(&mut w);
                 w.u64(0);
                 w.fixed(&[0; 32]);
-                w.u8(6);
+                w.u8(12);
                 Signed::<Release>::decode(&with_fake_signature(w.into_bytes())).map(drop)
             },
             Box::new(|e| {
@@ -857,7 +859,7 @@ impl Line {
             .expect("offer");
         let (answer, changed) = self
             .holder
-            .handle_offer(key(1), iou.clone(), NOW)
+            .handle_offer(key(1), iou.clone(), NOW, None)
             .expect("answer");
         assert!(changed);
         (iou, answer)
@@ -898,7 +900,7 @@ fn holder_with_history() -> Line {
     assert!(line.pay(50).1.is_accepted());
     assert!(!line.pay(2000).1.is_accepted());
     let first = line.state(1, 100, &[0]);
-    assert_eq!(line.holder.handle_state(first), Ok(Some(vec![0])));
+    assert_eq!(line.holder.handle_state(first, NOW), Ok(Some(vec![0])));
     line
 }
 
@@ -1014,7 +1016,7 @@ fn state_rules() {
     ];
     for (name, state, expected) in cases {
         let mut line = base.holder.clone();
-        let got = line.handle_state(state);
+        let got = line.handle_state(state, NOW);
         let same = match (&got, &expected) {
             (Err(Rejection::WrongLine(_)), Err(Rejection::WrongLine(_))) => true,
             _ => got == expected,
@@ -1035,12 +1037,15 @@ fn state_rules() {
     // Seq 0 with no state held is not an equivocation (nobody signs seq 0).
     let mut fresh = Line::new(10);
     assert_eq!(
-        fresh.holder.handle_state(fresh.state(0, 0, &[])),
+        fresh.holder.handle_state(fresh.state(0, 0, &[]), NOW),
         Err(Rejection::StaleSeq { held: 0, got: 0 })
     );
     let first = fresh.state(1, 0, &[]);
-    assert_eq!(fresh.holder.handle_state(first.clone()), Ok(Some(vec![])));
-    assert_eq!(fresh.holder.handle_state(first), Ok(None));
+    assert_eq!(
+        fresh.holder.handle_state(first.clone(), NOW),
+        Ok(Some(vec![]))
+    );
+    assert_eq!(fresh.holder.handle_state(first, NOW), Ok(None));
 }
 
 #[test]
@@ -1058,7 +1063,8 @@ fn offer_rules() {
 
     // Resent: the same answer, nothing changed.
     assert_eq!(
-        line.holder.handle_offer(key(1), iou.clone(), NOW + 10),
+        line.holder
+            .handle_offer(key(1), iou.clone(), NOW + 10, None),
         Ok((answer.clone(), false))
     );
 
@@ -1087,7 +1093,7 @@ fn offer_rules() {
                 String::new(),
             )
             .expect("offer");
-        match line.holder.handle_offer(key(1), iou, now) {
+        match line.holder.handle_offer(key(1), iou, now, None) {
             Ok((Answer::Released(r), true)) => assert_eq!(r.body().reason, ReleaseReason::Expired),
             other => panic!("expected Expired, got {other:?}"),
         }
@@ -1100,7 +1106,7 @@ fn offer_rules() {
     body.amount = Amount::from_minor(11);
     assert_eq!(
         line.holder
-            .handle_offer(key(1), Signed::sign(body, key(0)), NOW),
+            .handle_offer(key(1), Signed::sign(body, key(0)), NOW, None),
         Err(Rejection::ConflictingOffer { id: 0 })
     );
 
@@ -1108,13 +1114,13 @@ fn offer_rules() {
     let state = line.state(1, 10, &[0]);
     assert_eq!(
         line.holder
-            .handle_offer(key(1), iou.clone(), NOW)
+            .handle_offer(key(1), iou.clone(), NOW, None)
             .map(|r| r.1),
         Ok(false)
     );
-    line.holder.handle_state(state).expect("state");
+    line.holder.handle_state(state, NOW).expect("state");
     assert_eq!(
-        line.holder.handle_offer(key(1), iou, NOW),
+        line.holder.handle_offer(key(1), iou, NOW, None),
         Err(Rejection::AlreadyResolved { id: 0 })
     );
 
@@ -1143,7 +1149,7 @@ fn offer_rules() {
             key(0),
         );
         assert!(matches!(
-            line.holder.handle_offer(key(1), iou, NOW),
+            line.holder.handle_offer(key(1), iou, NOW, None),
             Err(Rejection::WrongLine(_))
         ));
     }
@@ -1220,18 +1226,18 @@ fn answer_rules() {
     // Merged: later copies of the answer are late and harmless.
     let (state, merged) = line
         .issuer
-        .merge_answered(key(0))
+        .merge_answered(key(0), NOW, 0)
         .expect("merge")
         .expect("something to merge");
     assert_eq!(merged, vec![0]);
     assert_eq!(state.body().seq, 1);
     assert_eq!(state.body().total, Total::from_minor(10));
-    assert_eq!(line.issuer.merge_answered(key(0)), Ok(None));
+    assert_eq!(line.issuer.merge_answered(key(0), NOW, 0), Ok(None));
     assert_eq!(
         line.issuer.handle_answer(Answer::Accepted(acceptance)),
         Err(Rejection::AlreadyResolved { id: 0 })
     );
-    assert_eq!(line.holder.handle_state(state), Ok(Some(vec![0])));
+    assert_eq!(line.holder.handle_state(state, NOW), Ok(Some(vec![0])));
     assert_eq!(line.holder.view().map(|v| v.net), Some(10));
     assert_eq!(line.issuer.view().map(|v| v.net), Some(-10));
 }
@@ -1280,7 +1286,7 @@ fn totals_past_u64_max_keep_the_line_working() {
     assert_eq!(line.issuer.handle_answer(answer), Ok(true));
     let (state, merged) = line
         .issuer
-        .merge_answered(key(0))
+        .merge_answered(key(0), NOW, 0)
         .expect("no overflow")
         .expect("something to merge");
     assert_eq!(merged, vec![5]);
@@ -1289,8 +1295,11 @@ fn totals_past_u64_max_keep_the_line_working() {
     // It survives the wire.
     let back = Signed::<IouState>::decode_verified(&state.to_bytes()).expect("decodes");
     assert_eq!(back, state);
-    assert_eq!(line.holder.handle_state(state.clone()), Ok(Some(vec![5])));
-    assert_eq!(line.holder.handle_state(state), Ok(None));
+    assert_eq!(
+        line.holder.handle_state(state.clone(), NOW),
+        Ok(Some(vec![5]))
+    );
+    assert_eq!(line.holder.handle_state(state, NOW), Ok(None));
     let (issuer, holder) = (
         line.issuer.view().expect("issuer view"),
         line.holder.view().expect("holder view"),
@@ -1302,7 +1311,7 @@ fn totals_past_u64_max_keep_the_line_working() {
     // The rules compare the full 128 bits: one minor unit less than held is a decrease.
     let lower = line.state(7, start + 99, &[0, 1, 2, 3, 4, 5]);
     assert_eq!(
-        line.holder.handle_state(lower),
+        line.holder.handle_state(lower, NOW),
         Err(Rejection::TotalDecreased {
             held: start + 100,
             got: start + 99,
@@ -1311,7 +1320,7 @@ fn totals_past_u64_max_keep_the_line_working() {
     // Growth by 2^64 exactly (which a u64 difference would wrap to 0) is unconsented.
     let wrapped = line.state(7, start + 100 + (1 << 64), &[0, 1, 2, 3, 4, 5]);
     assert_eq!(
-        line.holder.handle_state(wrapped),
+        line.holder.handle_state(wrapped, NOW),
         Err(Rejection::UnconsentedIncrease { excess: 1 << 64 })
     );
 }
@@ -1391,29 +1400,29 @@ fn a_full_resolved_list_still_merges_the_watermark() {
     }
     let (state, merged) = line
         .issuer
-        .merge_answered(key(0))
+        .merge_answered(key(0), NOW, 0)
         .expect("merge")
         .expect("merged");
     assert_eq!(merged.len(), MAX_RESOLVED_ABOVE);
     assert_eq!(state.body().resolved.listed_len(), MAX_RESOLVED_ABOVE);
     assert_eq!(state.body().resolved.watermark(), 0);
-    assert!(line.issuer.has_mergeable());
+    assert!(line.issuer.has_mergeable(NOW, 0));
     // Still decodable by the holder.
     assert!(Signed::<IouState>::decode_verified(&state.to_bytes()).is_ok());
     // Full: nothing more merges until the oldest offer is answered...
-    assert_eq!(line.issuer.merge_answered(key(0)), Ok(None));
+    assert_eq!(line.issuer.merge_answered(key(0), NOW, 0), Ok(None));
     // ...and then it folds the list, and the rest follows.
     assert_eq!(line.issuer.handle_answer(accept(&ious[0])), Ok(true));
     let (state, merged) = line
         .issuer
-        .merge_answered(key(0))
+        .merge_answered(key(0), NOW, 0)
         .expect("merge")
         .expect("merged");
     assert_eq!(merged, vec![0, count - 1]);
     assert_eq!(state.body().resolved.watermark(), count);
     assert_eq!(state.body().resolved.listed_len(), 0);
     assert_eq!(state.body().total, Total::from_minor(u128::from(count)));
-    assert!(!line.issuer.has_mergeable());
+    assert!(!line.issuer.has_mergeable(NOW, 0));
 }
 
 #[test]
@@ -1436,6 +1445,9 @@ fn rejection_codes_are_stable_and_distinct() {
         (Rejection::HashMismatch, 34),
         (Rejection::TooManyPending, 40),
         (Rejection::Overflow, 41),
+        (Rejection::NotExpired { id: 0 }, 26),
+        (Rejection::BadProof(String::new()), 35),
+        (Rejection::AlreadyClaimed { id: 0 }, 36),
     ];
     for (rejection, code) in &all {
         assert_eq!(rejection.code(), *code, "{rejection:?}");
@@ -1448,12 +1460,18 @@ fn rejection_codes_are_stable_and_distinct() {
         (3, ReleaseReason::Expired),
         (4, ReleaseReason::TooManyPending),
         (5, ReleaseReason::Declined),
+        (6, ReleaseReason::CannotForward),
+        (7, ReleaseReason::FeeTooLow),
+        (8, ReleaseReason::UnknownPayment),
+        (9, ReleaseReason::PaymentFailed),
+        (10, ReleaseReason::WitnessUnavailable),
+        (11, ReleaseReason::WitnessNotAccepted),
     ] {
         assert_eq!(reason.code(), code);
         assert_eq!(ReleaseReason::from_code(code), Some(reason));
     }
     assert_eq!(ReleaseReason::from_code(0), None);
-    assert_eq!(ReleaseReason::from_code(6), None);
+    assert_eq!(ReleaseReason::from_code(12), None);
 }
 
 // ---------------------------------------------------------------------------------------------

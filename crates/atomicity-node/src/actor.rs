@@ -7,11 +7,13 @@
 //! runs ahead of the disk.
 
 use atomicity_core::{
-    Amount, Asset, ChannelView, ConditionalIou, IouState, Keypair, Ledger, LedgerError, Limits,
-    Message, PaymentOutcome, PaymentRecord, PeerRecord, PublicKey, Reply, Signed, StoreOp,
+    Amount, Asset, ChannelView, ConditionalIou, FeePolicy, HashlockRecord, HashlockStatus,
+    IouState, Keypair, Ledger, LedgerError, Limits, Message, NewHashlock, PaymentOutcome,
+    PaymentRecord, PeerRecord, PublicKey, Publication, Reply, RoutePart, Signed, StoreOp,
+    WitnessCondition, WitnessProof,
 };
 use atomicity_store::Store;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Most commands folded into one transaction.
 const MAX_BATCH: usize = 1024;
@@ -98,6 +100,74 @@ pub enum Command {
     History(usize, Reply1<Vec<PaymentRecord>>),
     /// What to resend: unanswered offers and newest states.
     Outbox(Reply1<OutboxSnapshot>),
+    /// Set my fee policy toward a peer.
+    SetFees {
+        /// The peer.
+        peer: PublicKey,
+        /// The asset.
+        asset: Asset,
+        /// The policy.
+        fees: FeePolicy,
+        /// Answer.
+        reply: Reply1<()>,
+    },
+    /// My fee policy toward a peer (for quotes).
+    Fees(PublicKey, Asset, Reply1<Option<FeePolicy>>),
+    /// Record a payment secret (an invoice, or a payer-published payment's).
+    AddHashlock(Box<NewHashlock>, u64, Reply1<HashlockRecord>),
+    /// Start a routed payment.
+    PayRouted(Box<RoutedPay>, Reply1<()>),
+    /// A secret was published; here is the proof.
+    Published([u8; 32], Box<WitnessProof>, u64, Reply1<()>),
+    /// A secret could not be published in time.
+    PublishFailed([u8; 32], u64, Reply1<()>),
+    /// Time passed: expiries.
+    Tick(u64, Reply1<()>),
+    /// Messages about unresolved IOUs to send again (last sent at least `min_age` ago).
+    Resend {
+        /// Unix seconds.
+        now: u64,
+        /// Seconds.
+        min_age: u64,
+        /// Answer.
+        reply: Reply1<Vec<(PublicKey, Message)>>,
+    },
+    /// Secrets to publish now (to resume after a restart).
+    Publications(u64, Reply1<Vec<Publication>>),
+    /// A payment secret of mine, by hash (stored, any status).
+    Hashlock([u8; 32], Reply1<Option<HashlockRecord>>),
+    /// A payment of mine, by payment id.
+    Payment([u8; 32], Reply1<Option<PaymentRecord>>),
+}
+
+/// A routed payment to start ([`atomicity_core::Ledger::pay_routed`]).
+pub struct RoutedPay {
+    /// The payee.
+    pub payee: PublicKey,
+    /// The asset.
+    pub asset: Asset,
+    /// One route per part.
+    pub parts: Vec<RoutePart>,
+    /// The condition every part carries.
+    pub condition: WitnessCondition,
+    /// The hard deadline.
+    pub expires_at: u64,
+    /// Random payment id.
+    pub payment_id: [u8; 32],
+    /// Memo.
+    pub memo: String,
+    /// The secret, when I publish it myself.
+    pub payer_secret: Option<[u8; 32]>,
+    /// Unix seconds.
+    pub now: u64,
+}
+
+/// What the actor hands on after a commit.
+pub enum Outbound {
+    /// A new IOU state of mine for its holder.
+    State(PublicKey, Signed<IouState>),
+    /// A protocol message (forward, proof, release...).
+    Message(PublicKey, Message),
 }
 
 /// Messages the node may need to (re)send.
@@ -124,19 +194,29 @@ impl ActorHandle {
     }
 }
 
-/// Starts the actor thread. New IOU states (committed) are sent on `states_out`.
+/// Where the actor sends what it commits.
+pub struct ActorOutputs {
+    /// New states and messages for peers.
+    pub outbound: mpsc::UnboundedSender<Outbound>,
+    /// Secrets that are ready to publish.
+    pub publish: mpsc::UnboundedSender<Publication>,
+    /// Payment records as they change (for callers waiting on a payment).
+    pub payments: broadcast::Sender<PaymentRecord>,
+}
+
+/// Starts the actor thread.
 pub fn spawn(
     key: Keypair,
     ledger: Ledger,
     store: Box<dyn Store>,
-    states_out: mpsc::UnboundedSender<(PublicKey, Signed<IouState>)>,
+    outputs: ActorOutputs,
 ) -> (ActorHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let actor = Actor {
         key,
         ledger,
         store,
-        states_out,
+        outputs,
     };
     let thread = std::thread::Builder::new()
         .name("ledger".into())
@@ -149,7 +229,7 @@ struct Actor {
     key: Keypair,
     ledger: Ledger,
     store: Box<dyn Store>,
-    states_out: mpsc::UnboundedSender<(PublicKey, Signed<IouState>)>,
+    outputs: ActorOutputs,
 }
 
 /// An answer held back until the batch is committed.
@@ -177,15 +257,21 @@ impl Actor {
                     Err(_) => break,
                 }
             }
-            let states = self.ledger.merge_states(&mut ops);
+            let now = crate::unix_now();
+            let states = self.ledger.merge_states(now, &mut ops);
+            let messages = self.ledger.take_outgoing();
             match self.store.commit(&ops) {
                 Ok(()) => {
                     for answer in answers {
                         answer(None);
                     }
-                    for state in states {
-                        let _ = self.states_out.send(state);
+                    for (peer, state) in states {
+                        let _ = self.outputs.outbound.send(Outbound::State(peer, state));
                     }
+                    for (peer, message) in messages {
+                        let _ = self.outputs.outbound.send(Outbound::Message(peer, message));
+                    }
+                    self.announce(&ops, now);
                 }
                 Err(e) => {
                     tracing::error!("commit failed, reloading the ledger from disk: {e}");
@@ -207,6 +293,28 @@ impl Actor {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Tells the waiters about changed payments, and the publisher about secrets to publish.
+    fn announce(&self, ops: &[StoreOp], now: u64) {
+        for op in ops {
+            match op {
+                StoreOp::PutPayment(p) => {
+                    let _ = self.outputs.payments.send(p.clone());
+                }
+                StoreOp::PutHashlock(h) if h.status == HashlockStatus::Publishing => {
+                    if let Some(p) = self
+                        .ledger
+                        .publications(now)
+                        .into_iter()
+                        .find(|p| p.hash == h.hash)
+                    {
+                        let _ = self.outputs.publish.send(p);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -284,6 +392,74 @@ impl Actor {
                     offers: ledger.unanswered_offers(),
                     states: ledger.latest_out_states(),
                 }),
+            ),
+            Command::SetFees {
+                peer,
+                asset,
+                fees,
+                reply,
+            } => defer(
+                reply,
+                ledger
+                    .set_fees(&peer, &asset, fees, ops)
+                    .map_err(Into::into),
+            ),
+            Command::Fees(peer, asset, reply) => defer(reply, Ok(ledger.fees(&peer, &asset))),
+            Command::AddHashlock(new, now, reply) => defer(
+                reply,
+                ledger.add_hashlock(*new, now, ops).map_err(Into::into),
+            ),
+            Command::PayRouted(pay, reply) => {
+                let pay = *pay;
+                let result = ledger
+                    .pay_routed(
+                        &pay.payee,
+                        &pay.asset,
+                        pay.parts,
+                        pay.condition,
+                        pay.expires_at,
+                        pay.payment_id,
+                        pay.memo,
+                        pay.payer_secret,
+                        pay.now,
+                        ops,
+                    )
+                    .map(drop)
+                    .map_err(Into::into);
+                defer(reply, result)
+            }
+            Command::Published(hash, proof, now, reply) => defer(
+                reply,
+                ledger
+                    .published(&hash, *proof, now, ops)
+                    .map_err(Into::into),
+            ),
+            Command::PublishFailed(hash, now, reply) => {
+                ledger.publish_failed(&hash, now, ops);
+                defer(reply, Ok(()))
+            }
+            Command::Tick(now, reply) => {
+                ledger.tick(now, ops);
+                defer(reply, Ok(()))
+            }
+            Command::Resend {
+                now,
+                min_age,
+                reply,
+            } => defer(reply, Ok(ledger.resend_messages(now, min_age))),
+            Command::Publications(now, reply) => defer(reply, Ok(ledger.publications(now))),
+            Command::Hashlock(hash, reply) => defer(
+                reply,
+                self.store
+                    .hashlock(&hash)
+                    .map_err(|e| ActorError::Storage(e.to_string())),
+            ),
+            Command::Payment(id, reply) => defer(
+                reply,
+                self.store
+                    .history(100_000)
+                    .map(|h| h.into_iter().find(|p| p.payment_id == id))
+                    .map_err(|e| ActorError::Storage(e.to_string())),
             ),
         }
     }

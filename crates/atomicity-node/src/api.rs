@@ -41,6 +41,12 @@ pub struct SetLineRequest {
     pub accept: Option<String>,
     /// How much I am willing to owe the peer (unchanged if absent).
     pub issue: Option<String>,
+    /// My fixed fee for forwarding routed payments to the peer, decimal (unchanged if absent).
+    #[serde(default)]
+    pub fee_base: Option<String>,
+    /// My proportional fee for forwarding to the peer, in millionths (unchanged if absent).
+    #[serde(default)]
+    pub fee_ppm: Option<u32>,
 }
 
 /// `POST /v1/pay`.
@@ -57,6 +63,85 @@ pub struct PayRequest {
     pub memo: String,
     /// How long to wait for the payee's answer before answering `pending` (default 10 s).
     pub wait_ms: Option<u64>,
+    /// Routes through intermediate keys (each in order, neither payer nor payee); several
+    /// routes split the amount (multi-path). Empty: a direct payment. A routed payment without
+    /// an invoice is payer-published: the payer publishes the secret once the last hop issued
+    /// to the payee, so the payee may be offline.
+    #[serde(default)]
+    pub routes: Vec<Vec<String>>,
+}
+
+/// `POST /v1/invoices`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InvoiceRequest {
+    /// Decimal amount to receive.
+    pub amount: String,
+    /// The asset.
+    pub asset: String,
+    /// A note for the payer.
+    #[serde(default)]
+    pub memo: String,
+    /// Seconds until the hard deadline (default 600).
+    pub expires_in: Option<u64>,
+}
+
+/// An invoice of mine (`POST /v1/invoices`, `GET /v1/invoices/{hash}`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InvoiceRow {
+    /// The `atomicity:` URI to hand the payer.
+    pub invoice: String,
+    /// Hex payment hash.
+    pub hash: String,
+    /// Decimal amount.
+    pub amount: String,
+    /// The asset.
+    pub asset: String,
+    /// `open`, `publishing`, `paid` or `failed`.
+    pub status: String,
+    /// Unix seconds: the hard deadline.
+    pub expires_at: u64,
+    /// Memo.
+    pub memo: String,
+}
+
+/// `POST /v1/invoices/pay`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PayInvoiceRequest {
+    /// The `atomicity:` URI.
+    pub invoice: String,
+    /// Routes as for [`PayRequest::routes`]; empty: pay the payee directly (a line is needed).
+    #[serde(default)]
+    pub routes: Vec<Vec<String>>,
+    /// How long to wait for the outcome before answering `pending` (default 30 s).
+    pub wait_ms: Option<u64>,
+}
+
+/// `POST /peer/v1/quote` (peer API, plain JSON): what each hop of a route must receive to
+/// deliver `amount` to the last key of `route`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuoteRequest {
+    /// The asset.
+    pub asset: String,
+    /// Decimal amount the last key must receive.
+    pub amount: String,
+    /// The keys after the asked node, ending with the payee (1 to 16).
+    pub route: Vec<String>,
+}
+
+/// One hop of a quote.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuoteHop {
+    /// The hop's key.
+    pub key: String,
+    /// Decimal amount it must receive.
+    pub amount: String,
+}
+
+/// The answer to a quote: the asked node first, the payee last.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuoteResponse {
+    /// Each hop and what it must receive.
+    pub hops: Vec<QuoteHop>,
 }
 
 /// The answer to `POST /v1/pay`.

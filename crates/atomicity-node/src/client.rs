@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AddPeerRequest, BalanceRow, ErrorBody, HistoryRow, IdResponse, PayRequest, PayResponse,
-    PeerRow, SetLineRequest,
+    AddPeerRequest, BalanceRow, ErrorBody, HistoryRow, IdResponse, InvoiceRequest, InvoiceRow,
+    PayInvoiceRequest, PayRequest, PayResponse, PeerRow, SetLineRequest,
 };
 use crate::datadir::{API_TOKEN_FILE, API_URL_FILE, DataDir, DataDirError};
 
@@ -150,6 +150,24 @@ impl ApiClient {
     /// Pays a peer directly.
     pub async fn pay(&self, request: &PayRequest) -> Result<PayResponse, ClientError> {
         self.post("/v1/pay", request).await
+    }
+
+    /// Makes an invoice.
+    pub async fn new_invoice(&self, request: &InvoiceRequest) -> Result<InvoiceRow, ClientError> {
+        self.post("/v1/invoices", request).await
+    }
+
+    /// One of my invoices, by hex payment hash.
+    pub async fn invoice(&self, hash: &str) -> Result<InvoiceRow, ClientError> {
+        self.get(&format!("/v1/invoices/{hash}")).await
+    }
+
+    /// Pays an invoice (routed, or directly to the payee).
+    pub async fn pay_invoice(
+        &self,
+        request: &PayInvoiceRequest,
+    ) -> Result<PayResponse, ClientError> {
+        self.post("/v1/invoices/pay", request).await
     }
 
     /// One row per (peer, asset).

@@ -12,7 +12,9 @@ pub mod api;
 pub mod client;
 pub mod datadir;
 pub mod peer;
+pub mod publisher;
 pub mod server;
+pub mod witness_client;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +50,11 @@ pub struct NodeConfig {
     pub api_listen: SocketAddr,
     /// The URL peers should use, if not `http://<listen address>`.
     pub public_url: Option<String>,
+    /// Witness logs this node publishes on and names in its invoices (base URLs).
+    pub witnesses: Vec<String>,
+    /// How long after a routed IOU's deadline the node lets it expire unclaimed (default
+    /// [`atomicity_core::ledger::DEFAULT_EXPIRY_GRACE_SECS`]).
+    pub expiry_grace: Option<u64>,
 }
 
 /// Why a node could not start.
@@ -62,6 +69,9 @@ pub enum NodeError {
     /// Another node runs on this data directory.
     #[error("another node is already running on {0}")]
     Locked(PathBuf),
+    /// A configured witness could not be reached.
+    #[error("{0}")]
+    Witness(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -125,8 +135,16 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let mut store =
         SqliteStore::open(&dir.file(DB_FILE)).map_err(|e| NodeError::Store(e.to_string()))?;
     let snapshot = store.load().map_err(|e| NodeError::Store(e.to_string()))?;
-    let ledger =
+    let mut ledger =
         Ledger::restore(key.clone(), snapshot).map_err(|e| NodeError::Store(e.to_string()))?;
+    if let Some(grace) = config.expiry_grace {
+        ledger.set_expiry_grace(grace);
+    }
+    let witnesses = Arc::new(
+        publisher::discover(&config.witnesses)
+            .await
+            .map_err(NodeError::Witness)?,
+    );
     let directory = Directory::default();
     for peer in ledger.peers() {
         directory.set(peer.key.clone(), peer.url.clone());
@@ -153,8 +171,15 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let api_url = format!("http://{api_addr}");
     let api_token = hex::encode(rand::random::<[u8; 32]>());
 
-    let (states_tx, states_rx) = mpsc::unbounded_channel();
-    let (actor, ledger_thread) = actor::spawn(key.clone(), ledger, Box::new(store), states_tx);
+    let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
+    let (publish_tx, publish_rx) = mpsc::unbounded_channel();
+    let (payments, _) = tokio::sync::broadcast::channel(4096);
+    let outputs = actor::ActorOutputs {
+        outbound: outbound_tx,
+        publish: publish_tx,
+        payments: payments.clone(),
+    };
+    let (actor, ledger_thread) = actor::spawn(key.clone(), ledger, Box::new(store), outputs);
     let client = PeerClient::new(key.clone(), actor.clone(), directory.clone());
     let outbox = Outbox::new();
     let state = AppState {
@@ -165,6 +190,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         client: client.clone(),
         token: Arc::new(api_token.clone()),
         outbox: Arc::clone(&outbox),
+        witnesses: Arc::clone(&witnesses),
+        payments,
     };
 
     dir.write_text(API_TOKEN_FILE, &api_token, true)?;
@@ -190,7 +217,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         serve(peer_listener, server::peer_router(state.clone())),
         serve(api_listener, server::local_router(state)),
     ];
-    let background = vec![tokio::spawn(outbox.run(client, states_rx, actor.clone()))];
+    let background = vec![
+        tokio::spawn(outbox.run(client, outbound_rx, actor.clone())),
+        tokio::spawn(publisher::run(witnesses, actor.clone(), publish_rx)),
+        tokio::spawn(tick(actor.clone())),
+    ];
     tracing::info!(key = %key.public_key(), %node_url, %api_url, "node running");
     Ok(RunningNode {
         key: key.public_key(),
@@ -205,6 +236,21 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         dir,
         _lock: lock,
     })
+}
+
+/// Tells the ledger the time every second, for expiries.
+async fn tick(actor: actor::ActorHandle) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        if actor
+            .call(|r| actor::Command::Tick(unix_now(), r))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, NodeError> {

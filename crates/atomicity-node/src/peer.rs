@@ -11,11 +11,13 @@ use atomicity_core::{
 };
 use tokio::sync::{Mutex, Notify, mpsc};
 
-use crate::actor::{ActorHandle, Command};
+use crate::actor::{ActorHandle, Command, Outbound};
 use crate::unix_now;
 
 /// Path of the peer API endpoint that takes envelopes.
 pub const ENVELOPE_PATH: &str = "/peer/v1/envelope";
+/// Path of the peer API endpoint that quotes a route's fees.
+pub const QUOTE_PATH: &str = "/peer/v1/quote";
 /// How long one request to a peer may take.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Offers younger than this are left to the request that sent them.
@@ -151,6 +153,37 @@ impl PeerClient {
         Ok(replies)
     }
 
+    /// Asks `peer` what each hop of a route must receive (see [`crate::api::QuoteRequest`]).
+    pub async fn quote(
+        &self,
+        peer: &PublicKey,
+        request: &crate::api::QuoteRequest,
+    ) -> Result<crate::api::QuoteResponse, PeerError> {
+        let url = self
+            .directory
+            .url(peer)
+            .ok_or_else(|| PeerError::NoUrl(peer.to_z32()))?;
+        let response = self
+            .http
+            .post(format!("{}{QUOTE_PATH}", url.trim_end_matches('/')))
+            .json(request)
+            .send()
+            .await
+            .map_err(|e| PeerError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| PeerError::Unreachable(e.to_string()))?;
+        if !status.is_success() {
+            return Err(PeerError::Refused {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| PeerError::BadReply(e.to_string()))
+    }
+
     /// Sends messages and feeds the replies to the ledger. Per message: the outcome of an
     /// answered offer, `Ok(None)` for other accepted messages, or the peer's rejection.
     pub async fn exchange(
@@ -192,7 +225,8 @@ impl PeerClient {
 
 /// Delivers my newest IOU states to their holders, coalescing (only the newest state per line
 /// matters), one delivery in flight per peer (so states arrive in order), retrying until each
-/// holder takes them.
+/// holder takes them; and the ledger's protocol messages (forwards, proofs, releases), which
+/// the ledger itself offers again until they have had their effect.
 pub struct Outbox {
     inner: Mutex<OutboxInner>,
     wake: Notify,
@@ -202,6 +236,7 @@ pub struct Outbox {
 #[derive(Default)]
 struct OutboxInner {
     pending: HashMap<PublicKey, HashMap<Asset, Signed<IouState>>>,
+    messages: HashMap<PublicKey, Vec<Message>>,
     busy: HashSet<PublicKey>,
 }
 
@@ -234,12 +269,24 @@ impl Outbox {
         self.wake.notify_one();
     }
 
+    /// Queues a protocol message for a peer.
+    pub async fn push_message(&self, peer: PublicKey, message: Message) {
+        self.inner
+            .lock()
+            .await
+            .messages
+            .entry(peer)
+            .or_default()
+            .push(message);
+        self.wake.notify_one();
+    }
+
     /// Runs the delivery loop: takes committed states from the actor, sends them, and every few
     /// seconds resends unanswered offers and undelivered states.
     pub async fn run(
         self: Arc<Self>,
         client: PeerClient,
-        mut committed: mpsc::UnboundedReceiver<(PublicKey, Signed<IouState>)>,
+        mut committed: mpsc::UnboundedReceiver<Outbound>,
         actor: ActorHandle,
     ) {
         // After a restart, nothing is known to be delivered: offer everything again once.
@@ -247,8 +294,9 @@ impl Outbox {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tokio::select! {
-                state = committed.recv() => match state {
-                    Some((peer, state)) => self.push(peer, state).await,
+                out = committed.recv() => match out {
+                    Some(Outbound::State(peer, state)) => self.push(peer, state).await,
+                    Some(Outbound::Message(peer, message)) => self.push_message(peer, message).await,
                     None => return,
                 },
                 _ = self.wake.notified() => self.flush(&client).await,
@@ -263,20 +311,28 @@ impl Outbox {
     /// Starts a delivery to every peer with queued states and none in flight.
     async fn flush(self: &Arc<Self>, client: &PeerClient) {
         let mut inner = self.inner.lock().await;
-        let ready: Vec<PublicKey> = inner
+        let ready: HashSet<PublicKey> = inner
             .pending
             .keys()
+            .chain(inner.messages.keys())
             .filter(|p| !inner.busy.contains(*p))
             .cloned()
             .collect();
         for peer in ready {
-            let Some(lines) = inner.pending.remove(&peer) else {
-                continue;
-            };
+            let lines = inner.pending.remove(&peer).unwrap_or_default();
+            let messages = inner.messages.remove(&peer).unwrap_or_default();
             inner.busy.insert(peer.clone());
             let this = Arc::clone(self);
             let client = client.clone();
             tokio::spawn(async move {
+                // Messages first: a forward should not wait behind a state. A failed one is
+                // not queued again: the ledger offers it again on the next resend.
+                for chunk in messages.chunks(MAX_MESSAGES) {
+                    if let Err(e) = client.exchange(&peer, chunk.to_vec()).await {
+                        tracing::debug!(peer = %peer, "message delivery failed, will resend: {e}");
+                        break;
+                    }
+                }
                 let states: Vec<Signed<IouState>> = lines.into_values().collect();
                 let mut failed = Vec::new();
                 for chunk in states.chunks(MAX_MESSAGES) {
@@ -297,7 +353,8 @@ impl Outbox {
                 }
                 let mut inner = this.inner.lock().await;
                 inner.busy.remove(&peer);
-                let retry_now = failed.is_empty() && inner.pending.contains_key(&peer);
+                let retry_now = failed.is_empty()
+                    && (inner.pending.contains_key(&peer) || inner.messages.contains_key(&peer));
                 for state in failed {
                     inner.queue(peer.clone(), state);
                 }
@@ -311,27 +368,32 @@ impl Outbox {
     }
 }
 
-/// Resends offers older than `min_age` seconds that have no answer, and (on start) every
-/// newest state.
+/// Resends what peers may not have taken (offers without an answer, releases, claims and
+/// reveals of proofs, as the ledger lists them: last sent at least `min_age` seconds ago), and
+/// (on start) every newest state.
 async fn resend_all(outbox: &Arc<Outbox>, client: &PeerClient, actor: &ActorHandle, min_age: u64) {
-    let Ok(snapshot) = actor.call(Command::Outbox).await else {
-        return;
-    };
     if min_age == 0 {
+        let Ok(snapshot) = actor.call(Command::Outbox).await else {
+            return;
+        };
         for (peer, state) in snapshot.states {
             outbox.push(peer, state).await;
         }
     }
     let now = unix_now();
+    let Ok(messages) = actor
+        .call(|reply| Command::Resend {
+            now,
+            min_age,
+            reply,
+        })
+        .await
+    else {
+        return;
+    };
     let mut by_peer: HashMap<PublicKey, Vec<Message>> = HashMap::new();
-    for (peer, offer) in snapshot.offers {
-        let sent_at = offer
-            .body()
-            .expires_at
-            .saturating_sub(crate::OFFER_TTL_SECS);
-        if now.saturating_sub(sent_at) >= min_age {
-            by_peer.entry(peer).or_default().push(Message::Offer(offer));
-        }
+    for (peer, message) in messages {
+        by_peer.entry(peer).or_default().push(message);
     }
     for (peer, offers) in by_peer {
         if !outbox.start_resend(&peer).await {

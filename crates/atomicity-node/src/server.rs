@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atomicity_core::{
-    Amount, Asset, ChannelView, EnvelopeError, LedgerError, Message, PaymentOutcome, PaymentRecord,
-    PaymentStatus, PublicKey, encode_replies, ledger::open_envelope, parse_key,
+    Amount, Asset, ChannelView, EnvelopeError, FeePolicy, HashlockRecord, HashlockRole, Hop,
+    Invoice, LedgerError, Message, NewHashlock, PaymentOutcome, PaymentRecord, PaymentStatus,
+    PublicKey, RoutePart, WitnessCondition, WitnessTerms, encode_replies, ledger::open_envelope,
+    parse_key, payment_hash,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -17,18 +19,27 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::actor::{ActorError, ActorHandle, Command};
+use crate::actor::{ActorError, ActorHandle, Command, RoutedPay};
 use crate::api::{
-    AddPeerRequest, BalanceRow, ErrorBody, HistoryRow, IdResponse, PayRequest, PayResponse,
-    PeerRow, SetLineRequest,
+    AddPeerRequest, BalanceRow, ErrorBody, HistoryRow, IdResponse, InvoiceRequest, InvoiceRow,
+    PayInvoiceRequest, PayRequest, PayResponse, PeerRow, QuoteHop, QuoteRequest, QuoteResponse,
+    SetLineRequest,
 };
-use crate::peer::{Directory, ENVELOPE_PATH, Outbox, PeerClient};
+use crate::peer::{Directory, ENVELOPE_PATH, Outbox, PeerClient, QUOTE_PATH};
+use crate::publisher::KnownWitness;
+use crate::witness_client::WitnessClient;
 use crate::{OFFER_TTL_SECS, unix_now};
 
 /// Largest request body either API takes.
 const MAX_BODY: usize = 1024 * 1024;
 /// How long `pay` waits for the payee by default.
 const DEFAULT_PAY_WAIT: Duration = Duration::from_secs(10);
+/// How long a routed payment is waited for by default.
+const DEFAULT_ROUTED_WAIT: Duration = Duration::from_secs(30);
+/// Default seconds from an invoice (or a payer-published payment) to its hard deadline.
+const DEFAULT_EXPIRY_SECS: u64 = 600;
+/// Most parts of one multi-path payment.
+const MAX_PARTS: usize = 16;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -47,6 +58,10 @@ pub struct AppState {
     pub token: Arc<String>,
     /// What waits to be delivered to peers.
     pub outbox: Arc<Outbox>,
+    /// The witness logs this node publishes on.
+    pub witnesses: Arc<Vec<KnownWitness>>,
+    /// Payment records as they change.
+    pub payments: tokio::sync::broadcast::Sender<PaymentRecord>,
 }
 
 /// An API error: status, stable code, words.
@@ -91,6 +106,9 @@ impl From<ActorError> for ApiError {
                     LedgerError::SelfPeer => "self_peer",
                     LedgerError::OverIssueLimit { .. } => "over_limit",
                     LedgerError::Offer(_) => "bad_payment",
+                    LedgerError::BadRoute(_) => "bad_route",
+                    LedgerError::BadCondition(_) => "bad_condition",
+                    LedgerError::UnknownHash(_) => "unknown_hash",
                 };
                 let status = if matches!(e, LedgerError::UnknownPeer(_)) {
                     StatusCode::NOT_FOUND
@@ -113,6 +131,7 @@ type ApiResult<T> = Result<T, ApiError>;
 pub fn peer_router(state: AppState) -> Router {
     Router::new()
         .route(ENVELOPE_PATH, post(take_envelope))
+        .route(QUOTE_PATH, post(quote))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
@@ -146,6 +165,9 @@ pub fn local_router(state: AppState) -> Router {
         .route("/v1/peers", get(list_peers).post(add_peer))
         .route("/v1/lines", post(set_line))
         .route("/v1/pay", post(pay))
+        .route("/v1/invoices", post(new_invoice))
+        .route("/v1/invoices/pay", post(pay_invoice))
+        .route("/v1/invoices/{hash}", get(show_invoice))
         .route("/v1/balance", get(balance))
         .route("/v1/history", get(history))
         .layer(axum::middleware::from_fn_with_state(
@@ -309,8 +331,12 @@ async fn set_line(
     body: Bytes,
 ) -> ApiResult<axum::Json<BalanceRow>> {
     let req: SetLineRequest = parse_json(&headers, &body)?;
-    if req.accept.is_none() && req.issue.is_none() {
-        return Err(ApiError::bad("no_limits", "give accept, issue or both"));
+    let fee_change = req.fee_base.is_some() || req.fee_ppm.is_some();
+    if req.accept.is_none() && req.issue.is_none() && !fee_change {
+        return Err(ApiError::bad(
+            "no_limits",
+            "give accept, issue, a fee or several",
+        ));
     }
     let peer = key_arg(&req.peer)?;
     let asset = asset_arg(&req.asset)?;
@@ -324,6 +350,17 @@ async fn set_line(
         .as_deref()
         .map(|a| amount_arg(&asset, a))
         .transpose()?;
+    let fee_base = req
+        .fee_base
+        .as_deref()
+        .map(|a| amount_arg(&asset, a))
+        .transpose()?;
+    if req.fee_ppm.is_some_and(|ppm| ppm > 1_000_000) {
+        return Err(ApiError::bad(
+            "bad_fee",
+            "fee_ppm is at most 1000000 (100%)",
+        ));
+    }
     state
         .actor
         .call(|reply| Command::SetLimits {
@@ -334,6 +371,26 @@ async fn set_line(
             reply,
         })
         .await?;
+    if fee_change {
+        let held = state
+            .actor
+            .call(|r| Command::Fees(peer.clone(), asset.clone(), r))
+            .await?
+            .unwrap_or_default();
+        let fees = FeePolicy {
+            base: fee_base.unwrap_or(held.base),
+            ppm: req.fee_ppm.unwrap_or(held.ppm),
+        };
+        state
+            .actor
+            .call(|reply| Command::SetFees {
+                peer: peer.clone(),
+                asset: asset.clone(),
+                fees,
+                reply,
+            })
+            .await?;
+    }
     let row = state
         .actor
         .call(Command::Balances)
@@ -360,6 +417,31 @@ async fn pay(
     let peer = key_arg(&req.peer)?;
     let asset = asset_arg(&req.asset)?;
     let amount = amount_arg(&asset, &req.amount)?;
+    if !req.routes.is_empty() {
+        let p: [u8; 32] = rand::random();
+        let expires_at = unix_now() + DEFAULT_EXPIRY_SECS;
+        let condition = witness_condition(&state.witnesses, payment_hash(&p), expires_at).await?;
+        let wait = req
+            .wait_ms
+            .map_or(DEFAULT_ROUTED_WAIT, Duration::from_millis)
+            .min(Duration::from_secs(300));
+        return routed_payment(
+            &state,
+            RoutedRequest {
+                payee: peer,
+                asset,
+                amount,
+                routes: &req.routes,
+                condition,
+                expires_at,
+                memo: req.memo,
+                payer_secret: Some(p),
+                wait,
+            },
+        )
+        .await
+        .map(axum::Json);
+    }
     let wait = req
         .wait_ms
         .map_or(DEFAULT_PAY_WAIT, Duration::from_millis)
@@ -480,4 +562,412 @@ async fn history(
         .call(|reply| Command::History(limit, reply))
         .await?;
     Ok(axum::Json(records.iter().map(history_row).collect()))
+}
+
+/// The witness condition for a new payment hash: every witness this node uses, with a window
+/// from its current block to the deadline (plus a margin of two blocks).
+async fn witness_condition(
+    witnesses: &[KnownWitness],
+    hash: [u8; 32],
+    expires_at: u64,
+) -> ApiResult<WitnessCondition> {
+    if witnesses.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_witness",
+            "this node has no witness log; start it with `atomicity node run --witness URL`",
+        ));
+    }
+    let mut terms = Vec::new();
+    let mut errors = Vec::new();
+    let span = expires_at.saturating_sub(unix_now());
+    for w in witnesses {
+        match WitnessClient::new(&w.url).block().await {
+            Ok(info) => {
+                let blocks = span / info.block_seconds.max(1) + 2;
+                terms.push(WitnessTerms::new(
+                    w.vkey.clone(),
+                    info.block,
+                    info.block.saturating_add(blocks),
+                ));
+            }
+            Err(e) => errors.push(format!("{}: {e}", w.url)),
+        }
+    }
+    if terms.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "witness_unreachable",
+            format!("no witness log answered: {}", errors.join("; ")),
+        ));
+    }
+    Ok(WitnessCondition {
+        hash,
+        witnesses: terms,
+    })
+}
+
+fn invoice_row(h: &HashlockRecord) -> ApiResult<InvoiceRow> {
+    let condition = atomicity_core::routed::decode_condition(&h.condition).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "stored condition is corrupt",
+        )
+    })?;
+    let invoice = Invoice {
+        payee: h.payee.clone(),
+        amount: h.amount,
+        asset: h.asset.clone(),
+        condition,
+        expires_at: h.expires_at,
+        memo: h.memo.clone(),
+    };
+    Ok(InvoiceRow {
+        invoice: invoice.to_uri(),
+        hash: hex::encode(h.hash),
+        amount: h.asset.format(h.amount),
+        asset: h.asset.to_string(),
+        status: h.status.as_str().to_string(),
+        expires_at: h.expires_at,
+        memo: h.memo.clone(),
+    })
+}
+
+async fn new_invoice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<InvoiceRow>> {
+    let req: InvoiceRequest = parse_json(&headers, &body)?;
+    let asset = asset_arg(&req.asset)?;
+    let amount = amount_arg(&asset, &req.amount)?;
+    if req.memo.len() > atomicity_core::objects::MAX_MEMO_LEN {
+        return Err(ApiError::bad(
+            "bad_memo",
+            "the memo is longer than 256 bytes",
+        ));
+    }
+    let expires_in = req.expires_in.unwrap_or(DEFAULT_EXPIRY_SECS);
+    if !(1..=30 * 24 * 3600).contains(&expires_in) {
+        return Err(ApiError::bad(
+            "bad_expiry",
+            "expires_in is 1 second to 30 days",
+        ));
+    }
+    let now = unix_now();
+    let expires_at = now + expires_in;
+    let p: [u8; 32] = rand::random();
+    let condition = witness_condition(&state.witnesses, payment_hash(&p), expires_at).await?;
+    let new = NewHashlock {
+        p,
+        role: HashlockRole::Payee,
+        payee: state.me.clone(),
+        asset,
+        amount,
+        condition,
+        expires_at,
+        memo: req.memo,
+    };
+    let record = state
+        .actor
+        .call(|r| Command::AddHashlock(Box::new(new), now, r))
+        .await?;
+    Ok(axum::Json(invoice_row(&record)?))
+}
+
+async fn show_invoice(
+    State(state): State<AppState>,
+    axum::extract::Path(hash): axum::extract::Path<String>,
+) -> ApiResult<axum::Json<InvoiceRow>> {
+    let hash: [u8; 32] = hex::decode(&hash)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| ApiError::bad("bad_hash", "a payment hash is 64 hex digits"))?;
+    let record = state
+        .actor
+        .call(|r| Command::Hashlock(hash, r))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_invoice",
+                "no invoice of this node has that hash",
+            )
+        })?;
+    Ok(axum::Json(invoice_row(&record)?))
+}
+
+async fn pay_invoice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<PayResponse>> {
+    let req: PayInvoiceRequest = parse_json(&headers, &body)?;
+    let invoice =
+        Invoice::parse(&req.invoice).map_err(|e| ApiError::bad("bad_invoice", e.to_string()))?;
+    if invoice.payee == state.me {
+        return Err(ApiError::bad(
+            "self_payment",
+            "that is this node's own invoice",
+        ));
+    }
+    if invoice.expires_at <= unix_now() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "expired",
+            "the invoice has expired",
+        ));
+    }
+    let wait = req
+        .wait_ms
+        .map_or(DEFAULT_ROUTED_WAIT, Duration::from_millis)
+        .min(Duration::from_secs(300));
+    let direct = [Vec::new()];
+    let routes: &[Vec<String>] = if req.routes.is_empty() {
+        &direct
+    } else {
+        &req.routes
+    };
+    routed_payment(
+        &state,
+        RoutedRequest {
+            payee: invoice.payee,
+            asset: invoice.asset,
+            amount: invoice.amount,
+            routes,
+            condition: invoice.condition,
+            expires_at: invoice.expires_at,
+            memo: invoice.memo,
+            payer_secret: None,
+            wait,
+        },
+    )
+    .await
+    .map(axum::Json)
+}
+
+struct RoutedRequest<'a> {
+    payee: PublicKey,
+    asset: Asset,
+    amount: Amount,
+    routes: &'a [Vec<String>],
+    condition: WitnessCondition,
+    expires_at: u64,
+    memo: String,
+    payer_secret: Option<[u8; 32]>,
+    wait: Duration,
+}
+
+/// Quotes every route, starts the payment, and waits for its outcome.
+async fn routed_payment(state: &AppState, req: RoutedRequest<'_>) -> ApiResult<PayResponse> {
+    if req.routes.len() > MAX_PARTS {
+        return Err(ApiError::bad(
+            "bad_route",
+            format!("at most {MAX_PARTS} routes"),
+        ));
+    }
+    let parts_count = u64::try_from(req.routes.len()).unwrap_or(1).max(1);
+    let share = Amount::from_minor(req.amount.minor() / parts_count);
+    let first_share = share
+        .checked_add(Amount::from_minor(req.amount.minor() % parts_count))
+        .unwrap_or(share);
+    if share.is_zero() {
+        return Err(ApiError::bad(
+            "bad_amount",
+            "the amount is too small to split over that many routes",
+        ));
+    }
+    let mut parts = Vec::new();
+    for (i, route) in req.routes.iter().enumerate() {
+        let deliver = if i == 0 { first_share } else { share };
+        let mut path: Vec<PublicKey> =
+            route.iter().map(|k| key_arg(k)).collect::<Result<_, _>>()?;
+        path.push(req.payee.clone());
+        let hops = if path.len() == 1 {
+            vec![Hop {
+                next: req.payee.clone(),
+                amount: deliver,
+            }]
+        } else {
+            quote_route(state, &req.asset, deliver, &path).await?
+        };
+        parts.push(RoutePart { hops });
+    }
+    let payment_id: [u8; 32] = rand::random();
+    let mut updates = state.payments.subscribe();
+    let now = unix_now();
+    let pay = RoutedPay {
+        payee: req.payee,
+        asset: req.asset,
+        parts,
+        condition: req.condition,
+        expires_at: req.expires_at,
+        payment_id,
+        memo: req.memo,
+        payer_secret: req.payer_secret,
+        now,
+    };
+    state
+        .actor
+        .call(|r| Command::PayRouted(Box::new(pay), r))
+        .await?;
+    let respond = |status: &str, reason: Option<String>| PayResponse {
+        payment_id: hex::encode(payment_id),
+        status: status.to_string(),
+        reason,
+    };
+    let deadline = tokio::time::Instant::now() + req.wait;
+    loop {
+        let update = tokio::time::timeout_at(deadline, updates.recv()).await;
+        let record = match update {
+            Err(_) => {
+                return Ok(respond(
+                    "pending",
+                    Some("not finished yet; `atomicity history` shows the outcome".into()),
+                ));
+            }
+            Ok(Ok(record)) => record,
+            // Missed updates: read the record itself.
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                match state
+                    .actor
+                    .call(|r| Command::Payment(payment_id, r))
+                    .await?
+                {
+                    Some(record) => record,
+                    None => continue,
+                }
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                return Err(ActorError::Stopped.into());
+            }
+        };
+        if record.payment_id != payment_id {
+            continue;
+        }
+        match record.status {
+            PaymentStatus::Completed => return Ok(respond("completed", None)),
+            PaymentStatus::Failed(why) => return Ok(respond("failed", Some(why))),
+            PaymentStatus::Pending => {}
+        }
+    }
+}
+
+/// Asks the first key of `path` what each hop must receive to deliver `amount` to the last,
+/// and checks the answer.
+async fn quote_route(
+    state: &AppState,
+    asset: &Asset,
+    amount: Amount,
+    path: &[PublicKey],
+) -> ApiResult<Vec<Hop>> {
+    let Some((first, rest)) = path.split_first() else {
+        return Err(ApiError::bad("bad_route", "an empty route"));
+    };
+    let request = QuoteRequest {
+        asset: asset.to_string(),
+        amount: asset.format(amount),
+        route: rest.iter().map(PublicKey::to_z32).collect(),
+    };
+    let answer = state.client.quote(first, &request).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "route_failed",
+            format!("cannot quote the route through {first}: {e}"),
+        )
+    })?;
+    check_quote(asset, amount, path, &answer)
+        .map_err(|why| ApiError::new(StatusCode::BAD_GATEWAY, "bad_quote", why))
+}
+
+fn check_quote(
+    asset: &Asset,
+    amount: Amount,
+    path: &[PublicKey],
+    answer: &QuoteResponse,
+) -> Result<Vec<Hop>, String> {
+    if answer.hops.len() != path.len() {
+        return Err(format!(
+            "the quote has {} hops for a route of {}",
+            answer.hops.len(),
+            path.len()
+        ));
+    }
+    let mut hops = Vec::new();
+    for (hop, key) in answer.hops.iter().zip(path) {
+        let got = parse_key(&hop.key)?;
+        if got != *key {
+            return Err(format!("the quote names {got} where the route has {key}"));
+        }
+        let amount = asset
+            .parse_amount(&hop.amount)
+            .map_err(|e| format!("bad amount in the quote: {e}"))?;
+        hops.push(Hop { next: got, amount });
+    }
+    if hops.last().map(|h| h.amount) != Some(amount) {
+        return Err("the quote does not deliver the amount".into());
+    }
+    if hops.windows(2).any(|w| w[1].amount > w[0].amount) {
+        return Err("the quote's amounts grow along the route".into());
+    }
+    Ok(hops)
+}
+
+/// Peer API: what each hop from me to the end of `route` must receive.
+async fn quote(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<QuoteResponse>> {
+    let req: QuoteRequest = parse_json(&headers, &body)?;
+    let asset = asset_arg(&req.asset)?;
+    let amount = amount_arg(&asset, &req.amount)?;
+    if req.route.is_empty() || req.route.len() > atomicity_core::forward::MAX_HOPS {
+        return Err(ApiError::bad(
+            "bad_route",
+            format!(
+                "a route has 1 to {} keys",
+                atomicity_core::forward::MAX_HOPS
+            ),
+        ));
+    }
+    let path: Vec<PublicKey> = req
+        .route
+        .iter()
+        .map(|k| key_arg(k))
+        .collect::<Result<_, _>>()?;
+    let next = &path[0];
+    let fees = state
+        .actor
+        .call(|r| Command::Fees(next.clone(), asset.clone(), r))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_line",
+                format!("no line with {next} in {asset}"),
+            )
+        })?;
+    let onward = if path.len() == 1 {
+        vec![Hop {
+            next: next.clone(),
+            amount,
+        }]
+    } else {
+        quote_route(&state, &asset, amount, &path).await?
+    };
+    let forwarded = onward.first().map_or(amount, |h| h.amount);
+    let receive = fees
+        .amount_to_receive(forwarded)
+        .ok_or_else(|| ApiError::bad("bad_amount", "the amount with fees overflows"))?;
+    let mut hops = vec![QuoteHop {
+        key: state.me.to_z32(),
+        amount: asset.format(receive),
+    }];
+    hops.extend(onward.iter().map(|h| QuoteHop {
+        key: h.next.to_z32(),
+        amount: asset.format(h.amount),
+    }));
+    Ok(axum::Json(QuoteResponse { hops }))
 }

@@ -425,7 +425,7 @@ impl Sim {
                 Input::Packet(p) => self.receive(n, &mut ledger, now, p, &mut ops, &mut out)?,
             }
         }
-        let states = ledger.merge_states(&mut ops);
+        let states = ledger.merge_states(now, &mut ops);
         let faults = &self.config.faults;
         let (before, after) = (
             u64::from(faults.crash_before_commit_permille),
@@ -1560,6 +1560,9 @@ mod tests {
             id: 1_000,
             iou: iou.to_bytes(),
             answer: None,
+            onward: None,
+            proof: None,
+            claimed: false,
         };
         sim.nodes[0]
             .store

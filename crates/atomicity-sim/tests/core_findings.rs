@@ -42,7 +42,7 @@ fn pay(payer: &mut Ledger, payee: &mut Ledger, asset: &Asset, amount: u64, n: u8
     payer
         .handle_reply(&payee_key, reply, now, &mut ops)
         .expect("the answer is taken");
-    let states = payer.merge_states(&mut ops);
+    let states = payer.merge_states(now, &mut ops);
     let merged = !states.is_empty();
     for (_, state) in states {
         let ack = payee.handle_message(&payer_key, Message::State(state), now, &mut ops);

@@ -11,13 +11,17 @@
 //! * [`MemoryStore`]: an in-memory twin for fast tests.
 //!
 //! What the store holds is "N + C": the newest state of each line plus the unresolved
-//! conditional IOUs, together with the peers, the user's payment history and the evidence of
+//! conditional IOUs, together with the peers, the forwarding links and payment secrets of routed
+//! payments and the proofs of publication, the user's payment history and the evidence of
 //! misbehaviour. Both stores enforce the two references the ledger relies on when it restores:
 //! a line's peer must be stored, and a conditional's line must be stored, by the end of each
 //! commit (otherwise the commit fails with [`StoreError::Dangling`] and changes nothing).
 #![deny(missing_docs)]
 
-use atomicity_core::{Direction, EvidenceRecord, PaymentRecord, PaymentStatus, Snapshot, StoreOp};
+use atomicity_core::{
+    Direction, EvidenceRecord, HashlockRecord, HashlockRole, HashlockStatus, PaymentRecord,
+    PaymentStatus, ProofRecord, Snapshot, StoreOp,
+};
 use thiserror::Error;
 
 mod memory;
@@ -55,10 +59,12 @@ pub enum StoreError {
     /// SQLite refused to switch to WAL journal mode.
     #[error("could not switch the database to WAL journal mode (it is in {0:?} mode)")]
     JournalMode(String),
-    /// A value cannot be stored: timestamps must fit in an `i64` (SQLite's integer).
+    /// A value cannot be stored: timestamps must fit in an `i64` (SQLite's integer), and each
+    /// IOU in a hashlock's `issued` list must have a length that fits in a `u32`.
     #[error("{field} = {value} is out of the storable range")]
     OutOfRange {
-        /// Which field, e.g. `payment.updated_at`.
+        /// Which field, e.g. `payment.updated_at` or `hashlock.issued` (then the value is the
+        /// length of the item that is too long).
         field: &'static str,
         /// The value given.
         value: u64,
@@ -73,15 +79,21 @@ pub enum StoreError {
 /// Every implementation has the same semantics, checked by the conformance tests:
 ///
 /// * `Put*` ops insert or replace the record with the same key (peer key; peer and asset for a
-///   line; peer, asset, direction and id for a conditional; payment id and direction for a
-///   payment). `PutEvidence` always appends.
-/// * `DeleteConditional` removes the row if it is there.
+///   line; peer, asset, direction and id for a conditional; history entry for a payment; asset,
+///   incoming peer and incoming id for a forwarding link; hash for a hashlock). `PutEvidence`
+///   always appends. `PutProof` keeps the first proof stored for a hash and ignores later ones
+///   (its `at` is when the proof was first learned).
+/// * `DeleteConditional` and `DeleteForward` remove the row if it is there.
 /// * Unix-second timestamps (`created_at`, `updated_at`, `at`) must be at most `i64::MAX`;
-///   amounts, ids and counters use the whole `u64` range.
+///   amounts, ids, counters, fees and a hashlock's `expires_at` use their type's whole range.
+/// * Forwarding links, hashlocks and proofs reference nothing: they may name peers, lines and
+///   conditionals that are not stored.
 pub trait Store: Send {
-    /// Everything needed to rebuild the ledger: all peers, lines and conditional IOUs, and the
-    /// payments whose status is [`PaymentStatus::Pending`]. The vectors are in no particular
-    /// order.
+    /// Everything needed to rebuild the ledger: all peers, lines, conditional IOUs and
+    /// forwarding links, the payments whose status is [`PaymentStatus::Pending`], and the
+    /// hashlocks whose status is [`HashlockStatus::Open`] or [`HashlockStatus::Publishing`]
+    /// (finished ones stay stored, as the record of a paid invoice, but are not loaded). The
+    /// vectors are in no particular order.
     fn load(&mut self) -> Result<Snapshot, StoreError>;
 
     /// Applies `ops` in order, atomically (all or nothing) and durably: when this returns `Ok`
@@ -94,6 +106,17 @@ pub trait Store: Send {
 
     /// All evidence of misbehaviour, oldest first (in the order it was committed).
     fn evidence(&mut self) -> Result<Vec<EvidenceRecord>, StoreError>;
+
+    /// At most `limit` hashlocks of any status (the user's invoices and payer-published
+    /// payments), newest first: by `updated_at`, then `created_at`, both descending, then by
+    /// hash.
+    fn hashlocks(&self, limit: usize) -> Result<Vec<HashlockRecord>, StoreError>;
+
+    /// The hashlock with this hash, whatever its status.
+    fn hashlock(&self, hash: &[u8; 32]) -> Result<Option<HashlockRecord>, StoreError>;
+
+    /// The proof of publication kept for this payment hash, if any.
+    fn proof(&self, hash: &[u8; 32]) -> Result<Option<ProofRecord>, StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
@@ -111,6 +134,18 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn evidence(&mut self) -> Result<Vec<EvidenceRecord>, StoreError> {
         (**self).evidence()
+    }
+
+    fn hashlocks(&self, limit: usize) -> Result<Vec<HashlockRecord>, StoreError> {
+        (**self).hashlocks(limit)
+    }
+
+    fn hashlock(&self, hash: &[u8; 32]) -> Result<Option<HashlockRecord>, StoreError> {
+        (**self).hashlock(hash)
+    }
+
+    fn proof(&self, hash: &[u8; 32]) -> Result<Option<ProofRecord>, StoreError> {
+        (**self).proof(hash)
     }
 }
 
@@ -130,6 +165,97 @@ pub(crate) fn check_payment_times(p: &PaymentRecord) -> Result<(i64, i64), Store
 /// Checks the timestamp of a piece of evidence.
 pub(crate) fn check_evidence_time(e: &EvidenceRecord) -> Result<i64, StoreError> {
     time_to_sql("evidence.at", e.at)
+}
+
+/// Checks the timestamp of a proof of publication.
+pub(crate) fn check_proof_time(p: &ProofRecord) -> Result<i64, StoreError> {
+    time_to_sql("proof.at", p.at)
+}
+
+/// A hashlock checked for storing: its `created_at` and `updated_at` as SQLite integers, and
+/// its `issued` list encoded (see [`encode_issued`]), in the order the SQLite store binds them.
+pub(crate) fn check_hashlock(h: &HashlockRecord) -> Result<(i64, i64, Vec<u8>), StoreError> {
+    Ok((
+        time_to_sql("hashlock.created_at", h.created_at)?,
+        time_to_sql("hashlock.updated_at", h.updated_at)?,
+        encode_issued(&h.issued)?,
+    ))
+}
+
+/// Encodes a hashlock's `issued` list as one blob: each item as its length (a `u32`,
+/// big-endian) followed by its bytes, one after the other, with nothing before or after. The
+/// empty list is the empty blob. An item longer than `u32::MAX` bytes cannot be stored.
+pub(crate) fn encode_issued(items: &[Vec<u8>]) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(items.iter().map(|i| 4 + i.len()).sum());
+    for item in items {
+        let len = u32::try_from(item.len()).map_err(|_| StoreError::OutOfRange {
+            field: "hashlock.issued",
+            value: u64::try_from(item.len()).unwrap_or(u64::MAX),
+        })?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(item);
+    }
+    Ok(out)
+}
+
+/// Decodes [`encode_issued`]; `None` if the blob is not a sequence of whole items.
+pub(crate) fn decode_issued(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut items = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+        if rest.len() < len {
+            return None;
+        }
+        let (item, rest) = rest.split_at(len);
+        items.push(item.to_vec());
+        bytes = rest;
+    }
+    Some(items)
+}
+
+/// The order of [`Store::hashlocks`]: the key of a hashlock, smallest first.
+pub(crate) fn hashlocks_key(
+    h: &HashlockRecord,
+) -> (std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, [u8; 32]) {
+    (
+        std::cmp::Reverse(h.updated_at),
+        std::cmp::Reverse(h.created_at),
+        h.hash,
+    )
+}
+
+/// Whether a hashlock belongs in [`Snapshot::hashlocks`].
+pub(crate) fn is_unfinished(h: &HashlockRecord) -> bool {
+    matches!(h.status, HashlockStatus::Open | HashlockStatus::Publishing)
+}
+
+/// `payee` or `payer`.
+pub(crate) fn role_as_str(role: HashlockRole) -> &'static str {
+    match role {
+        HashlockRole::Payee => "payee",
+        HashlockRole::Payer => "payer",
+    }
+}
+
+/// Parses [`role_as_str`].
+pub(crate) fn parse_role(s: &str) -> Option<HashlockRole> {
+    match s {
+        "payee" => Some(HashlockRole::Payee),
+        "payer" => Some(HashlockRole::Payer),
+        _ => None,
+    }
+}
+
+/// Parses [`HashlockStatus::as_str`].
+pub(crate) fn parse_hashlock_status(s: &str) -> Option<HashlockStatus> {
+    match s {
+        "open" => Some(HashlockStatus::Open),
+        "publishing" => Some(HashlockStatus::Publishing),
+        "paid" => Some(HashlockStatus::Done),
+        "failed" => Some(HashlockStatus::Failed),
+        _ => None,
+    }
 }
 
 /// The order of [`Store::history`]: the key of a payment, smallest first.
@@ -154,5 +280,28 @@ pub(crate) fn parse_direction(s: &str) -> Option<Direction> {
         "out" => Some(Direction::Out),
         "in" => Some(Direction::In),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_encoding() -> Result<(), StoreError> {
+        assert_eq!(encode_issued(&[])?, Vec::<u8>::new());
+        let items = vec![vec![1, 2, 3], Vec::new(), vec![0xff; 300]];
+        let blob = encode_issued(&items)?;
+        assert_eq!(&blob[..7], &[0, 0, 0, 3, 1, 2, 3]);
+        assert_eq!(&blob[7..11], &[0, 0, 0, 0]);
+        assert_eq!(&blob[11..15], &[0, 0, 1, 44]);
+        assert_eq!(blob.len(), 15 + 300);
+        assert_eq!(decode_issued(&blob), Some(items));
+        assert_eq!(decode_issued(&[]), Some(Vec::new()));
+        // Truncated length or item.
+        assert_eq!(decode_issued(&[0, 0, 0]), None);
+        assert_eq!(decode_issued(&[0, 0, 0, 2, 9]), None);
+        assert_eq!(decode_issued(&blob[..blob.len() - 1]), None);
+        Ok(())
     }
 }

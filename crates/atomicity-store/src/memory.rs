@@ -3,16 +3,21 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use atomicity_core::{
-    Asset, ConditionalRecord, Direction, EvidenceRecord, LineRecord, PaymentRecord, PeerRecord,
-    Snapshot, StoreOp,
+    Asset, ConditionalRecord, Direction, EvidenceRecord, ForwardRecord, HashlockRecord, LineRecord,
+    PaymentRecord, PeerRecord, ProofRecord, Snapshot, StoreOp,
 };
 
-use crate::{Store, StoreError, check_evidence_time, check_payment_times, history_key, is_pending};
+use crate::{
+    Store, StoreError, check_evidence_time, check_hashlock, check_payment_times, check_proof_time,
+    hashlocks_key, history_key, is_pending, is_unfinished,
+};
 
 /// A line's key: the peer's key bytes and the asset.
 type LineKey = ([u8; 32], Asset);
 /// A conditional IOU's key: its line, who issued it and its id.
 type ConditionalKey = ([u8; 32], Asset, Direction, u64);
+/// A forwarding link's key: the incoming IOU's issuer, asset and id.
+type ForwardKey = ([u8; 32], Asset, u64);
 
 /// A [`Store`] that keeps everything in memory, with the same semantics as
 /// [`SqliteStore`](crate::SqliteStore) (but nothing survives the process).
@@ -25,6 +30,9 @@ pub struct MemoryStore {
     conditionals: BTreeMap<ConditionalKey, ConditionalRecord>,
     payments: BTreeMap<[u8; 32], PaymentRecord>,
     evidence: Vec<EvidenceRecord>,
+    forwards: BTreeMap<ForwardKey, ForwardRecord>,
+    hashlocks: BTreeMap<[u8; 32], HashlockRecord>,
+    proofs: BTreeMap<[u8; 32], ProofRecord>,
 }
 
 impl MemoryStore {
@@ -33,8 +41,9 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// Refuses `ops` if the SQLite store would: a timestamp out of range, or, at the end of the
-    /// batch, a line without its peer or a conditional without its line.
+    /// Refuses `ops` if the SQLite store would: a timestamp out of range or an unstorable
+    /// hashlock (the first in op order), or, at the end of the batch, a line without its peer or
+    /// a conditional without its line.
     fn check(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         let mut new_peers = HashSet::new();
         let mut new_lines = HashSet::new();
@@ -67,6 +76,13 @@ impl MemoryStore {
                 StoreOp::PutEvidence(e) => {
                     check_evidence_time(e)?;
                 }
+                StoreOp::PutHashlock(h) => {
+                    check_hashlock(h)?;
+                }
+                StoreOp::PutProof(p) => {
+                    check_proof_time(p)?;
+                }
+                StoreOp::PutForward(_) | StoreOp::DeleteForward { .. } => {}
             }
         }
         for line in lines_to_check {
@@ -122,6 +138,24 @@ impl MemoryStore {
                 self.payments.insert(p.entry, p.clone());
             }
             StoreOp::PutEvidence(e) => self.evidence.push(e.clone()),
+            StoreOp::PutForward(f) => {
+                self.forwards
+                    .insert((*f.in_peer.as_bytes(), f.asset.clone(), f.in_id), f.clone());
+            }
+            StoreOp::DeleteForward {
+                asset,
+                in_peer,
+                in_id,
+            } => {
+                self.forwards
+                    .remove(&(*in_peer.as_bytes(), asset.clone(), *in_id));
+            }
+            StoreOp::PutHashlock(h) => {
+                self.hashlocks.insert(h.hash, h.clone());
+            }
+            StoreOp::PutProof(p) => {
+                self.proofs.entry(p.hash).or_insert_with(|| p.clone());
+            }
         }
     }
 }
@@ -136,6 +170,13 @@ impl Store for MemoryStore {
                 .payments
                 .values()
                 .filter(|p| is_pending(p))
+                .cloned()
+                .collect(),
+            forwards: self.forwards.values().cloned().collect(),
+            hashlocks: self
+                .hashlocks
+                .values()
+                .filter(|h| is_unfinished(h))
                 .cloned()
                 .collect(),
         })
@@ -157,5 +198,19 @@ impl Store for MemoryStore {
 
     fn evidence(&mut self) -> Result<Vec<EvidenceRecord>, StoreError> {
         Ok(self.evidence.clone())
+    }
+
+    fn hashlocks(&self, limit: usize) -> Result<Vec<HashlockRecord>, StoreError> {
+        let mut all: Vec<&HashlockRecord> = self.hashlocks.values().collect();
+        all.sort_by_key(|h| hashlocks_key(h));
+        Ok(all.into_iter().take(limit).cloned().collect())
+    }
+
+    fn hashlock(&self, hash: &[u8; 32]) -> Result<Option<HashlockRecord>, StoreError> {
+        Ok(self.hashlocks.get(hash).cloned())
+    }
+
+    fn proof(&self, hash: &[u8; 32]) -> Result<Option<ProofRecord>, StoreError> {
+        Ok(self.proofs.get(hash).cloned())
     }
 }

@@ -10,18 +10,32 @@
 //!   that SQL orders them correctly;
 //! * directions: `'out'` / `'in'`; payment status `'pending'` / `'completed'` / `'failed'`,
 //!   with the failure reason in its own column;
-//! * signed states, IOUs and answers: opaque `BLOB`s in the core's canonical encoding.
+//! * a line's fee policy: `fee_base` (an amount, as above) and `fee_ppm` (the `u32` as is);
+//! * a conditional IOU's `claimed`: `INTEGER` 0 or 1;
+//! * a hashlock's role `'payee'` / `'payer'`, its status [`HashlockStatus::as_str`]
+//!   (`'open'` / `'publishing'` / `'paid'` / `'failed'`), its `expires_at` bit-cast like a
+//!   `u64` (it is never compared in SQL), and its `issued` list as one `BLOB`: each item as a
+//!   4-byte big-endian length followed by its bytes, concatenated (the empty list is the empty
+//!   blob);
+//! * signed states, IOUs, answers, forwarding instructions, conditions and proofs: opaque
+//!   `BLOB`s in the core's canonical encoding.
+//!
+//! [`HashlockStatus::as_str`]: atomicity_core::HashlockStatus::as_str
 
 use std::path::Path;
 use std::time::Duration;
 
 use atomicity_core::{
-    Amount, Asset, ConditionalRecord, EvidenceRecord, Limits, LineRecord, PaymentRecord,
-    PaymentStatus, PeerRecord, PublicKey, Snapshot, StoreOp,
+    Amount, Asset, ConditionalRecord, EvidenceRecord, FeePolicy, ForwardRecord, HashlockRecord,
+    Limits, LineRecord, PaymentRecord, PaymentStatus, PeerRecord, ProofRecord, PublicKey, Snapshot,
+    StoreOp,
 };
 use rusqlite::{Connection, Row, TransactionBehavior, ffi, params};
 
-use crate::{Store, StoreError, check_evidence_time, check_payment_times, parse_direction};
+use crate::{
+    Store, StoreError, check_evidence_time, check_hashlock, check_payment_times, check_proof_time,
+    decode_issued, parse_direction, parse_hashlock_status, parse_role, role_as_str,
+};
 
 /// `PRAGMA application_id` of an Atomicity database: `ATOM` in ASCII.
 const APPLICATION_ID: i64 = 0x4154_4F4D;
@@ -94,6 +108,59 @@ const MIGRATIONS: &[&str] = &[
         at       INTEGER NOT NULL CHECK (at >= 0)
     ) STRICT;
     ",
+    // 2: routed payments: fee policies on lines, forwarding instructions, proofs and claims on
+    // conditional IOUs, forwarding links, payment secrets and proofs of publication. Existing
+    // rows get no fees, no instructions or proof, and `claimed = 0`.
+    "
+    ALTER TABLE lines ADD COLUMN fee_base INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE lines ADD COLUMN fee_ppm INTEGER NOT NULL DEFAULT 0
+        CHECK (fee_ppm BETWEEN 0 AND 4294967295);
+
+    ALTER TABLE conditionals ADD COLUMN onward BLOB;
+    ALTER TABLE conditionals ADD COLUMN proof BLOB;
+    ALTER TABLE conditionals ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0
+        CHECK (claimed IN (0, 1));
+
+    CREATE TABLE forwards (
+        in_peer     BLOB    NOT NULL CHECK (length(in_peer) = 32),
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        in_id       INTEGER NOT NULL,
+        out_peer    BLOB    NOT NULL CHECK (length(out_peer) = 32),
+        out_id      INTEGER NOT NULL,
+        PRIMARY KEY (in_peer, asset_code, asset_scale, in_id)
+    ) STRICT;
+
+    CREATE TABLE hashlocks (
+        hash        BLOB    NOT NULL PRIMARY KEY CHECK (length(hash) = 32),
+        p           BLOB    NOT NULL CHECK (length(p) = 32),
+        role        TEXT    NOT NULL CHECK (role IN ('payee', 'payer')),
+        payee       BLOB    NOT NULL CHECK (length(payee) = 32),
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        amount      INTEGER NOT NULL,
+        condition   BLOB    NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        memo        TEXT    NOT NULL,
+        status      TEXT    NOT NULL
+            CHECK (status IN ('open', 'publishing', 'paid', 'failed')),
+        proof       BLOB,
+        issued      BLOB    NOT NULL,
+        created_at  INTEGER NOT NULL CHECK (created_at >= 0),
+        updated_at  INTEGER NOT NULL CHECK (updated_at >= 0)
+    ) STRICT;
+
+    CREATE INDEX hashlocks_newest
+        ON hashlocks (updated_at DESC, created_at DESC, hash);
+    CREATE INDEX hashlocks_unfinished
+        ON hashlocks (hash) WHERE status IN ('open', 'publishing');
+
+    CREATE TABLE proofs (
+        hash  BLOB    NOT NULL PRIMARY KEY CHECK (length(hash) = 32),
+        proof BLOB    NOT NULL,
+        at    INTEGER NOT NULL CHECK (at >= 0)
+    ) STRICT;
+    ",
 ];
 
 /// The newest schema version this code knows (the database's `PRAGMA user_version`).
@@ -104,17 +171,21 @@ const PUT_PEER: &str = "
     ON CONFLICT (key) DO UPDATE SET url = excluded.url";
 
 const PUT_LINE: &str = "
-    INSERT INTO lines (peer, asset_code, asset_scale, accept, issue, next_id, out_state, in_state)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    INSERT INTO lines (peer, asset_code, asset_scale, accept, issue, next_id, out_state, in_state,
+                       fee_base, fee_ppm)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
     ON CONFLICT (peer, asset_code, asset_scale) DO UPDATE SET
         accept = excluded.accept, issue = excluded.issue, next_id = excluded.next_id,
-        out_state = excluded.out_state, in_state = excluded.in_state";
+        out_state = excluded.out_state, in_state = excluded.in_state,
+        fee_base = excluded.fee_base, fee_ppm = excluded.fee_ppm";
 
 const PUT_CONDITIONAL: &str = "
-    INSERT INTO conditionals (peer, asset_code, asset_scale, dir, id, iou, answer)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    INSERT INTO conditionals (peer, asset_code, asset_scale, dir, id, iou, answer, onward, proof,
+                              claimed)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
     ON CONFLICT (peer, asset_code, asset_scale, dir, id) DO UPDATE SET
-        iou = excluded.iou, answer = excluded.answer";
+        iou = excluded.iou, answer = excluded.answer, onward = excluded.onward,
+        proof = excluded.proof, claimed = excluded.claimed";
 
 const DELETE_CONDITIONAL: &str = "
     DELETE FROM conditionals
@@ -133,14 +204,52 @@ const PUT_PAYMENT: &str = "
 const PUT_EVIDENCE: &str = "
     INSERT INTO evidence (peer, what, received, at) VALUES (?1, ?2, ?3, ?4)";
 
+const PUT_FORWARD: &str = "
+    INSERT INTO forwards (in_peer, asset_code, asset_scale, in_id, out_peer, out_id)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    ON CONFLICT (in_peer, asset_code, asset_scale, in_id) DO UPDATE SET
+        out_peer = excluded.out_peer, out_id = excluded.out_id";
+
+const DELETE_FORWARD: &str = "
+    DELETE FROM forwards
+    WHERE in_peer = ?1 AND asset_code = ?2 AND asset_scale = ?3 AND in_id = ?4";
+
+const PUT_HASHLOCK: &str = "
+    INSERT INTO hashlocks (hash, p, role, payee, asset_code, asset_scale, amount, condition,
+                           expires_at, memo, status, proof, issued, created_at, updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+    ON CONFLICT (hash) DO UPDATE SET
+        p = excluded.p, role = excluded.role, payee = excluded.payee,
+        asset_code = excluded.asset_code, asset_scale = excluded.asset_scale,
+        amount = excluded.amount, condition = excluded.condition,
+        expires_at = excluded.expires_at, memo = excluded.memo, status = excluded.status,
+        proof = excluded.proof, issued = excluded.issued, created_at = excluded.created_at,
+        updated_at = excluded.updated_at";
+
+/// The first proof for a hash is kept: `at` is when it was first learned.
+const PUT_PROOF: &str = "
+    INSERT INTO proofs (hash, proof, at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING";
+
+const SELECT_PROOF: &str = "SELECT hash, proof, at FROM proofs WHERE hash = ?1";
+
 const SELECT_PEERS: &str = "SELECT key, url FROM peers";
 
 const SELECT_LINES: &str = "
-    SELECT peer, asset_code, asset_scale, accept, issue, next_id, out_state, in_state
+    SELECT peer, asset_code, asset_scale, accept, issue, next_id, out_state, in_state, fee_base,
+           fee_ppm
     FROM lines";
 
 const SELECT_CONDITIONALS: &str = "
-    SELECT peer, asset_code, asset_scale, dir, id, iou, answer FROM conditionals";
+    SELECT peer, asset_code, asset_scale, dir, id, iou, answer, onward, proof, claimed
+    FROM conditionals";
+
+const SELECT_FORWARDS: &str = "
+    SELECT in_peer, asset_code, asset_scale, in_id, out_peer, out_id FROM forwards";
+
+const HASHLOCK_COLUMNS: &str = "
+    SELECT hash, p, role, payee, asset_code, asset_scale, amount, condition, expires_at, memo,
+           status, proof, issued, created_at, updated_at
+    FROM hashlocks";
 
 const PAYMENT_COLUMNS: &str = "
     SELECT payment_id, dir, peer, asset_code, asset_scale, amount, status, failure, memo,
@@ -224,7 +333,7 @@ fn check_version(conn: &Connection) -> Result<i64, StoreError> {
 
 impl Store for SqliteStore {
     fn load(&mut self) -> Result<Snapshot, StoreError> {
-        // One read transaction, so that the four queries see the same commit.
+        // One read transaction, so that the queries see the same commit.
         let tx = self.conn.transaction()?;
         let snapshot = Snapshot {
             peers: query(&tx, SELECT_PEERS, [], peer_from_row)?,
@@ -235,6 +344,13 @@ impl Store for SqliteStore {
                 &format!("{PAYMENT_COLUMNS} WHERE status = 'pending'"),
                 [],
                 payment_from_row,
+            )?,
+            forwards: query(&tx, SELECT_FORWARDS, [], forward_from_row)?,
+            hashlocks: query(
+                &tx,
+                &format!("{HASHLOCK_COLUMNS} WHERE status IN ('open', 'publishing')"),
+                [],
+                hashlock_from_row,
             )?,
         };
         tx.commit()?;
@@ -280,6 +396,33 @@ impl Store for SqliteStore {
     fn evidence(&mut self) -> Result<Vec<EvidenceRecord>, StoreError> {
         query(&self.conn, SELECT_EVIDENCE, [], evidence_from_row)
     }
+
+    fn hashlocks(&self, limit: usize) -> Result<Vec<HashlockRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        query(
+            &self.conn,
+            &format!(
+                "{HASHLOCK_COLUMNS}
+                 ORDER BY updated_at DESC, created_at DESC, hash LIMIT ?1"
+            ),
+            [limit],
+            hashlock_from_row,
+        )
+    }
+
+    fn hashlock(&self, hash: &[u8; 32]) -> Result<Option<HashlockRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{HASHLOCK_COLUMNS} WHERE hash = ?1"))?;
+        let mut rows = stmt.query([&hash[..]])?;
+        rows.next()?.map(hashlock_from_row).transpose()
+    }
+
+    fn proof(&self, hash: &[u8; 32]) -> Result<Option<ProofRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(SELECT_PROOF)?;
+        let mut rows = stmt.query([&hash[..]])?;
+        rows.next()?.map(proof_from_row).transpose()
+    }
 }
 
 /// Runs one op inside the commit's transaction, with a cached statement.
@@ -299,6 +442,8 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
                 u64_to_sql(l.next_id),
                 l.out_state,
                 l.in_state,
+                amount_to_sql(l.fees.base),
+                l.fees.ppm,
             ])?;
         }
         StoreOp::PutConditional(c) => {
@@ -310,6 +455,9 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
                 u64_to_sql(c.id),
                 c.iou,
                 c.answer,
+                c.onward,
+                c.proof,
+                c.claimed,
             ])?;
         }
         StoreOp::DeleteConditional {
@@ -355,6 +503,53 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
                 e.received,
                 at,
             ])?;
+        }
+        StoreOp::PutForward(f) => {
+            conn.prepare_cached(PUT_FORWARD)?.execute(params![
+                &f.in_peer.as_bytes()[..],
+                f.asset.code(),
+                f.asset.scale(),
+                u64_to_sql(f.in_id),
+                &f.out_peer.as_bytes()[..],
+                u64_to_sql(f.out_id),
+            ])?;
+        }
+        StoreOp::DeleteForward {
+            asset,
+            in_peer,
+            in_id,
+        } => {
+            conn.prepare_cached(DELETE_FORWARD)?.execute(params![
+                &in_peer.as_bytes()[..],
+                asset.code(),
+                asset.scale(),
+                u64_to_sql(*in_id),
+            ])?;
+        }
+        StoreOp::PutHashlock(h) => {
+            let (created_at, updated_at, issued) = check_hashlock(h)?;
+            conn.prepare_cached(PUT_HASHLOCK)?.execute(params![
+                &h.hash[..],
+                &h.p[..],
+                role_as_str(h.role),
+                &h.payee.as_bytes()[..],
+                h.asset.code(),
+                h.asset.scale(),
+                amount_to_sql(h.amount),
+                h.condition,
+                u64_to_sql(h.expires_at),
+                h.memo,
+                h.status.as_str(),
+                h.proof,
+                issued,
+                created_at,
+                updated_at,
+            ])?;
+        }
+        StoreOp::PutProof(p) => {
+            let at = check_proof_time(p)?;
+            conn.prepare_cached(PUT_PROOF)?
+                .execute(params![&p.hash[..], p.proof, at])?;
         }
     }
     Ok(())
@@ -442,6 +637,14 @@ fn line_from_row(row: &Row<'_>) -> Result<LineRecord, StoreError> {
             accept: amount_from_row(row, 3)?,
             issue: amount_from_row(row, 4)?,
         },
+        fees: FeePolicy {
+            base: amount_from_row(row, 8)?,
+            ppm: {
+                let ppm: i64 = row.get(9)?;
+                u32::try_from(ppm)
+                    .map_err(|_| StoreError::Corrupt(format!("line fee_ppm {ppm}")))?
+            },
+        },
         next_id: u64_from_row(row, 5)?,
         out_state: row.get(6)?,
         in_state: row.get(7)?,
@@ -456,6 +659,64 @@ fn conditional_from_row(row: &Row<'_>) -> Result<ConditionalRecord, StoreError> 
         id: u64_from_row(row, 4)?,
         iou: row.get(5)?,
         answer: row.get(6)?,
+        onward: row.get(7)?,
+        proof: row.get(8)?,
+        claimed: match row.get::<_, i64>(9)? {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "conditional claimed = {other}"
+                )));
+            }
+        },
+    })
+}
+
+fn forward_from_row(row: &Row<'_>) -> Result<ForwardRecord, StoreError> {
+    Ok(ForwardRecord {
+        in_peer: key_from_row(row, 0, "forward in_peer")?,
+        asset: asset_from_row(row, 1, "forward")?,
+        in_id: u64_from_row(row, 3)?,
+        out_peer: key_from_row(row, 4, "forward out_peer")?,
+        out_id: u64_from_row(row, 5)?,
+    })
+}
+
+fn proof_from_row(row: &Row<'_>) -> Result<ProofRecord, StoreError> {
+    Ok(ProofRecord {
+        hash: bytes32_from_row(row, 0, "proof hash")?,
+        proof: row.get(1)?,
+        at: time_from_row(row, 2, "proof at")?,
+    })
+}
+
+fn hashlock_from_row(row: &Row<'_>) -> Result<HashlockRecord, StoreError> {
+    let role: String = row.get(2)?;
+    let status: String = row.get(10)?;
+    let issued: Vec<u8> = row.get(12)?;
+    Ok(HashlockRecord {
+        hash: bytes32_from_row(row, 0, "hashlock hash")?,
+        p: bytes32_from_row(row, 1, "hashlock secret")?,
+        role: parse_role(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("hashlock role {role:?}")))?,
+        payee: key_from_row(row, 3, "hashlock payee")?,
+        asset: asset_from_row(row, 4, "hashlock")?,
+        amount: amount_from_row(row, 6)?,
+        condition: row.get(7)?,
+        expires_at: u64_from_row(row, 8)?,
+        memo: row.get(9)?,
+        status: parse_hashlock_status(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("hashlock status {status:?}")))?,
+        proof: row.get(11)?,
+        issued: decode_issued(&issued).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "hashlock issued list of {} bytes is not length-prefixed items",
+                issued.len()
+            ))
+        })?,
+        created_at: time_from_row(row, 13, "hashlock created_at")?,
+        updated_at: time_from_row(row, 14, "hashlock updated_at")?,
     })
 }
 
@@ -535,6 +796,65 @@ mod tests {
         assert!(!history.contains("TEMP B-TREE"), "{history}");
         let pending = plan(&format!("{PAYMENT_COLUMNS} WHERE status = 'pending'"))?;
         assert!(pending.contains("payments_pending"), "{pending}");
+        let hashlocks = plan(&format!(
+            "{HASHLOCK_COLUMNS} ORDER BY updated_at DESC, created_at DESC, hash LIMIT 5"
+        ))?;
+        assert!(hashlocks.contains("hashlocks_newest"), "{hashlocks}");
+        assert!(!hashlocks.contains("TEMP B-TREE"), "{hashlocks}");
+        let unfinished = plan(&format!(
+            "{HASHLOCK_COLUMNS} WHERE status IN ('open', 'publishing')"
+        ))?;
+        assert!(unfinished.contains("hashlocks_unfinished"), "{unfinished}");
+        Ok(())
+    }
+
+    /// A database at schema version 1 with a line and a conditional, migrated in place.
+    #[test]
+    fn migration_2_keeps_version_1_rows() -> Result<(), StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let path = dir.path().join("db.sqlite");
+        {
+            let conn = Connection::open(&path)?;
+            conn.execute_batch(MIGRATIONS[0])?;
+            conn.pragma_update(None, "user_version", 1)?;
+            let peer = [7u8; 32];
+            conn.execute("INSERT INTO peers (key) VALUES (?1)", [&peer[..]])?;
+            conn.execute(
+                "INSERT INTO lines VALUES (?1, 'USD', 2, 10, 5, 3, NULL, X'01')",
+                [&peer[..]],
+            )?;
+            conn.execute(
+                "INSERT INTO conditionals VALUES (?1, 'USD', 2, 'in', 1, X'09', NULL)",
+                [&peer[..]],
+            )?;
+        }
+        let store = SqliteStore::open(&path)?;
+        let row: (i64, i64) =
+            store
+                .conn
+                .query_row("SELECT fee_base, fee_ppm FROM lines", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+        assert_eq!(row, (0, 0));
+        let row: (Option<Vec<u8>>, Option<Vec<u8>>, i64) =
+            store
+                .conn
+                .query_row("SELECT onward, proof, claimed FROM conditionals", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        assert_eq!(row, (None, None, 0));
+        let tables: i64 = store.conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name IN ('forwards', 'hashlocks')",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(tables, 2);
+        assert_eq!(
+            store
+                .conn
+                .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?,
+            SCHEMA_VERSION
+        );
         Ok(())
     }
 }

@@ -3,7 +3,10 @@
 
 mod common;
 
-use atomicity_core::{Amount, Direction, Limits, LineRecord, PaymentStatus, Snapshot, StoreOp};
+use atomicity_core::{
+    Amount, Direction, FeePolicy, HashlockRecord, HashlockRole, HashlockStatus, Limits, LineRecord,
+    PaymentStatus, Snapshot, StoreOp,
+};
 use atomicity_store::{MemoryStore, SqliteStore, Store, StoreError};
 use common::*;
 
@@ -37,6 +40,10 @@ fn round_trip_every_op(store: &mut dyn Store) {
         6,
     );
     let proof = evidence(&b, "equivocation", 42);
+    let link = forward(&a, 1, &b, 4);
+    let gone_link = forward(&b, 2, &a, 5);
+    let open = hashlock(1, HashlockStatus::Open, 20, 20);
+    let paid = hashlock(2, HashlockStatus::Done, 21, 22);
     commit(
         store,
         vec![
@@ -52,6 +59,11 @@ fn round_trip_every_op(store: &mut dyn Store) {
             StoreOp::PutPayment(completed.clone()),
             StoreOp::PutPayment(failed.clone()),
             StoreOp::PutEvidence(proof.clone()),
+            StoreOp::PutForward(link.clone()),
+            StoreOp::PutForward(gone_link.clone()),
+            delete_forward(&gone_link),
+            StoreOp::PutHashlock(open.clone()),
+            StoreOp::PutHashlock(paid.clone()),
         ],
     );
     let expected = sorted(Snapshot {
@@ -59,6 +71,8 @@ fn round_trip_every_op(store: &mut dyn Store) {
         lines: vec![line_a, line_b],
         conditionals: vec![out_a, in_a],
         pending_payments: vec![pending.clone()],
+        forwards: vec![link],
+        hashlocks: vec![open.clone()],
     });
     assert_eq!(load(store), expected);
     assert_eq!(
@@ -66,6 +80,7 @@ fn round_trip_every_op(store: &mut dyn Store) {
         vec![completed, pending, failed]
     );
     assert_eq!(store.evidence().expect("evidence"), vec![proof]);
+    assert_eq!(store.hashlocks(10).expect("hashlocks"), vec![paid, open]);
 }
 
 fn extreme_values_round_trip(store: &mut dyn Store) {
@@ -77,12 +92,42 @@ fn extreme_values_round_trip(store: &mut dyn Store) {
             accept: Amount::from_minor(u64::MAX),
             issue: Amount::from_minor(1 << 63),
         },
+        fees: FeePolicy {
+            base: Amount::from_minor(u64::MAX),
+            ppm: u32::MAX,
+        },
         next_id: u64::MAX,
         out_state: Some(Vec::new()),
         in_state: Some(vec![0; 4096]),
     };
     let mut c = conditional(&a, &usd(), Direction::In, u64::MAX, Some(Vec::new()));
     c.iou = Vec::new();
+    c.onward = Some(Vec::new());
+    c.proof = Some(vec![0; 4096]);
+    c.claimed = true;
+    let f = atomicity_core::ForwardRecord {
+        asset: usd(),
+        in_peer: a.clone(),
+        in_id: u64::MAX,
+        out_peer: a.clone(),
+        out_id: 1 << 63,
+    };
+    let h = HashlockRecord {
+        hash: [0xff; 32],
+        p: [0; 32],
+        role: HashlockRole::Payer,
+        payee: a.clone(),
+        asset: btc(),
+        amount: Amount::from_minor(u64::MAX),
+        condition: Vec::new(),
+        expires_at: u64::MAX,
+        memo: "nul \0 inside, ünïcødé 🧾".into(),
+        status: HashlockStatus::Publishing,
+        proof: Some(Vec::new()),
+        issued: vec![Vec::new(), vec![0xff; 70_000], vec![0]],
+        created_at: i64::MAX as u64,
+        updated_at: i64::MAX as u64,
+    };
     let mut p = payment(
         0xff,
         Direction::In,
@@ -103,6 +148,8 @@ fn extreme_values_round_trip(store: &mut dyn Store) {
             StoreOp::PutConditional(c.clone()),
             StoreOp::PutPayment(p.clone()),
             StoreOp::PutEvidence(e.clone()),
+            StoreOp::PutForward(f.clone()),
+            StoreOp::PutHashlock(h.clone()),
         ],
     );
     let s = load(store);
@@ -110,8 +157,12 @@ fn extreme_values_round_trip(store: &mut dyn Store) {
     assert_eq!(s.lines, vec![line]);
     assert_eq!(s.conditionals, vec![c]);
     assert!(s.pending_payments.is_empty());
+    assert_eq!(s.forwards, vec![f]);
+    assert_eq!(s.hashlocks, vec![h.clone()]);
     assert_eq!(store.history(1).expect("history"), vec![p]);
     assert_eq!(store.evidence().expect("evidence"), vec![e]);
+    assert_eq!(store.hashlocks(1).expect("hashlocks"), vec![h.clone()]);
+    assert_eq!(store.hashlock(&h.hash).expect("hashlock"), Some(h));
 }
 
 fn put_twice_replaces(store: &mut dyn Store) {
@@ -197,7 +248,7 @@ fn lines_are_keyed_by_peer_and_asset(store: &mut dyn Store) {
             peers: s.peers.clone(),
             lines,
             conditionals,
-            pending_payments: Vec::new(),
+            ..Snapshot::default()
         })
     );
 }
@@ -333,12 +384,285 @@ fn evidence_appends_in_order(store: &mut dyn Store) {
     assert_eq!(load(store), Snapshot::default());
 }
 
+fn line_fees_round_trip(store: &mut dyn Store) {
+    let a = key(1);
+    let mut with_fees = line(&a, &usd(), 100, 1);
+    with_fees.fees = FeePolicy {
+        base: Amount::from_minor(25),
+        ppm: 1_500,
+    };
+    commit(
+        store,
+        vec![
+            StoreOp::PutPeer(peer(&a, None)),
+            StoreOp::PutLine(with_fees.clone()),
+        ],
+    );
+    assert_eq!(load(store).lines, vec![with_fees.clone()]);
+    // Replacing the line replaces its fees, back to none too.
+    let mut changed = with_fees;
+    changed.fees.ppm = 0;
+    changed.fees.base = Amount::from_minor(1);
+    commit(store, vec![StoreOp::PutLine(changed.clone())]);
+    assert_eq!(load(store).lines, vec![changed.clone()]);
+    changed.fees = FeePolicy::default();
+    commit(store, vec![StoreOp::PutLine(changed.clone())]);
+    assert_eq!(load(store).lines, vec![changed]);
+}
+
+fn conditional_routing_fields_round_trip(store: &mut dyn Store) {
+    let a = key(1);
+    let mut routed = conditional(&a, &usd(), Direction::Out, 4, None);
+    routed.onward = Some(vec![1, 2, 3]);
+    let plain = conditional(&a, &usd(), Direction::In, 4, None);
+    commit(
+        store,
+        vec![
+            StoreOp::PutPeer(peer(&a, None)),
+            StoreOp::PutLine(line(&a, &usd(), 100, 5)),
+            StoreOp::PutConditional(routed.clone()),
+            StoreOp::PutConditional(plain.clone()),
+        ],
+    );
+    assert_eq!(
+        load(store).conditionals,
+        vec![routed.clone(), plain.clone()]
+    );
+    // The proof becomes known, then the holder claims.
+    let mut proven = routed.clone();
+    proven.proof = Some(vec![7; 100]);
+    commit(store, vec![StoreOp::PutConditional(proven.clone())]);
+    assert_eq!(
+        load(store).conditionals,
+        vec![proven.clone(), plain.clone()]
+    );
+    let mut claimed = proven;
+    claimed.claimed = true;
+    claimed.answer = Some(vec![3, 9]);
+    commit(store, vec![StoreOp::PutConditional(claimed.clone())]);
+    assert_eq!(
+        load(store).conditionals,
+        vec![claimed.clone(), plain.clone()]
+    );
+    // And every field can be cleared again by a put.
+    commit(store, vec![StoreOp::PutConditional(routed.clone())]);
+    assert_eq!(load(store).conditionals, vec![routed, plain]);
+}
+
+fn forwards_put_replace_delete(store: &mut dyn Store) {
+    let (a, b, c) = (key(1), key(2), key(3));
+    let first = forward(&a, 1, &b, 10);
+    // The same incoming id from another peer, or in another asset, is another link.
+    let other_peer = forward(&c, 1, &b, 11);
+    let mut other_asset = forward(&a, 1, &c, 12);
+    other_asset.asset = btc();
+    let second = forward(&a, 2, &c, 13);
+    // Forwarding links need no stored peer, line or conditional.
+    commit(
+        store,
+        vec![
+            StoreOp::PutForward(first.clone()),
+            StoreOp::PutForward(other_peer.clone()),
+            StoreOp::PutForward(other_asset.clone()),
+            StoreOp::PutForward(second.clone()),
+        ],
+    );
+    assert_eq!(
+        load(store).forwards,
+        sorted(Snapshot {
+            forwards: vec![
+                first.clone(),
+                other_peer.clone(),
+                other_asset.clone(),
+                second.clone()
+            ],
+            ..Snapshot::default()
+        })
+        .forwards
+    );
+    // A put with the same incoming IOU replaces the outgoing side.
+    let replaced = forward(&a, 1, &c, 99);
+    commit(
+        store,
+        vec![
+            StoreOp::PutForward(replaced.clone()),
+            delete_forward(&second),
+            delete_forward(&other_asset),
+        ],
+    );
+    assert_eq!(
+        load(store).forwards,
+        sorted(Snapshot {
+            forwards: vec![replaced.clone(), other_peer.clone()],
+            ..Snapshot::default()
+        })
+        .forwards
+    );
+    // Deleting what is not there is a no-op; put then delete in one batch leaves nothing.
+    let transient = forward(&b, 7, &a, 8);
+    commit(
+        store,
+        vec![
+            delete_forward(&second),
+            delete_forward(&forward(&key(9), 0, &a, 0)),
+            StoreOp::PutForward(transient.clone()),
+            delete_forward(&transient),
+        ],
+    );
+    let s = load(store);
+    assert_eq!(
+        s.forwards,
+        sorted(Snapshot {
+            forwards: vec![replaced, other_peer],
+            ..Snapshot::default()
+        })
+        .forwards
+    );
+    assert!(s.peers.is_empty() && s.lines.is_empty() && s.conditionals.is_empty());
+    // Deleting them all.
+    let all: Vec<StoreOp> = s.forwards.iter().map(delete_forward).collect();
+    commit(store, all);
+    assert_eq!(load(store), Snapshot::default());
+}
+
+fn hashlocks_load_only_unfinished(store: &mut dyn Store) {
+    let open = hashlock(1, HashlockStatus::Open, 1, 1);
+    let publishing = hashlock(2, HashlockStatus::Publishing, 2, 2);
+    let paid = hashlock(3, HashlockStatus::Done, 3, 3);
+    let failed = hashlock(4, HashlockStatus::Failed, 4, 4);
+    commit(
+        store,
+        [&open, &publishing, &paid, &failed]
+            .into_iter()
+            .map(|h| StoreOp::PutHashlock(h.clone()))
+            .collect(),
+    );
+    assert_eq!(
+        load(store).hashlocks,
+        vec![open.clone(), publishing.clone()]
+    );
+    // A put with the same hash replaces it: open → publishing → paid.
+    let mut next = open.clone();
+    next.status = HashlockStatus::Publishing;
+    next.issued = vec![vec![1, 2], vec![3]];
+    next.updated_at = 5;
+    commit(store, vec![StoreOp::PutHashlock(next.clone())]);
+    assert_eq!(
+        load(store).hashlocks,
+        vec![next.clone(), publishing.clone()]
+    );
+    assert_eq!(
+        store.hashlock(&open.hash).expect("hashlock"),
+        Some(next.clone())
+    );
+    let mut done = next;
+    done.status = HashlockStatus::Done;
+    done.proof = Some(vec![8; 64]);
+    done.updated_at = 6;
+    commit(store, vec![StoreOp::PutHashlock(done.clone())]);
+    // Finished: no longer loaded, but kept as the proof of payment.
+    assert_eq!(load(store).hashlocks, vec![publishing]);
+    assert_eq!(
+        store.hashlock(&done.hash).expect("hashlock"),
+        Some(done.clone())
+    );
+    assert_eq!(
+        store.hashlock(&paid.hash).expect("hashlock"),
+        Some(paid.clone())
+    );
+    assert_eq!(
+        store.hashlock(&failed.hash).expect("hashlock"),
+        Some(failed)
+    );
+    assert_eq!(store.hashlock(&[9; 32]).expect("hashlock"), None);
+    assert_eq!(store.hashlocks(usize::MAX).expect("hashlocks").len(), 4);
+    // A finished hashlock put back to open is loaded again (the store does not judge).
+    let mut reopened = paid;
+    reopened.status = HashlockStatus::Open;
+    commit(store, vec![StoreOp::PutHashlock(reopened.clone())]);
+    assert!(load(store).hashlocks.contains(&reopened));
+}
+
+fn hashlocks_order_and_limit(store: &mut dyn Store) {
+    let newest = hashlock(1, HashlockStatus::Open, 1, 100);
+    // Same updated_at: the later created_at first.
+    let tie_created_late = hashlock(2, HashlockStatus::Done, 50, 90);
+    let tie_created_early = hashlock(3, HashlockStatus::Failed, 40, 90);
+    // Same updated_at and created_at: by hash.
+    let tie_low = hashlock(4, HashlockStatus::Publishing, 10, 80);
+    let tie_high = hashlock(5, HashlockStatus::Open, 10, 80);
+    let oldest = hashlock(0, HashlockStatus::Done, 0, 0);
+    let expected = vec![
+        newest,
+        tie_created_late,
+        tie_created_early,
+        tie_low,
+        tie_high,
+        oldest,
+    ];
+    let mut ops: Vec<StoreOp> = expected.iter().cloned().map(StoreOp::PutHashlock).collect();
+    ops.reverse();
+    ops.swap(1, 4);
+    let later = ops.split_off(3);
+    commit(store, ops);
+    commit(store, later);
+    assert_eq!(store.hashlocks(usize::MAX).expect("hashlocks"), expected);
+    assert_eq!(store.hashlocks(100).expect("hashlocks"), expected);
+    assert_eq!(
+        store.hashlocks(2).expect("hashlocks"),
+        expected[..2].to_vec()
+    );
+    assert_eq!(store.hashlocks(0).expect("hashlocks"), Vec::new());
+    // An update moves it to the front.
+    let mut updated = expected[5].clone();
+    updated.updated_at = 200;
+    commit(store, vec![StoreOp::PutHashlock(updated.clone())]);
+    assert_eq!(store.hashlocks(1).expect("hashlocks"), vec![updated]);
+}
+
+fn proofs_keep_the_first(store: &mut dyn Store) {
+    let first = proof(1, 10);
+    let other = proof(2, 11);
+    commit(
+        store,
+        vec![
+            StoreOp::PutProof(first.clone()),
+            StoreOp::PutProof(other.clone()),
+            // A later proof for the same hash, even in the same batch, is ignored.
+            StoreOp::PutProof(proof(2, 12)),
+        ],
+    );
+    commit(store, vec![StoreOp::PutProof(proof(1, 13))]);
+    assert_eq!(store.proof(&first.hash).expect("proof"), Some(first));
+    assert_eq!(store.proof(&other.hash).expect("proof"), Some(other));
+    assert_eq!(store.proof(&[3; 32]).expect("proof"), None);
+    // Proofs are not part of the snapshot, and need no hashlock.
+    assert_eq!(load(store), Snapshot::default());
+    // Extremes.
+    let mut big = proof(0xff, i64::MAX as u64);
+    big.proof = vec![0; 10_000];
+    let mut empty = proof(0, 0);
+    empty.proof = Vec::new();
+    commit(
+        store,
+        vec![
+            StoreOp::PutProof(big.clone()),
+            StoreOp::PutProof(empty.clone()),
+        ],
+    );
+    assert_eq!(store.proof(&big.hash).expect("proof"), Some(big));
+    assert_eq!(store.proof(&empty.hash).expect("proof"), Some(empty));
+}
+
 fn empty_store_and_empty_commit(store: &mut dyn Store) {
     assert_eq!(load(store), Snapshot::default());
     commit(store, Vec::new());
     assert_eq!(load(store), Snapshot::default());
     assert_eq!(store.history(10).expect("history"), Vec::new());
     assert_eq!(store.evidence().expect("evidence"), Vec::new());
+    assert_eq!(store.hashlocks(10).expect("hashlocks"), Vec::new());
+    assert_eq!(store.hashlock(&[0; 32]).expect("hashlock"), None);
+    assert_eq!(store.proof(&[0; 32]).expect("proof"), None);
 }
 
 /// Sets up one peer with a line, a conditional, a pending payment and evidence.
@@ -352,6 +676,9 @@ fn populated(store: &mut dyn Store) -> Snapshot {
             StoreOp::PutConditional(conditional(&a, &usd(), Direction::Out, 0, None)),
             StoreOp::PutPayment(payment(1, Direction::Out, &a, PaymentStatus::Pending, 1, 1)),
             StoreOp::PutEvidence(evidence(&a, "first", 1)),
+            StoreOp::PutForward(forward(&a, 0, &key(2), 0)),
+            StoreOp::PutHashlock(hashlock(1, HashlockStatus::Open, 1, 1)),
+            StoreOp::PutProof(proof(1, 1)),
         ],
     );
     load(store)
@@ -375,6 +702,11 @@ fn harmless_ops() -> Vec<StoreOp> {
             2,
         )),
         StoreOp::PutEvidence(evidence(&b, "second", 2)),
+        delete_forward(&forward(&a, 0, &b, 0)),
+        StoreOp::PutForward(forward(&b, 3, &a, 1)),
+        StoreOp::PutHashlock(hashlock(1, HashlockStatus::Done, 1, 2)),
+        StoreOp::PutHashlock(hashlock(2, HashlockStatus::Open, 2, 2)),
+        StoreOp::PutProof(proof(2, 2)),
     ]
 }
 
@@ -384,6 +716,12 @@ fn assert_unchanged(store: &mut dyn Store, before: &Snapshot) {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].status, PaymentStatus::Pending);
     assert_eq!(store.evidence().expect("evidence").len(), 1);
+    assert_eq!(
+        store.hashlocks(10).expect("hashlocks"),
+        vec![hashlock(1, HashlockStatus::Open, 1, 1)]
+    );
+    assert_eq!(store.proof(&[1; 32]).expect("proof"), Some(proof(1, 1)));
+    assert_eq!(store.proof(&[2; 32]).expect("proof"), None);
 }
 
 fn failed_commit_out_of_range_changes_nothing(store: &mut dyn Store) {
@@ -427,9 +765,46 @@ fn failed_commit_out_of_range_changes_nothing(store: &mut dyn Store) {
     );
     assert_unchanged(store, &before);
 
+    for (late, field) in [
+        (
+            hashlock(3, HashlockStatus::Open, u64::MAX, 0),
+            "hashlock.created_at",
+        ),
+        (
+            hashlock(3, HashlockStatus::Open, 0, 1 << 63),
+            "hashlock.updated_at",
+        ),
+    ] {
+        let mut ops = harmless_ops();
+        ops.push(StoreOp::PutHashlock(late));
+        ops.extend(harmless_ops());
+        let err = store.commit(&ops).expect_err("out of range");
+        assert!(
+            matches!(err, StoreError::OutOfRange { field: f, .. } if f == field),
+            "{err:?}"
+        );
+        assert_unchanged(store, &before);
+    }
+
+    let mut ops = harmless_ops();
+    ops.push(StoreOp::PutProof(proof(4, u64::MAX)));
+    let err = store.commit(&ops).expect_err("out of range");
+    assert!(
+        matches!(
+            err,
+            StoreError::OutOfRange {
+                field: "proof.at",
+                value: u64::MAX
+            }
+        ),
+        "{err:?}"
+    );
+    assert_unchanged(store, &before);
+
     // The store still works.
     commit(store, harmless_ops());
     assert_eq!(load(store).peers.len(), 2);
+    assert_eq!(store.proof(&[2; 32]).expect("proof"), Some(proof(2, 2)));
 }
 
 fn failed_commit_dangling_changes_nothing(store: &mut dyn Store) {
@@ -461,7 +836,10 @@ fn failed_commit_dangling_changes_nothing(store: &mut dyn Store) {
         assert_unchanged(store, &before);
     }
     commit(store, harmless_ops());
-    assert_eq!(load(store).peers.len(), 2);
+    let s = load(store);
+    assert_eq!(s.peers.len(), 2);
+    assert_eq!(s.forwards, vec![forward(&key(2), 3, &key(1), 1)]);
+    assert_eq!(s.hashlocks, vec![hashlock(2, HashlockStatus::Open, 2, 2)]);
 }
 
 fn references_are_checked_at_the_end_of_the_batch(store: &mut dyn Store) {
@@ -580,6 +958,12 @@ conformance!(
     history_order_and_limit,
     history_follows_updates,
     evidence_appends_in_order,
+    line_fees_round_trip,
+    conditional_routing_fields_round_trip,
+    forwards_put_replace_delete,
+    hashlocks_load_only_unfinished,
+    hashlocks_order_and_limit,
+    proofs_keep_the_first,
     empty_store_and_empty_commit,
     failed_commit_out_of_range_changes_nothing,
     failed_commit_dangling_changes_nothing,

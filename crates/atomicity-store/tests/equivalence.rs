@@ -6,8 +6,9 @@ mod common;
 use std::sync::LazyLock;
 
 use atomicity_core::{
-    Amount, Asset, ConditionalRecord, Direction, EvidenceRecord, Limits, LineRecord, PaymentRecord,
-    PaymentStatus, PeerRecord, PublicKey, StoreOp,
+    Amount, Asset, ConditionalRecord, Direction, EvidenceRecord, FeePolicy, ForwardRecord,
+    HashlockRecord, HashlockRole, HashlockStatus, Limits, LineRecord, PaymentRecord, PaymentStatus,
+    PeerRecord, ProofRecord, PublicKey, StoreOp,
 };
 use atomicity_store::{MemoryStore, SqliteStore, Store, StoreError};
 use common::{entry_key, key, sorted};
@@ -75,6 +76,80 @@ fn a_status() -> impl Strategy<Value = PaymentStatus> {
     ]
 }
 
+/// A fee policy's ppm: mostly none, sometimes at the edge of `u32`.
+fn a_ppm() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        4 => 0..3u32,
+        1 => Just(u32::MAX),
+        1 => any::<u32>(),
+    ]
+}
+
+/// A payment hash from a small pool, so that puts meet.
+fn a_hash() -> impl Strategy<Value = [u8; 32]> {
+    (0..4u8).prop_map(|n| [n; 32])
+}
+
+fn a_hashlock_status() -> impl Strategy<Value = HashlockStatus> {
+    prop_oneof![
+        Just(HashlockStatus::Open),
+        Just(HashlockStatus::Publishing),
+        Just(HashlockStatus::Done),
+        Just(HashlockStatus::Failed),
+    ]
+}
+
+fn a_hashlock() -> impl Strategy<Value = HashlockRecord> {
+    (
+        (
+            a_hash(),
+            any::<[u8; 32]>(),
+            any::<bool>(),
+            a_key(),
+            an_asset(),
+        ),
+        (
+            a_u64(),
+            some_bytes(),
+            a_u64(),
+            some_text(),
+            a_hashlock_status(),
+        ),
+        (
+            proptest::option::of(some_bytes()),
+            proptest::collection::vec(some_bytes(), 0..3),
+            a_time(),
+            a_time(),
+        ),
+    )
+        .prop_map(
+            |(
+                (hash, p, payee_role, payee, asset),
+                (amount, condition, expires_at, memo, status),
+                (proof, issued, created_at, updated_at),
+            )| HashlockRecord {
+                hash,
+                p,
+                role: if payee_role {
+                    HashlockRole::Payee
+                } else {
+                    HashlockRole::Payer
+                },
+                payee,
+                asset,
+                amount: Amount::from_minor(amount),
+                condition,
+                expires_at,
+                memo,
+                status,
+                proof,
+                issued,
+                created_at,
+                updated_at,
+            },
+        )
+}
+
 fn an_op() -> impl Strategy<Value = StoreOp> {
     let peer = (a_key(), proptest::option::of(some_text()))
         .prop_map(|(key, url)| StoreOp::PutPeer(PeerRecord { key, url }));
@@ -86,15 +161,20 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
         a_u64(),
         proptest::option::of(some_bytes()),
         proptest::option::of(some_bytes()),
+        (a_u64(), a_ppm()),
     )
         .prop_map(
-            |(peer, asset, accept, issue, next_id, out_state, in_state)| {
+            |(peer, asset, accept, issue, next_id, out_state, in_state, (base, ppm))| {
                 StoreOp::PutLine(LineRecord {
                     peer,
                     asset,
                     limits: Limits {
                         accept: Amount::from_minor(accept),
                         issue: Amount::from_minor(issue),
+                    },
+                    fees: FeePolicy {
+                        base: Amount::from_minor(base),
+                        ppm,
                     },
                     next_id,
                     out_state,
@@ -109,17 +189,27 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
         an_id(),
         some_bytes(),
         proptest::option::of(some_bytes()),
+        (
+            proptest::option::of(some_bytes()),
+            proptest::option::of(some_bytes()),
+            any::<bool>(),
+        ),
     )
-        .prop_map(|(peer, asset, dir, id, iou, answer)| {
-            StoreOp::PutConditional(ConditionalRecord {
-                peer,
-                asset,
-                dir,
-                id,
-                iou,
-                answer,
-            })
-        });
+        .prop_map(
+            |(peer, asset, dir, id, iou, answer, (onward, proof, claimed))| {
+                StoreOp::PutConditional(ConditionalRecord {
+                    peer,
+                    asset,
+                    dir,
+                    id,
+                    iou,
+                    answer,
+                    onward,
+                    proof,
+                    claimed,
+                })
+            },
+        );
     let delete = (a_key(), an_asset(), a_dir(), an_id()).prop_map(|(peer, asset, dir, id)| {
         StoreOp::DeleteConditional {
             peer,
@@ -157,6 +247,26 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
                 at,
             })
         });
+    let forward = (an_asset(), a_key(), an_id(), a_key(), an_id()).prop_map(
+        |(asset, in_peer, in_id, out_peer, out_id)| {
+            StoreOp::PutForward(ForwardRecord {
+                asset,
+                in_peer,
+                in_id,
+                out_peer,
+                out_id,
+            })
+        },
+    );
+    let delete_forward =
+        (an_asset(), a_key(), an_id()).prop_map(|(asset, in_peer, in_id)| StoreOp::DeleteForward {
+            asset,
+            in_peer,
+            in_id,
+        });
+    let hashlock = a_hashlock().prop_map(StoreOp::PutHashlock);
+    let proof = (a_hash(), some_bytes(), a_time())
+        .prop_map(|(hash, proof, at)| StoreOp::PutProof(ProofRecord { hash, proof, at }));
     prop_oneof![
         3 => peer,
         4 => line,
@@ -164,6 +274,10 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
         3 => delete,
         3 => payment,
         1 => evidence,
+        2 => forward,
+        2 => delete_forward,
+        3 => hashlock,
+        1 => proof,
     ]
 }
 
@@ -186,6 +300,7 @@ fn a_prelude() -> impl Strategy<Value = Vec<StoreOp>> {
                     peer: key.clone(),
                     asset,
                     limits: Limits::default(),
+                    fees: FeePolicy::default(),
                     next_id: 0,
                     out_state: None,
                     in_state: None,
@@ -237,6 +352,24 @@ proptest! {
                 sqlite.evidence().expect("sqlite evidence"),
                 memory.evidence().expect("memory evidence")
             );
+            prop_assert_eq!(
+                sqlite.hashlocks(usize::MAX).expect("sqlite hashlocks"),
+                memory.hashlocks(usize::MAX).expect("memory hashlocks")
+            );
+            prop_assert_eq!(
+                sqlite.hashlocks(limit).expect("sqlite hashlocks"),
+                memory.hashlocks(limit).expect("memory hashlocks")
+            );
+            for n in 0..5u8 {
+                prop_assert_eq!(
+                    sqlite.hashlock(&[n; 32]).expect("sqlite hashlock"),
+                    memory.hashlock(&[n; 32]).expect("memory hashlock")
+                );
+                prop_assert_eq!(
+                    sqlite.proof(&[n; 32]).expect("sqlite proof"),
+                    memory.proof(&[n; 32]).expect("memory proof")
+                );
+            }
         }
         // And the file still says the same after a reopen.
         drop(sqlite);
@@ -244,6 +377,10 @@ proptest! {
         prop_assert_eq!(
             sorted(reopened.load().expect("reopened load")),
             sorted(memory.load().expect("memory load"))
+        );
+        prop_assert_eq!(
+            reopened.hashlocks(usize::MAX).expect("reopened hashlocks"),
+            memory.hashlocks(usize::MAX).expect("memory hashlocks")
         );
     }
 }

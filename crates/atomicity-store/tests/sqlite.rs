@@ -3,7 +3,9 @@
 
 mod common;
 
-use atomicity_core::{Direction, PaymentStatus, StoreOp};
+use atomicity_core::{
+    Amount, Direction, FeePolicy, HashlockStatus, PaymentStatus, Snapshot, StoreOp,
+};
 use atomicity_store::{SCHEMA_VERSION, SqliteStore, Store, StoreError};
 use common::*;
 use rusqlite::Connection;
@@ -11,12 +13,24 @@ use rusqlite::Connection;
 fn all_kinds_of_ops() -> Vec<StoreOp> {
     let (a, b) = (key(1), key(2));
     let gone = conditional(&a, &usd(), Direction::In, 9, Some(vec![4]));
+    let mut with_fees = line(&a, &usd(), 500, 2);
+    with_fees.fees = FeePolicy {
+        base: Amount::from_minor(3),
+        ppm: 250,
+    };
+    let mut routed = conditional(&a, &usd(), Direction::Out, 1, None);
+    routed.onward = Some(vec![1, 1]);
+    routed.proof = Some(vec![2, 2]);
+    routed.claimed = true;
+    let gone_link = forward(&b, 5, &a, 6);
+    let mut issued = hashlock(2, HashlockStatus::Publishing, 3, 4);
+    issued.issued = vec![vec![1], Vec::new(), vec![2, 3]];
     vec![
         StoreOp::PutPeer(peer(&a, Some("https://a.example"))),
         StoreOp::PutPeer(peer(&b, None)),
-        StoreOp::PutLine(line(&a, &usd(), 500, 2)),
+        StoreOp::PutLine(with_fees),
         StoreOp::PutLine(line(&b, &btc(), 7, 0)),
-        StoreOp::PutConditional(conditional(&a, &usd(), Direction::Out, 1, None)),
+        StoreOp::PutConditional(routed),
         StoreOp::PutConditional(conditional(&b, &btc(), Direction::In, 0, Some(vec![3]))),
         StoreOp::PutConditional(gone.clone()),
         delete(&gone),
@@ -30,6 +44,13 @@ fn all_kinds_of_ops() -> Vec<StoreOp> {
             3,
         )),
         StoreOp::PutEvidence(evidence(&b, "equivocation", 4)),
+        StoreOp::PutForward(forward(&a, 1, &b, 0)),
+        StoreOp::PutForward(gone_link.clone()),
+        delete_forward(&gone_link),
+        StoreOp::PutHashlock(hashlock(1, HashlockStatus::Open, 1, 1)),
+        StoreOp::PutHashlock(issued),
+        StoreOp::PutHashlock(hashlock(3, HashlockStatus::Done, 2, 5)),
+        StoreOp::PutProof(proof(3, 5)),
     ]
 }
 
@@ -37,7 +58,7 @@ fn all_kinds_of_ops() -> Vec<StoreOp> {
 fn reopen_returns_what_was_committed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("atomicity.db");
-    let (snapshot, history, evidence) = {
+    let (snapshot, history, evidence, hashlocks) = {
         let mut store = SqliteStore::open(&path).expect("open");
         store.commit(&all_kinds_of_ops()).expect("commit");
         // A failed commit after it must not disturb what was committed.
@@ -47,15 +68,21 @@ fn reopen_returns_what_was_committed() {
             sorted(store.load().expect("load")),
             store.history(100).expect("history"),
             store.evidence().expect("evidence"),
+            store.hashlocks(100).expect("hashlocks"),
         )
     };
     assert_eq!(snapshot.peers.len(), 2);
     assert_eq!(snapshot.conditionals.len(), 2);
     assert_eq!(snapshot.pending_payments.len(), 1);
+    assert_eq!(snapshot.forwards.len(), 1);
+    assert_eq!(snapshot.hashlocks.len(), 2);
+    assert_eq!(hashlocks.len(), 3);
     let mut store = SqliteStore::open(&path).expect("reopen");
     assert_eq!(sorted(store.load().expect("load")), snapshot);
     assert_eq!(store.history(100).expect("history"), history);
     assert_eq!(store.evidence().expect("evidence"), evidence);
+    assert_eq!(store.hashlocks(100).expect("hashlocks"), hashlocks);
+    assert_eq!(store.proof(&[3; 32]).expect("proof"), Some(proof(3, 5)));
 }
 
 #[test]
@@ -183,6 +210,236 @@ fn corrupt_rows_are_reported() {
         raw.execute("UPDATE conditionals SET dir = 'sideways'", [])
             .is_err()
     );
+    // Nor can an unknown hashlock role or status, a `claimed` other than 0/1, or a ppm
+    // outside `u32`.
+    assert!(
+        raw.execute("UPDATE hashlocks SET role = 'bystander'", [])
+            .is_err()
+    );
+    assert!(
+        raw.execute("UPDATE hashlocks SET status = 'paid?'", [])
+            .is_err()
+    );
+    assert!(
+        raw.execute("UPDATE conditionals SET claimed = 2", [])
+            .is_err()
+    );
+    assert!(
+        raw.execute("UPDATE lines SET fee_ppm = 4294967296", [])
+            .is_err()
+    );
+
+    // An `issued` list whose last item is cut short.
+    raw.execute(
+        "UPDATE hashlocks SET issued = X'0000000201' WHERE status = 'open'",
+        [],
+    )
+    .expect("corrupt issued");
+    let err = store.load().expect_err("corrupt");
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    assert!(matches!(store.hashlocks(10), Err(StoreError::Corrupt(_))));
+    assert!(matches!(
+        store.hashlock(&[1; 32]),
+        Err(StoreError::Corrupt(_))
+    ));
+    raw.execute("UPDATE hashlocks SET issued = X''", [])
+        .expect("repair");
+    store.load().expect("repaired");
+
+    // A finished hashlock is not loaded, so only the user's view sees its corruption.
+    raw.execute(
+        "UPDATE hashlocks SET payee = ?1 WHERE status = 'paid'",
+        [&bad_key[..]],
+    )
+    .expect("corrupt payee");
+    store.load().expect("finished hashlocks are not loaded");
+    assert!(matches!(store.hashlocks(10), Err(StoreError::Corrupt(_))));
+    assert!(matches!(
+        store.hashlock(&[3; 32]),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(store.hashlock(&[1; 32]).expect("intact").is_some());
+    // A secret of the wrong length cannot be written.
+    raw.execute("UPDATE hashlocks SET p = X'00' WHERE status = 'paid'", [])
+        .expect_err("the schema checks the secret's length");
+}
+
+/// The schema of version 1 exactly as it shipped (migration 1), frozen here so that this test
+/// keeps checking the upgrade from a real version-1 file even if the code changes.
+const SCHEMA_V1: &str = "
+    PRAGMA application_id = 1096044365;
+
+    CREATE TABLE peers (
+        key BLOB NOT NULL PRIMARY KEY CHECK (length(key) = 32),
+        url TEXT
+    ) STRICT;
+
+    CREATE TABLE lines (
+        peer        BLOB    NOT NULL REFERENCES peers (key) DEFERRABLE INITIALLY DEFERRED,
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        accept      INTEGER NOT NULL,
+        issue       INTEGER NOT NULL,
+        next_id     INTEGER NOT NULL,
+        out_state   BLOB,
+        in_state    BLOB,
+        PRIMARY KEY (peer, asset_code, asset_scale)
+    ) STRICT;
+
+    CREATE TABLE conditionals (
+        peer        BLOB    NOT NULL,
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        dir         TEXT    NOT NULL CHECK (dir IN ('out', 'in')),
+        id          INTEGER NOT NULL,
+        iou         BLOB    NOT NULL,
+        answer      BLOB,
+        PRIMARY KEY (peer, asset_code, asset_scale, dir, id),
+        FOREIGN KEY (peer, asset_code, asset_scale)
+            REFERENCES lines (peer, asset_code, asset_scale) DEFERRABLE INITIALLY DEFERRED
+    ) STRICT;
+
+    CREATE TABLE payments (
+        entry       BLOB    NOT NULL CHECK (length(entry) = 32) PRIMARY KEY,
+        payment_id  BLOB    NOT NULL CHECK (length(payment_id) = 32),
+        dir         TEXT    NOT NULL CHECK (dir IN ('out', 'in')),
+        peer        BLOB    NOT NULL CHECK (length(peer) = 32),
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        amount      INTEGER NOT NULL,
+        status      TEXT    NOT NULL CHECK (status IN ('pending', 'completed', 'failed')),
+        failure     TEXT    CHECK ((status = 'failed') = (failure IS NOT NULL)),
+        memo        TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL CHECK (created_at >= 0),
+        updated_at  INTEGER NOT NULL CHECK (updated_at >= 0)
+    ) STRICT;
+
+    CREATE INDEX payments_newest
+        ON payments (updated_at DESC, created_at DESC, entry);
+    CREATE INDEX payments_pending
+        ON payments (entry) WHERE status = 'pending';
+
+    CREATE TABLE evidence (
+        id       INTEGER PRIMARY KEY,
+        peer     BLOB    NOT NULL CHECK (length(peer) = 32),
+        what     TEXT    NOT NULL,
+        received BLOB    NOT NULL,
+        at       INTEGER NOT NULL CHECK (at >= 0)
+    ) STRICT;
+
+    PRAGMA user_version = 1;
+";
+
+#[test]
+fn version_1_database_is_migrated_and_keeps_its_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v1.db");
+    let (a, b) = (key(1), key(2));
+    // What version 1 of the program wrote: one row in every table, in WAL mode as it opened it.
+    {
+        let conn = Connection::open(&path).expect("raw");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("wal");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        conn.execute(
+            "INSERT INTO peers VALUES (?1, 'https://a.example'), (?2, NULL)",
+            [&a.as_bytes()[..], &b.as_bytes()[..]],
+        )
+        .expect("peers");
+        conn.execute(
+            "INSERT INTO lines VALUES (?1, 'USD', 2, 500, 250, 2, X'01020302', NULL)",
+            [&a.as_bytes()[..]],
+        )
+        .expect("line");
+        conn.execute(
+            "INSERT INTO conditionals VALUES (?1, 'USD', 2, 'out', 1, X'090107', NULL),
+                                             (?1, 'USD', 2, 'in', 1, X'090107', X'030101')",
+            [&a.as_bytes()[..]],
+        )
+        .expect("conditionals");
+        let p = payment(1, Direction::Out, &a, PaymentStatus::Pending, 10, 10);
+        conn.execute(
+            "INSERT INTO payments VALUES (?1, ?2, 'out', ?3, 'USD', 2, 1001, 'pending', NULL,
+                                          'payment 1', 10, 10)",
+            [&p.entry[..], &p.payment_id[..], &a.as_bytes()[..]],
+        )
+        .expect("payment");
+        conn.execute(
+            "INSERT INTO evidence (peer, what, received, at)
+             VALUES (?1, 'equivocation', CAST('equivocation' AS BLOB), 42)",
+            [&b.as_bytes()[..]],
+        )
+        .expect("evidence");
+    }
+
+    let mut store = SqliteStore::open(&path).expect("open and migrate");
+    let expected = sorted(Snapshot {
+        peers: vec![peer(&a, Some("https://a.example")), peer(&b, None)],
+        // No fees on lines of version 1; no instructions, proof or claim on their IOUs.
+        lines: vec![line(&a, &usd(), 500, 2)],
+        conditionals: vec![
+            conditional(&a, &usd(), Direction::Out, 1, None),
+            conditional(&a, &usd(), Direction::In, 1, Some(vec![3, 1, 1])),
+        ],
+        pending_payments: vec![payment(
+            1,
+            Direction::Out,
+            &a,
+            PaymentStatus::Pending,
+            10,
+            10,
+        )],
+        ..Snapshot::default()
+    });
+    assert_eq!(sorted(store.load().expect("load")), expected);
+    assert_eq!(store.history(10).expect("history").len(), 1);
+    assert_eq!(
+        store.evidence().expect("evidence"),
+        vec![evidence(&b, "equivocation", 42)]
+    );
+    assert_eq!(store.hashlocks(10).expect("hashlocks"), Vec::new());
+
+    // The new records can be written, and the old rows take the new fields.
+    let mut fees = line(&a, &usd(), 500, 3);
+    fees.fees = FeePolicy {
+        base: Amount::from_minor(1),
+        ppm: 100,
+    };
+    let mut claimed = conditional(&a, &usd(), Direction::Out, 1, None);
+    claimed.proof = Some(vec![7]);
+    claimed.claimed = true;
+    let link = forward(&b, 0, &a, 1);
+    let open = hashlock(1, HashlockStatus::Open, 50, 50);
+    store
+        .commit(&[
+            StoreOp::PutLine(fees.clone()),
+            StoreOp::PutConditional(claimed.clone()),
+            StoreOp::PutForward(link.clone()),
+            StoreOp::PutHashlock(open.clone()),
+            StoreOp::PutProof(proof(1, 50)),
+        ])
+        .expect("commit new records");
+    drop(store);
+
+    let mut store = SqliteStore::open(&path).expect("reopen");
+    let s = sorted(store.load().expect("load"));
+    assert_eq!(s.lines, vec![fees]);
+    assert_eq!(
+        s.conditionals,
+        vec![
+            claimed,
+            conditional(&a, &usd(), Direction::In, 1, Some(vec![3, 1, 1])),
+        ]
+    );
+    assert_eq!(s.forwards, vec![link]);
+    assert_eq!(s.hashlocks, vec![open]);
+    assert_eq!(store.proof(&[1; 32]).expect("proof"), Some(proof(1, 50)));
+    let version: i64 = Connection::open(&path)
+        .expect("raw")
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 2);
 }
 
 #[test]

@@ -10,6 +10,9 @@
 //! HTTP API (errors are JSON `{"code", "error"}`, request bodies at most [`MAX_BODY`] bytes):
 //!
 //! - `GET /checkpoint`: the C2SP signed checkpoint note (`text/plain`); starts a block if due.
+//! - `GET /block` → `{"block", "time", "block_seconds", "size"}`: the current block, the Unix
+//!   time it started, the block length and the tree size; starts a block if due. A payee reads
+//!   it to choose the window `S ≤ b < X` of a payment condition.
 //! - `POST /submit` `{"p": "<64 hex>"}` → `{"index", "block", "new"}`.
 //! - `POST /submit-batch` `{"ps": ["<64 hex>", ...]}` (1 to [`MAX_SUBMIT_BATCH`] secrets) →
 //!   `{"entries": [{"index", "block", "new"}, ...]}` in request order. One request to the log,
@@ -26,6 +29,9 @@
 //! - `GET /vkey`: the log's C2SP verifier key (`text/plain`).
 //! - `GET /checkpoint/cosigned`: the newest checkpoint with the cosignatures collected from the
 //!   configured cosigners (404 until one cosigned); bundles use it when it covers the secret.
+//!
+//! A *censoring* witness ([`WitnessConfig::censor`], for tests) checks submissions as usual
+//! but stores nothing and answers 503 `censored`, so clients must publish elsewhere.
 
 use std::collections::HashMap;
 use std::fs;
@@ -95,6 +101,9 @@ pub struct WitnessConfig {
     /// Cosigners (watchtowers) to ask for cosignatures on every new checkpoint, as
     /// (verifier key, URL); their cosignatures go into `/checkpoint/cosigned` and the bundles.
     pub cosigners: Vec<(String, String)>,
+    /// Test only: a censoring witness. `POST /submit` and `POST /submit-batch` check their input
+    /// as usual, then store nothing and answer 503 `censored`; everything else works.
+    pub censor: bool,
 }
 
 /// Why a witness could not start.
@@ -286,7 +295,11 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
     let state = AppState {
         handle: handle.clone(),
         vkey: vkey.clone(),
+        censor: config.censor,
     };
+    if config.censor {
+        tracing::warn!("censoring: this witness refuses every submission");
+    }
     let (shutdown, server) = serve(listener, router(state));
     let ticker_handle = handle.clone();
     let ticker = tokio::spawn(async move {
@@ -332,6 +345,8 @@ enum Request {
     Submit([u8; 32], Reply<Submission>),
     SubmitBatch(Vec<[u8; 32]>, Reply<Vec<Submission>>),
     Checkpoint(Reply<String>),
+    /// The current block (after starting one if due).
+    Block(Reply<BlockResponse>),
     Bundle([u8; 32], Reply<Option<Vec<u8>>>),
     Entry(u64, Reply<Option<Leaf>>),
     /// Leaves `start..start + count` (cut at the size); `None` if `start` is past the end.
@@ -393,6 +408,18 @@ impl Actor {
             Request::Submit(p, reply) => defer(reply, Ok(self.log.submit(p, now))),
             Request::SubmitBatch(ps, reply) => defer(reply, Ok(self.log.submit_batch(&ps, now))),
             Request::Checkpoint(reply) => defer(reply, self.log.checkpoint(now).map_err(bad)),
+            Request::Block(reply) => {
+                self.log.tick(now);
+                defer(
+                    reply,
+                    Ok(BlockResponse {
+                        block: self.log.block(),
+                        time: self.log.block_start(),
+                        block_seconds: self.log.block_seconds(),
+                        size: self.log.size(),
+                    }),
+                )
+            }
             Request::Bundle(p, reply) => {
                 // Against the newest cosigned checkpoint if it covers p, else the latest.
                 let cosigned = self
@@ -623,6 +650,7 @@ async fn request_cosignature(
 struct AppState {
     handle: Handle,
     vkey: String,
+    censor: bool,
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -659,6 +687,20 @@ pub struct SubmitBatchResponse {
     pub entries: Vec<SubmitResponse>,
 }
 
+/// The current block (`GET /block`), for choosing a payment's window `S ≤ b < X`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockResponse {
+    /// The current block number.
+    pub block: u64,
+    /// Unix time (seconds) at which it started: the time in its `BLOCK` marker.
+    pub time: u64,
+    /// Block length in seconds: the next block starts with the first submission or checkpoint
+    /// at or after `time + block_seconds`.
+    pub block_seconds: u64,
+    /// The tree size (number of leaves).
+    pub size: u64,
+}
+
 /// A run of leaves.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EntriesResponse {
@@ -672,6 +714,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/checkpoint", get(checkpoint))
         .route("/checkpoint/cosigned", get(cosigned_checkpoint))
+        .route("/block", get(block))
         .route("/vkey", get(vkey))
         .route("/submit", post(submit))
         .route("/submit-batch", post(submit_batch))
@@ -698,6 +741,19 @@ fn parse_p(text: &str) -> ApiResult<[u8; 32]> {
 async fn checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
     let note = state.handle.call(Request::Checkpoint).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+async fn block(State(state): State<AppState>) -> ApiResult<axum::Json<BlockResponse>> {
+    Ok(axum::Json(state.handle.call(Request::Block).await?))
+}
+
+/// The answer of a censoring witness to a well-formed submission.
+fn censored() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "censored",
+        "this witness refuses submissions",
+    )
 }
 
 async fn cosigned_checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
@@ -728,6 +784,9 @@ async fn submit(
     let request: SubmitRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad("bad_json", format!("expected {{\"p\": \"<64 hex>\"}}: {e}")))?;
     let p = parse_p(&request.p)?;
+    if state.censor {
+        return Err(censored());
+    }
     let s = state.handle.call(|r| Request::Submit(p, r)).await?;
     Ok(axum::Json(SubmitResponse {
         index: s.index,
@@ -767,6 +826,9 @@ async fn submit_batch(
             parse_p(text).map_err(|e| ApiError::bad(e.code, format!("ps[{i}]: {}", e.message)))
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    if state.censor {
+        return Err(censored());
+    }
     let submissions = state.handle.call(|r| Request::SubmitBatch(ps, r)).await?;
     Ok(axum::Json(SubmitBatchResponse {
         entries: submissions

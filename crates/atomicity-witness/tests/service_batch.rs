@@ -18,6 +18,7 @@ async fn start(dir: &std::path::Path) -> RunningWitness {
         block_seconds: 3600,
         origin: None,
         cosigners: Vec::new(),
+        censor: false,
     })
     .await
     .expect("witness starts")

@@ -10,9 +10,9 @@ use atomicity_core::encoding::Writer;
 use atomicity_core::signed::{SIGNATURE_LEN, SignedBody, VERSION};
 use atomicity_core::{
     Acceptance, Amount, Asset, ChannelView, Condition, ConditionalIou, ConditionalRecord,
-    Direction, Envelope, EvidenceRecord, IouState, Keypair, Ledger, Limits, LineId, LineRecord,
-    Message, PaymentRecord, PaymentStatus, PeerRecord, Release, ReleaseReason, Reply, ResolvedSet,
-    Signed, Snapshot, StoreOp, Total,
+    Direction, Envelope, EvidenceRecord, ForwardRecord, HashlockRecord, HashlockStatus, IouState,
+    Keypair, Ledger, Limits, LineId, LineRecord, Message, PaymentRecord, PaymentStatus, PeerRecord,
+    ProofRecord, Release, ReleaseReason, Reply, ResolvedSet, Signed, Snapshot, StoreOp, Total,
 };
 use proptest::prelude::*;
 
@@ -254,6 +254,9 @@ pub struct Store {
     pub conditionals: BTreeMap<([u8; 32], Asset, Direction, u64), ConditionalRecord>,
     pub payments: BTreeMap<([u8; 32], [u8; 32], Direction), PaymentRecord>,
     pub evidence: Vec<EvidenceRecord>,
+    pub forwards: BTreeMap<(Asset, [u8; 32], u64), ForwardRecord>,
+    pub hashlocks: BTreeMap<[u8; 32], HashlockRecord>,
+    pub proofs: BTreeMap<[u8; 32], ProofRecord>,
 }
 
 impl Store {
@@ -291,6 +294,26 @@ impl Store {
                         .insert((p.payment_id, *p.peer.as_bytes(), p.dir), p.clone());
                 }
                 StoreOp::PutEvidence(e) => self.evidence.push(e.clone()),
+                StoreOp::PutForward(f) => {
+                    self.forwards
+                        .insert((f.asset.clone(), *f.in_peer.as_bytes(), f.in_id), f.clone());
+                }
+                StoreOp::DeleteForward {
+                    asset,
+                    in_peer,
+                    in_id,
+                } => {
+                    let key = (asset.clone(), *in_peer.as_bytes(), *in_id);
+                    if self.forwards.remove(&key).is_none() {
+                        return Err(format!("deleted a forward never stored: {key:?}"));
+                    }
+                }
+                StoreOp::PutHashlock(h) => {
+                    self.hashlocks.insert(h.hash, h.clone());
+                }
+                StoreOp::PutProof(p) => {
+                    self.proofs.entry(p.hash).or_insert_with(|| p.clone());
+                }
             }
         }
         Ok(())
@@ -306,6 +329,13 @@ impl Store {
                 .payments
                 .values()
                 .filter(|p| p.status == PaymentStatus::Pending)
+                .cloned()
+                .collect(),
+            forwards: self.forwards.values().cloned().collect(),
+            hashlocks: self
+                .hashlocks
+                .values()
+                .filter(|h| matches!(h.status, HashlockStatus::Open | HashlockStatus::Publishing))
                 .cloned()
                 .collect(),
         }

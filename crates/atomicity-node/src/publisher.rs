@@ -1,0 +1,142 @@
+//! Publishing payment secrets on witness logs: the I/O half of a routed payment's completion.
+//!
+//! The ledger decides *when* a secret is published (the payee: the whole amount has arrived;
+//! the payer of a payer-published payment: every part was issued to the payee). This task does
+//! the publishing on every witness the condition lists that this node knows a URL for, takes
+//! the first proof bundle that meets the condition, and hands it back to the ledger, which
+//! claims and reveals with it. If no witness gives one in time, the ledger releases the parts.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use atomicity_core::{Publication, WitnessProof};
+use tokio::sync::mpsc;
+
+use crate::actor::{ActorHandle, Command};
+use crate::unix_now;
+use crate::witness_client::{PublishTarget, WitnessClient, publish_any};
+
+/// How long to keep trying to publish before giving up (and releasing the parts), unless the
+/// payment's deadline comes first.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often a witness is polled for the bundle.
+const POLL: Duration = Duration::from_millis(100);
+
+/// A witness log this node uses: where it is and its verifier key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownWitness {
+    /// Its base URL.
+    pub url: String,
+    /// Its verifier key (`<origin>+<key id>+<base64>`).
+    pub vkey: String,
+}
+
+/// Fetches each witness's key, so a node can name its witnesses in invoices.
+pub async fn discover(urls: &[String]) -> Result<Vec<KnownWitness>, String> {
+    let mut known = Vec::new();
+    for url in urls {
+        let vkey = WitnessClient::new(url)
+            .vkey()
+            .await
+            .map_err(|e| format!("witness {url}: {e}"))?;
+        known.push(KnownWitness {
+            url: url.trim_end_matches('/').to_string(),
+            vkey,
+        });
+    }
+    Ok(known)
+}
+
+/// Runs the publisher: takes secrets from the ledger (and, on start, those a restart left
+/// half-published) and publishes each once at a time.
+pub async fn run(
+    witnesses: Arc<Vec<KnownWitness>>,
+    actor: ActorHandle,
+    mut ready: mpsc::UnboundedReceiver<Publication>,
+) {
+    let busy: Arc<Mutex<HashSet<[u8; 32]>>> = Arc::default();
+    if let Ok(resume) = actor.call(|r| Command::Publications(unix_now(), r)).await {
+        for publication in resume {
+            start(&witnesses, &actor, &busy, publication);
+        }
+    }
+    while let Some(publication) = ready.recv().await {
+        start(&witnesses, &actor, &busy, publication);
+    }
+}
+
+fn start(
+    witnesses: &Arc<Vec<KnownWitness>>,
+    actor: &ActorHandle,
+    busy: &Arc<Mutex<HashSet<[u8; 32]>>>,
+    publication: Publication,
+) {
+    let hash = publication.hash;
+    if !busy
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(hash)
+    {
+        return;
+    }
+    let (witnesses, actor, busy) = (Arc::clone(witnesses), actor.clone(), Arc::clone(busy));
+    tokio::spawn(async move {
+        publish(&witnesses, &actor, publication).await;
+        busy.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&hash);
+    });
+}
+
+async fn publish(witnesses: &[KnownWitness], actor: &ActorHandle, publication: Publication) {
+    let Publication {
+        hash,
+        p,
+        condition,
+        expires_at,
+    } = publication;
+    let mut logs = Vec::new();
+    let targets: Vec<PublishTarget> = witnesses
+        .iter()
+        .filter(|w| condition.witnesses.iter().any(|t| t.log == w.vkey))
+        .map(|w| {
+            logs.push(w.vkey.clone());
+            let (condition, log) = (condition.clone(), w.vkey.clone());
+            PublishTarget {
+                url: w.url.clone(),
+                accept: Box::new(move |bundle: &[u8]| {
+                    WitnessProof {
+                        p,
+                        log: log.clone(),
+                        bundle: bundle.to_vec(),
+                    }
+                    .verify(&condition, expires_at)
+                    .map_err(|e| e.to_string())
+                }),
+            }
+        })
+        .collect();
+    let left = Duration::from_secs(expires_at.saturating_sub(unix_now()));
+    let deadline = tokio::time::Instant::now() + left.min(PUBLISH_TIMEOUT);
+    let now = unix_now();
+    match publish_any(targets, p, deadline, POLL).await {
+        Ok((index, bundle)) => {
+            let Some(log) = logs.get(index).cloned() else {
+                return;
+            };
+            let proof = WitnessProof { p, log, bundle };
+            tracing::info!(hash = %hex::encode(hash), "secret published");
+            if let Err(e) = actor
+                .call(|r| Command::Published(hash, Box::new(proof), unix_now(), r))
+                .await
+            {
+                tracing::error!("cannot record the proof: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(hash = %hex::encode(hash), "could not publish the secret: {e}");
+            let _ = actor.call(|r| Command::PublishFailed(hash, now, r)).await;
+        }
+    }
+}
