@@ -20,6 +20,8 @@ pub enum BenchCommand {
     /// Measure the witness log: durable submissions/s (single, batched, storage only) and
     /// proof sizes and verification times at a given log size.
     Witness(crate::bench_witness::WitnessBenchArgs),
+    /// Measure routed payments: four-hop latency, and forwards per second through one node.
+    Routed(crate::bench_routed::RoutedBenchArgs),
 }
 
 /// Every figure of one run.

@@ -16,6 +16,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct NodeProcess {
     bin: PathBuf,
     dir: PathBuf,
+    extra: Vec<String>,
     child: Option<Child>,
     /// The node's key (z-base32).
     pub key: String,
@@ -42,6 +43,17 @@ pub fn init(bin: &Path, dir: &Path) -> Result<String> {
 impl NodeProcess {
     /// Initialises `dir` if needed and starts a node on `listen` (e.g. `127.0.0.1:0`).
     pub fn start(bin: &Path, dir: &Path, listen: &str) -> Result<NodeProcess> {
+        NodeProcess::start_with(bin, dir, listen, &[])
+    }
+
+    /// Like [`Self::start`], with more arguments for `node run` (e.g. `--witness URL`), which
+    /// [`Self::restart`] passes again.
+    pub fn start_with(
+        bin: &Path,
+        dir: &Path,
+        listen: &str,
+        extra: &[String],
+    ) -> Result<NodeProcess> {
         let data = DataDir::new(dir);
         if data.identity().is_err() {
             init(bin, dir)?;
@@ -50,6 +62,7 @@ impl NodeProcess {
         let mut node = NodeProcess {
             bin: bin.to_path_buf(),
             dir: dir.to_path_buf(),
+            extra: extra.to_vec(),
             child: None,
             key,
             node_url: String::new(),
@@ -77,7 +90,11 @@ impl NodeProcess {
     fn spawn(&mut self, listen: &str) -> Result<()> {
         let data = DataDir::new(&self.dir);
         data.clear_run_files();
-        let args = ["node", "run", "--listen", listen].map(String::from);
+        let args: Vec<String> = ["node", "run", "--listen", listen]
+            .map(String::from)
+            .into_iter()
+            .chain(self.extra.iter().cloned())
+            .collect();
         self.child = Some(spawn_logged(&self.bin, &self.dir, &args, "node.log")?);
         let started = Instant::now();
         loop {

@@ -627,6 +627,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ..
         } => atomicity_cli::bench_witness::run(args).await?,
         Command::Bench {
+            command: Some(bench::BenchCommand::Routed(args)),
+            ..
+        } => atomicity_cli::bench_routed::run(args).await?,
+        Command::Bench {
             command: None,
             payments,
             concurrency,

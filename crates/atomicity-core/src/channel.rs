@@ -10,7 +10,7 @@ use pkarr::{Keypair, PublicKey};
 use thiserror::Error;
 
 use crate::amount::{Amount, Asset, Total};
-use crate::condition::WitnessProof;
+use crate::condition::{ProofCache, WitnessProof};
 use crate::forward::{FeePolicy, Onward};
 use crate::objects::{
     Acceptance, Condition, ConditionalIou, IouState, LineId, MAX_RESOLVED_ABOVE, Release,
@@ -782,6 +782,9 @@ impl Channel {
                 Ok(true)
             }
             Some(Answer::Accepted(_)) if early_release => Err(Rejection::AlreadyClaimed { id }),
+            // A routed IOU's acceptance arriving after its early release (the network reordered
+            // them): the release stands.
+            Some(Answer::Released(_)) if pending.is_witness() && answer.is_accepted() => Ok(false),
             Some(_) => Err(Rejection::ConflictingAnswer { id }),
         }
     }
@@ -795,6 +798,7 @@ impl Channel {
         hash: &[u8; 32],
         proof: &WitnessProof,
         claimed: bool,
+        cache: &mut ProofCache,
     ) -> Result<Vec<u64>, Rejection> {
         let mut changed = Vec::new();
         let mut last_error = None;
@@ -805,7 +809,7 @@ impl Channel {
             if condition.hash != *hash {
                 continue;
             }
-            if let Err(e) = proof.verify(condition, c.iou.body().expires_at) {
+            if let Err(e) = cache.check(proof, condition, c.iou.body().expires_at) {
                 last_error = Some(e);
                 continue;
             }
@@ -837,7 +841,12 @@ impl Channel {
     /// The holder's side: takes a proof for the routed IOUs with `hash` the peer issued to me.
     /// Those I accepted and had no proof for are now claimed (the caller sends the proof to the
     /// peer). Returns their ids.
-    pub fn prove_in(&mut self, hash: &[u8; 32], proof: &WitnessProof) -> Vec<u64> {
+    pub fn prove_in(
+        &mut self,
+        hash: &[u8; 32],
+        proof: &WitnessProof,
+        cache: &mut ProofCache,
+    ) -> Vec<u64> {
         let mut claimed = Vec::new();
         for (id, c) in self.inn.iter_mut() {
             let Some(condition) = c.iou.body().condition.witness() else {
@@ -846,7 +855,10 @@ impl Channel {
             if condition.hash != *hash || !c.answer.is_accepted() || c.proof.is_some() {
                 continue;
             }
-            if proof.verify(condition, c.iou.body().expires_at).is_ok() {
+            if cache
+                .check(proof, condition, c.iou.body().expires_at)
+                .is_ok()
+            {
                 c.proof = Some(proof.clone());
                 claimed.push(*id);
             }

@@ -7,6 +7,8 @@
 //! timestamps ≤ T*. Any valid proof wins (existential rule), so every hop of a route depends on
 //! the same public fact: all complete, or none does.
 
+use std::collections::HashSet;
+
 use atomicity_witness::bundle::{ProofBundle, verify_publication};
 use atomicity_witness::note::{CosignatureVerifier, CosignerPolicy, Verifier};
 use sha2::{Digest, Sha256};
@@ -283,5 +285,41 @@ impl WitnessProof {
         let proof = WitnessProof::decode(&mut r)?;
         r.finish()?;
         Ok(proof)
+    }
+}
+
+/// Most verified (proof, condition) pairs a [`ProofCache`] remembers before it starts over.
+const PROOF_CACHE_LIMIT: usize = 65_536;
+
+/// Remembers which (proof, condition, deadline) triples verified, so that a node checks a
+/// proof's signatures once even though it applies the proof to every IOU of a route it holds
+/// or issued (a hop sees the same proof for its incoming and its outgoing IOU).
+#[derive(Debug, Default)]
+pub struct ProofCache {
+    verified: HashSet<[u8; 32]>,
+}
+
+impl ProofCache {
+    /// [`WitnessProof::verify`], remembered on success.
+    pub fn check(
+        &mut self,
+        proof: &WitnessProof,
+        condition: &WitnessCondition,
+        expires_at: u64,
+    ) -> Result<(), ProofError> {
+        let mut w = Writer::new();
+        proof.encode(&mut w);
+        condition.encode(&mut w);
+        w.u64(expires_at);
+        let key: [u8; 32] = Sha256::digest(w.into_bytes()).into();
+        if self.verified.contains(&key) {
+            return Ok(());
+        }
+        proof.verify(condition, expires_at)?;
+        if self.verified.len() >= PROOF_CACHE_LIMIT {
+            self.verified.clear();
+        }
+        self.verified.insert(key);
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ use pkarr::PublicKey;
 use thiserror::Error;
 
 use crate::amount::{Amount, Asset};
-use crate::condition::{MAX_WITNESSES, WitnessCondition, WitnessTerms};
+use crate::condition::{MAX_VKEY_LEN, MAX_WITNESSES, WitnessCondition, WitnessTerms};
 use crate::objects::MAX_MEMO_LEN;
 
 /// The URI scheme.
@@ -109,7 +109,13 @@ impl Invoice {
                     );
                 }
                 "expires" => expires = Some(value.parse::<u64>().map_err(|e| bad("expires", e))?),
-                "witness" => witnesses.push(parse_witness(&value)?),
+                "witness" => {
+                    let terms = parse_witness(&value)?;
+                    if witnesses.iter().any(|w: &WitnessTerms| w.log == terms.log) {
+                        return Err(bad("witness", "a log is listed twice"));
+                    }
+                    witnesses.push(terms);
+                }
                 "memo" => memo = value.into_owned(),
                 // Unknown fields are for later versions: ignored.
                 _ => {}
@@ -146,15 +152,21 @@ impl Invoice {
 }
 
 fn parse_witness(value: &str) -> Result<WitnessTerms, InvoiceError> {
-    let mut fields = value.split(';');
-    let (Some(log), Some(start), Some(deadline), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
+    // From the right: a log's name may contain `;`, the block numbers cannot.
+    let mut fields = value.rsplitn(3, ';');
+    let (Some(deadline), Some(start), Some(log)) = (fields.next(), fields.next(), fields.next())
     else {
         return Err(bad(
             "witness",
             "expected <vkey>;<start block>;<deadline block>",
         ));
     };
+    if log.len() > MAX_VKEY_LEN {
+        return Err(bad(
+            "witness",
+            format!("key longer than {MAX_VKEY_LEN} bytes"),
+        ));
+    }
     atomicity_witness::note::Verifier::from_vkey(log).map_err(|e| bad("witness", e))?;
     let start: u64 = start.parse().map_err(|e| bad("witness start block", e))?;
     let deadline: u64 = deadline

@@ -421,6 +421,8 @@ pub struct Ledger {
     pub(crate) last_sent: HashMap<(IouKey, Direction), u64>,
     /// How long after a routed IOU's deadline I let it expire unclaimed.
     pub(crate) grace: u64,
+    /// Proofs already verified against a condition.
+    pub(crate) proof_cache: crate::condition::ProofCache,
 }
 
 impl Ledger {
@@ -441,6 +443,7 @@ impl Ledger {
             outgoing: Vec::new(),
             last_sent: HashMap::new(),
             grace: DEFAULT_EXPIRY_GRACE_SECS,
+            proof_cache: Default::default(),
         }
     }
 
@@ -795,6 +798,11 @@ impl Ledger {
         match message {
             Message::Offer(iou) => {
                 iou.verify().map_err(|e| Rejection::BadSignature(e.kind))?;
+                if iou.body().condition.witness().is_some() {
+                    return Err(Rejection::WrongLine(
+                        "a routed IOU comes as a Forward, with its instructions".into(),
+                    ));
+                }
                 let line = iou.body().line.clone();
                 if line.issuer != *from || line.holder != self.me {
                     return Err(Rejection::WrongLine(
@@ -907,7 +915,9 @@ impl Ledger {
             Answer::Released(r) => {
                 let why = r.body().reason.to_string();
                 self.part_failed(&key, &why, now, ops);
-                self.release_upstream(&key, now, ops)?;
+                // The upstream IOU may already be claimed (the proof came first) or released:
+                // then there is nothing to release, and the downstream release stands.
+                let _ = self.release_upstream(&key, now, ops);
             }
         }
         Ok(Reply::Ok)

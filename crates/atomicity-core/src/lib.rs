@@ -20,7 +20,9 @@ pub mod signed;
 
 pub use amount::{Amount, AmountError, Asset, Total};
 pub use channel::{Answer, Channel, ChannelView, Limits, OfferError, Rejection};
-pub use condition::{ProofError, WitnessCondition, WitnessProof, WitnessTerms, payment_hash};
+pub use condition::{
+    ProofCache, ProofError, WitnessCondition, WitnessProof, WitnessTerms, payment_hash,
+};
 pub use forward::{FeePolicy, Hop, Onward};
 pub use invoice::{Invoice, InvoiceError};
 pub use ledger::{

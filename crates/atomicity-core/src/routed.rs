@@ -746,8 +746,9 @@ impl Ledger {
             .ok_or_else(|| LedgerError::UnknownHash(hex::encode(hash)))?;
         let condition = decode_condition(&h.condition)
             .ok_or_else(|| LedgerError::BadCondition("stored condition is corrupt".into()))?;
-        proof
-            .verify(&condition, h.expires_at)
+        let expires_at = h.expires_at;
+        self.proof_cache
+            .check(&proof, &condition, expires_at)
             .map_err(|e| LedgerError::BadCondition(e.to_string()))?;
         self.learn_proof(hash, &proof, None, now, ops);
         Ok(())
@@ -845,7 +846,7 @@ impl Ledger {
             let Some(channel) = self.channels.get_mut(&(from.clone(), asset.clone())) else {
                 continue;
             };
-            match channel.prove_out(&hash, &proof, true) {
+            match channel.prove_out(&hash, &proof, true, &mut self.proof_cache) {
                 Ok(ids) => {
                     for id in &ids {
                         ops.push(StoreOp::PutConditional(out_record(channel, *id)?));
@@ -862,6 +863,29 @@ impl Ledger {
         }
         if !matched && let Some(e) = first_error {
             return Err(e);
+        }
+        // A reveal: the proof must fulfil an IOU the sender issued to me. Nothing is learned
+        // from a proof that fulfils nothing of ours: it is not kept, and it pays no invoice.
+        let revealed = matched
+            || assets.iter().any(|asset| {
+                self.channels
+                    .get(&(from.clone(), asset.clone()))
+                    .is_some_and(|c| {
+                        c.in_conditionals().values().any(|i| {
+                            i.iou.body().condition.witness().is_some_and(|w| {
+                                w.hash == hash
+                                    && self
+                                        .proof_cache
+                                        .check(&proof, w, i.iou.body().expires_at)
+                                        .is_ok()
+                            })
+                        })
+                    })
+            });
+        if !revealed {
+            // Typically a claim or reveal resent after the IOUs were resolved: harmless, and
+            // nothing to do.
+            return Ok(Reply::Ok);
         }
         self.learn_proof(&hash, &proof, Some(from), now, ops);
         Ok(Reply::Ok)
@@ -897,7 +921,7 @@ impl Ledger {
                 continue;
             }
             // Claims: the IOUs with this hash the peer issued to me.
-            let claimed = channel.prove_in(hash, proof);
+            let claimed = channel.prove_in(hash, proof, &mut self.proof_cache);
             let mut records = Vec::new();
             for id in &claimed {
                 if let Ok(r) = in_record(channel, *id) {
@@ -905,7 +929,9 @@ impl Ledger {
                 }
             }
             // Reveals: the IOUs I issued to the peer that it has not claimed.
-            let learned = channel.prove_out(hash, proof, false).unwrap_or_default();
+            let learned = channel
+                .prove_out(hash, proof, false, &mut self.proof_cache)
+                .unwrap_or_default();
             for id in &learned {
                 if let Ok(r) = out_record(channel, *id) {
                     records.push(r);

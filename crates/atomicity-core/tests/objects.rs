@@ -6,7 +6,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
+use atomicity_core::condition::{MAX_BUNDLE_LEN, MAX_COSIGNERS, MAX_VKEY_LEN, MAX_WITNESSES};
+use atomicity_core::encoding::Reader;
 use atomicity_core::encoding::{DecodeError, Writer};
+use atomicity_core::forward::MAX_HOPS;
+use atomicity_core::routed::decode_condition;
 use atomicity_core::signed::{BadSignature, SignedBody, SignedError};
 use atomicity_core::{
     Acceptance, Amount, AmountError, Answer, Asset, Channel, Condition, ConditionalIou, Direction,
@@ -14,9 +18,11 @@ use atomicity_core::{
     Rejection, Release, ReleaseReason, Reply, ResolvedSet, Signed, StoreOp, Total, decode_replies,
     encode_replies,
 };
+use atomicity_core::{Hop, Onward, WitnessCondition, WitnessProof, WitnessTerms, payment_hash};
 use common::{
-    KEYS, acceptance, conditional_iou, envelope, flip_bit, iou_state, key, reencode, release,
-    reply, unsigned_of, usd,
+    KEYS, acceptance, condition_bytes, conditional_iou, cosigner, envelope, flip_bit, iou_state,
+    key, message, onward, onward_bytes, reencode, release, reply, routed_iou, unsigned_of, usd,
+    witness_condition, witness_proof, witness_vkey,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -115,6 +121,131 @@ proptest! {
     }
 
     #[test]
+    fn routed_iou_round_trip(
+        (k, body) in routed_iou(),
+        bit in any::<Index>(),
+        other in 0..KEYS,
+    ) {
+        check_signed(body, k, bit, other)?;
+    }
+
+    /// Every message, alone in an envelope, decodes back to itself; its object bytes are the
+    /// canonical encoding, and a byte more or less inside them is refused.
+    #[test]
+    fn message_round_trip(m in message(), cut in any::<Index>()) {
+        let envelope = |m: &Message| {
+            Signed::sign(
+                Envelope {
+                    from: key(0).public_key(),
+                    to: key(1).public_key(),
+                    sent_at: 1_700_000_000,
+                    messages: vec![m.clone()],
+                },
+                key(0),
+            )
+        };
+        let bytes = envelope(&m).to_bytes();
+        let back = Signed::<Envelope>::decode_verified(&bytes)
+            .map_err(|e| TestCaseError::fail(format!("does not decode: {e}")))?;
+        prop_assert_eq!(&back.body().messages, &vec![m.clone()]);
+        // The message as the envelope carries it: tag, u32 length, object bytes.
+        let object = m.object_bytes();
+        let unsigned = unsigned_of(&bytes);
+        prop_assert!(unsigned.ends_with(&object));
+        let tag = unsigned[unsigned.len() - object.len() - 5];
+        let expected_tag = match &m {
+            Message::Offer(_) => 1,
+            Message::State(_) => 2,
+            Message::Accept(_) => 3,
+            Message::Release(_) => 4,
+            Message::Forward(..) => 5,
+            Message::Proof { .. } => 6,
+            Message::Issued(_) => 7,
+        };
+        prop_assert_eq!(tag, expected_tag);
+        // One byte more, or one byte less, inside the object: refused (the signature is not
+        // checked, so only the object's own framing can refuse it).
+        let mut longer = object.clone();
+        longer.push(0);
+        let mut shorter = object.clone();
+        shorter.remove(cut.index(shorter.len()));
+        for inner in [longer, shorter] {
+            let mut w = Writer::new();
+            w.u8(1);
+            w.u8(Envelope::KIND);
+            w.key(&key(0).public_key());
+            w.key(&key(1).public_key());
+            w.u64(1_700_000_000);
+            w.u32(1);
+            w.u8(tag);
+            w.bytes(&inner);
+            prop_assert!(Signed::<Envelope>::decode(&with_fake_signature(w.into_bytes())).is_err());
+        }
+    }
+
+    /// The routed encodings that also stand alone (the store keeps them): condition,
+    /// instructions and proof decode back to themselves and refuse a trailing byte.
+    #[test]
+    fn routed_encodings_round_trip(
+        condition in witness_condition(),
+        onward in onward(),
+        proof in witness_proof(),
+    ) {
+        let bytes = condition_bytes(&condition);
+        prop_assert_eq!(decode_condition(&bytes), Some(condition.clone()));
+        prop_assert_eq!(decode_condition(&[bytes.as_slice(), &[0]].concat()), None);
+        prop_assert_eq!(decode_condition(&bytes[..bytes.len() - 1]), None);
+
+        let bytes = onward_bytes(&onward);
+        let mut r = Reader::new(&bytes);
+        prop_assert_eq!(Onward::decode(&mut r), Ok(onward.clone()));
+        prop_assert_eq!(r.finish(), Ok(()));
+        prop_assert_eq!(bytes.len(), 4 + 40 * onward.hops.len() + 1);
+
+        let bytes = proof.to_bytes();
+        prop_assert_eq!(WitnessProof::from_bytes(&bytes), Ok(proof.clone()));
+        prop_assert_eq!(
+            WitnessProof::from_bytes(&[bytes.as_slice(), &[0]].concat()),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        prop_assert_eq!(bytes.len(), 32 + 4 + proof.log.len() + 4 + proof.bundle.len());
+    }
+
+    /// The hop rule: a condition implies itself and any with narrower windows for the same
+    /// logs and cosigners, and no condition with another hash, a wider window or another log.
+    #[test]
+    fn the_hop_rule_allows_only_narrower_conditions(
+        condition in witness_condition(),
+        which in any::<Index>(),
+        shrink in 0u64..3,
+    ) {
+        prop_assert!(condition.implies(&condition));
+        let i = which.index(condition.witnesses.len());
+        // A subset of the witnesses, with one window narrowed.
+        let mut narrower = condition.clone();
+        let t = &mut narrower.witnesses[i];
+        if t.deadline_block - t.start_block > shrink {
+            t.start_block += shrink;
+        }
+        narrower.witnesses = vec![narrower.witnesses[i].clone()];
+        prop_assert!(condition.implies(&narrower));
+        // Wider: not implied (unless the window cannot grow).
+        let mut wider = condition.clone();
+        let t = &mut wider.witnesses[i];
+        if let Some(d) = t.deadline_block.checked_add(1) {
+            t.deadline_block = d;
+            prop_assert!(!condition.implies(&wider));
+        }
+        let mut other_hash = condition.clone();
+        other_hash.hash[0] ^= 1;
+        prop_assert!(!condition.implies(&other_hash));
+        let mut other_policy = condition.clone();
+        other_policy.witnesses[i].cosigners.push(cosigner(0).verifier().vkey());
+        other_policy.witnesses[i].threshold = 1;
+        prop_assert!(!condition.implies(&other_policy));
+    }
+
+    #[test]
     fn replies_round_trip(replies in prop::collection::vec(reply(), 0..6)) {
         let bytes = encode_replies(&replies);
         let back = decode_replies(&bytes);
@@ -175,12 +306,69 @@ fn fixed_objects() -> Vec<(&'static str, Vec<u8>)> {
     );
     let release = Signed::sign(
         Release {
-            line,
+            line: line.clone(),
             id: 4,
             iou_hash: iou.hash(),
             reason: ReleaseReason::Declined,
         },
         key(1),
+    );
+    let p = [5; 32];
+    let routed = Signed::sign(
+        ConditionalIou {
+            line,
+            id: 5,
+            amount: Amount::from_minor(700),
+            condition: Condition::WitnessCommit(WitnessCondition {
+                hash: payment_hash(&p),
+                witnesses: vec![
+                    WitnessTerms::new(witness_vkey(0), 10, 20),
+                    WitnessTerms {
+                        log: witness_vkey(1),
+                        cosigners: vec![
+                            cosigner(0).verifier().vkey(),
+                            cosigner(1).verifier().vkey(),
+                        ],
+                        threshold: 2,
+                        start_block: 0,
+                        deadline_block: u64::MAX,
+                    },
+                ],
+            }),
+            payment_id: [8; 32],
+            expires_at: 1_700_000_600,
+            memo: String::new(),
+        },
+        key(0),
+    );
+    let routed_envelope = Signed::sign(
+        Envelope {
+            from: key(0).public_key(),
+            to: key(1).public_key(),
+            sent_at: 1_700_000_000,
+            messages: vec![
+                Message::Forward(
+                    routed.clone(),
+                    Onward {
+                        hops: vec![Hop {
+                            next: key(2).public_key(),
+                            amount: Amount::from_minor(690),
+                        }],
+                        payer_publishes: true,
+                    },
+                ),
+                Message::Proof {
+                    hash: payment_hash(&p),
+                    proof: WitnessProof {
+                        p,
+                        log: witness_vkey(0),
+                        bundle: b"ATWB\x01 not a real bundle".to_vec(),
+                    },
+                },
+                Message::Issued(routed.clone()),
+            ],
+        },
+        key(0),
     );
     let envelope = Signed::sign(
         Envelope {
@@ -202,6 +390,8 @@ fn fixed_objects() -> Vec<(&'static str, Vec<u8>)> {
         ("acceptance", accept.to_bytes()),
         ("release", release.to_bytes()),
         ("envelope", envelope.to_bytes()),
+        ("conditional-iou", routed.to_bytes()),
+        ("envelope", routed_envelope.to_bytes()),
     ]
 }
 
@@ -630,6 +820,390 @@ fn envelope_bytes(count: u32, messages: impl FnOnce(&mut Writer)) -> Result<(), 
     w.u32(count);
     messages(&mut w);
     Signed::<Envelope>::decode(&with_fake_signature(w.into_bytes())).map(drop)
+}
+
+/// A conditional IOU with condition tag 2 and the condition `condition` writes.
+fn routed_iou_bytes(condition: impl FnOnce(&mut Writer)) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(1);
+    w.u8(ConditionalIou::KIND);
+    base_line(&mut w);
+    w.u64(0);
+    w.u64(1);
+    w.u8(2);
+    condition(&mut w);
+    w.fixed(&[9; 32]);
+    w.u64(1_700_000_000);
+    w.bytes(b"");
+    with_fake_signature(w.into_bytes())
+}
+
+/// One witness's terms, written field by field.
+fn terms(w: &mut Writer, log: &[u8], cosigners: &[&[u8]], threshold: u8, window: (u64, u64)) {
+    w.bytes(log);
+    w.u32(cosigners.len() as u32);
+    for c in cosigners {
+        w.bytes(c);
+    }
+    w.u8(threshold);
+    w.u64(window.0);
+    w.u64(window.1);
+}
+
+/// Forwarding instructions, written field by field.
+fn onward_raw(w: &mut Writer, hops: &[([u8; 32], u64)], payer_publishes: u8) {
+    w.u32(hops.len() as u32);
+    for (k, amount) in hops {
+        w.fixed(k);
+        w.u64(*amount);
+    }
+    w.u8(payer_publishes);
+}
+
+/// 32 bytes that are not an Ed25519 point.
+fn not_a_point() -> [u8; 32] {
+    (0..=255u8)
+        .map(|b| [b; 32])
+        .find(|bytes| atomicity_core::PublicKey::try_from(bytes).is_err())
+        .expect("some byte pattern is not a point")
+}
+
+#[test]
+fn non_canonical_routed_encodings_are_rejected() {
+    type Check = Box<dyn Fn(&DecodeError) -> bool>;
+    let iou = |bytes: Vec<u8>| Signed::<ConditionalIou>::decode(&bytes).map(drop);
+    let log = |i: usize| witness_vkey(i).into_bytes();
+    let cos = |i: usize| cosigner(i).verifier().vkey().into_bytes();
+    let one = |w: &mut Writer, t: &dyn Fn(&mut Writer)| {
+        w.fixed(&[7; 32]);
+        w.u32(1);
+        t(w);
+    };
+    let too_long = |field: &'static str| move |e: &DecodeError| matches!(e, DecodeError::TooLong { field: f, .. } if *f == field);
+    let tag = |field: &'static str, tag: u8| {
+        move |e: &DecodeError| *e == DecodeError::UnknownTag { field, tag }
+    };
+
+    // The edges that are valid.
+    assert_eq!(
+        iou(routed_iou_bytes(|w| one(w, &|w| terms(
+            w,
+            &log(0),
+            &[],
+            0,
+            (0, 1)
+        )))),
+        Ok(())
+    );
+    assert_eq!(
+        iou(routed_iou_bytes(|w| {
+            w.fixed(&[7; 32]);
+            w.u32(MAX_WITNESSES as u32);
+            for i in 0..MAX_WITNESSES {
+                let all: Vec<Vec<u8>> = (0..MAX_COSIGNERS).map(|_| cos(i)).collect();
+                let all: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
+                terms(
+                    w,
+                    &log(i),
+                    &all,
+                    MAX_COSIGNERS as u8,
+                    (u64::MAX - 1, u64::MAX),
+                );
+            }
+        })),
+        Ok(())
+    );
+
+    let ok_iou = iou_bytes(1, 1, b"");
+    let ok_state = state_bytes(|w| {
+        w.u64(0);
+        w.u32(0);
+    });
+    let forward = |object: &dyn Fn(&mut Writer)| {
+        envelope_bytes(1, |w| {
+            let mut inner = Writer::new();
+            object(&mut inner);
+            w.u8(5);
+            w.bytes(&inner.into_bytes());
+        })
+    };
+    let proof = |object: &dyn Fn(&mut Writer)| {
+        envelope_bytes(1, |w| {
+            let mut inner = Writer::new();
+            object(&mut inner);
+            w.u8(6);
+            w.bytes(&inner.into_bytes());
+        })
+    };
+    let a_key = *key(2).public_key().as_bytes();
+    // The valid forward and proof objects these are variations of.
+    assert_eq!(
+        forward(&|w| {
+            w.bytes(&ok_iou);
+            onward_raw(w, &[(a_key, 1)], 1);
+        }),
+        Ok(())
+    );
+    assert_eq!(
+        forward(&|w| {
+            w.bytes(&ok_iou);
+            onward_raw(w, &vec![(a_key, 1); MAX_HOPS], 0);
+        }),
+        Ok(())
+    );
+    assert_eq!(
+        proof(&|w| {
+            w.fixed(&[7; 32]);
+            w.fixed(&[8; 32]);
+            w.bytes(b"any text: the log is checked against the condition, later");
+            w.bytes(&vec![0; MAX_BUNDLE_LEN]);
+        }),
+        Ok(())
+    );
+
+    let cases: Vec<(&str, Result<(), DecodeError>, Check)> = vec![
+        (
+            "a witness condition with no witness",
+            iou(routed_iou_bytes(|w| {
+                w.fixed(&[7; 32]);
+                w.u32(0);
+            })),
+            Box::new(invalid("witnesses")),
+        ),
+        (
+            "nine witnesses",
+            iou(routed_iou_bytes(|w| {
+                w.fixed(&[7; 32]);
+                w.u32(MAX_WITNESSES as u32 + 1);
+                for i in 0..=MAX_WITNESSES {
+                    terms(w, &log(i), &[], 0, (0, 1));
+                }
+            })),
+            Box::new(too_long("witnesses")),
+        ),
+        (
+            "a log listed twice",
+            iou(routed_iou_bytes(|w| {
+                w.fixed(&[7; 32]);
+                w.u32(2);
+                terms(w, &log(0), &[], 0, (0, 1));
+                terms(w, &log(0), &[], 0, (5, 9));
+            })),
+            Box::new(invalid("witnesses")),
+        ),
+        (
+            "a log key that is not a verifier key",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, b"witness.example/log", &[], 0, (0, 1)))
+            })),
+            Box::new(invalid("witness log key")),
+        ),
+        (
+            "a cosigner key as the log key",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, &cos(0), &[], 0, (0, 1)))
+            })),
+            Box::new(invalid("witness log key")),
+        ),
+        (
+            "a log key not UTF-8",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, &[0xff, 0xfe], &[], 0, (0, 1)))
+            })),
+            Box::new(invalid("witness log key")),
+        ),
+        (
+            "a log key over 256 bytes",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, &[b'a'; MAX_VKEY_LEN + 1], &[], 0, (0, 1)))
+            })),
+            Box::new(too_long("witness log key")),
+        ),
+        (
+            "a log key as a cosigner key",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, &log(0), &[&log(1)], 1, (0, 1)))
+            })),
+            Box::new(invalid("cosigner key")),
+        ),
+        (
+            "nine cosigners",
+            iou(routed_iou_bytes(|w| {
+                let all: Vec<Vec<u8>> = (0..=MAX_COSIGNERS).map(cos).collect();
+                let all: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
+                one(w, &|w| terms(w, &log(0), &all, 1, (0, 1)))
+            })),
+            Box::new(too_long("cosigners")),
+        ),
+        (
+            "threshold 0 with cosigners",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, &log(0), &[&cos(0)], 0, (0, 1)))
+            })),
+            Box::new(invalid("threshold")),
+        ),
+        (
+            "threshold above the number of cosigners",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, &log(0), &[&cos(0), &cos(1)], 3, (0, 1)))
+            })),
+            Box::new(invalid("threshold")),
+        ),
+        (
+            "a threshold without cosigners",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, &log(0), &[], 1, (0, 1)))
+            })),
+            Box::new(invalid("threshold")),
+        ),
+        (
+            "deadline block equal to the start block",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, &log(0), &[], 0, (5, 5)))
+            })),
+            Box::new(invalid("deadline block")),
+        ),
+        (
+            "deadline block before the start block",
+            iou(routed_iou_bytes(|w| {
+                one(w, &|w| terms(w, &log(0), &[], 0, (6, 5)))
+            })),
+            Box::new(invalid("deadline block")),
+        ),
+        (
+            "seventeen hops",
+            forward(&|w| {
+                w.bytes(&ok_iou);
+                onward_raw(w, &vec![(a_key, 1); MAX_HOPS + 1], 0);
+            }),
+            Box::new(too_long("hops")),
+        ),
+        (
+            "a hop amount of zero",
+            forward(&|w| {
+                w.bytes(&ok_iou);
+                onward_raw(w, &[(a_key, 0)], 0);
+            }),
+            Box::new(invalid("hop amount")),
+        ),
+        (
+            "a hop key that is not a point",
+            forward(&|w| {
+                w.bytes(&ok_iou);
+                onward_raw(w, &[(not_a_point(), 1)], 0);
+            }),
+            Box::new(invalid("hop key")),
+        ),
+        (
+            "payer publishes 2",
+            forward(&|w| {
+                w.bytes(&ok_iou);
+                onward_raw(w, &[], 2);
+            }),
+            Box::new(tag("payer publishes", 2)),
+        ),
+        (
+            "a byte after the instructions",
+            forward(&|w| {
+                w.bytes(&ok_iou);
+                onward_raw(w, &[], 0);
+                w.u8(0);
+            }),
+            Box::new(|e| *e == DecodeError::TrailingBytes(1)),
+        ),
+        (
+            "a forward without instructions",
+            forward(&|w| w.bytes(&ok_iou)),
+            Box::new(|e| matches!(e, DecodeError::Truncated { .. })),
+        ),
+        (
+            "a forward of an IOU state",
+            forward(&|w| {
+                w.bytes(&ok_state);
+                onward_raw(w, &[], 0);
+            }),
+            Box::new(tag("kind", IouState::KIND)),
+        ),
+        (
+            "a proof bundle over 48 KiB",
+            proof(&|w| {
+                w.fixed(&[7; 32]);
+                w.fixed(&[8; 32]);
+                w.bytes(&log(0));
+                w.bytes(&vec![0; MAX_BUNDLE_LEN + 1]);
+            }),
+            Box::new(too_long("proof bundle")),
+        ),
+        (
+            "a proof log key not UTF-8",
+            proof(&|w| {
+                w.fixed(&[7; 32]);
+                w.fixed(&[8; 32]);
+                w.bytes(&[0xc3]);
+                w.bytes(b"");
+            }),
+            Box::new(invalid("proof log key")),
+        ),
+        (
+            "a proof log key over 256 bytes",
+            proof(&|w| {
+                w.fixed(&[7; 32]);
+                w.fixed(&[8; 32]);
+                w.bytes(&[b'a'; MAX_VKEY_LEN + 1]);
+                w.bytes(b"");
+            }),
+            Box::new(too_long("proof log key")),
+        ),
+        (
+            "a byte after the proof",
+            proof(&|w| {
+                w.fixed(&[7; 32]);
+                w.fixed(&[8; 32]);
+                w.bytes(&log(0));
+                w.bytes(b"");
+                w.u8(0);
+            }),
+            Box::new(|e| *e == DecodeError::TrailingBytes(1)),
+        ),
+        (
+            "a proof without a bundle",
+            proof(&|w| {
+                w.fixed(&[7; 32]);
+                w.fixed(&[8; 32]);
+                w.bytes(&log(0));
+            }),
+            Box::new(|e| matches!(e, DecodeError::Truncated { .. })),
+        ),
+        (
+            "issued carrying a release",
+            envelope_bytes(1, |w| {
+                let mut r = Writer::new();
+                r.u8(1);
+                r.u8(Release::KIND);
+                base_line(&mut r);
+                r.u64(0);
+                r.fixed(&[0; 32]);
+                r.u8(1);
+                w.u8(7);
+                w.bytes(&with_fake_signature(r.into_bytes()));
+            }),
+            Box::new(tag("kind", Release::KIND)),
+        ),
+        (
+            "message tag 8",
+            envelope_bytes(1, |w| {
+                w.u8(8);
+                w.bytes(&ok_iou);
+            }),
+            Box::new(tag("message", 8)),
+        ),
+    ];
+    for (name, result, check) in cases {
+        match result {
+            Err(e) if check(&e) => {}
+            other => panic!("{name}: unexpected {other:?}"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -177,6 +177,11 @@ pub struct OutboxSnapshot {
     pub offers: Vec<(PublicKey, Signed<ConditionalIou>)>,
     /// My newest state on every line.
     pub states: Vec<(PublicKey, Signed<IouState>)>,
+    /// My routed IOUs that their holders accepted and have not claimed yet, offered again
+    /// (idempotent: the holder answers as before). Sent on start, they tell each holder that I
+    /// am back, so that it sends its claim at once rather than after its backoff, which may
+    /// outlast the grace before I let the IOU expire.
+    pub awaiting_claim: Vec<(PublicKey, Message)>,
 }
 
 /// Handle to the actor.
@@ -245,6 +250,25 @@ fn defer<T: Send + 'static>(reply: Reply1<T>, result: Result<T, ActorError>) -> 
     })
 }
 
+/// See [`OutboxSnapshot::awaiting_claim`].
+fn awaiting_claim(ledger: &Ledger) -> Vec<(PublicKey, Message)> {
+    ledger
+        .channels()
+        .flat_map(|c| {
+            c.out_conditionals()
+                .values()
+                .filter(|o| o.is_pending() && o.answer.is_some() && o.proof.is_none())
+                .map(|o| {
+                    let message = match &o.onward {
+                        Some(onward) => Message::Forward(o.iou.clone(), onward.clone()),
+                        None => Message::Offer(o.iou.clone()),
+                    };
+                    (c.peer().clone(), message)
+                })
+        })
+        .collect()
+}
+
 impl Actor {
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         while let Some(first) = rx.blocking_recv() {
@@ -304,14 +328,17 @@ impl Actor {
                 StoreOp::PutPayment(p) => {
                     let _ = self.outputs.payments.send(p.clone());
                 }
-                StoreOp::PutHashlock(h) if h.status == HashlockStatus::Publishing => {
-                    if let Some(p) = self
-                        .ledger
-                        .publications(now)
-                        .into_iter()
-                        .find(|p| p.hash == h.hash)
+                StoreOp::PutHashlock(h)
+                    if h.status == HashlockStatus::Publishing && now < h.expires_at =>
+                {
+                    if let Some(condition) = atomicity_core::routed::decode_condition(&h.condition)
                     {
-                        let _ = self.outputs.publish.send(p);
+                        let _ = self.outputs.publish.send(Publication {
+                            hash: h.hash,
+                            p: h.p,
+                            condition,
+                            expires_at: h.expires_at,
+                        });
                     }
                 }
                 _ => {}
@@ -391,6 +418,7 @@ impl Actor {
                 Ok(OutboxSnapshot {
                     offers: ledger.unanswered_offers(),
                     states: ledger.latest_out_states(),
+                    awaiting_claim: awaiting_claim(ledger),
                 }),
             ),
             Command::SetFees {

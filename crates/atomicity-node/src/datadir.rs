@@ -17,6 +17,8 @@ pub const NODE_URL_FILE: &str = "node.url";
 pub const API_URL_FILE: &str = "api.url";
 /// The local API bearer token, mode 0600.
 pub const API_TOKEN_FILE: &str = "api.token";
+/// The witness logs this node reached, one `<url> <verifier key>` a line.
+pub const WITNESSES_FILE: &str = "witnesses";
 
 /// A problem with the data directory.
 #[derive(Debug, Error)]

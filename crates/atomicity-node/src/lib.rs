@@ -141,7 +141,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         ledger.set_expiry_grace(grace);
     }
     let witnesses = Arc::new(
-        publisher::discover(&config.witnesses)
+        publisher::discover_remembered(&dir, &config.witnesses)
             .await
             .map_err(NodeError::Witness)?,
     );
@@ -192,6 +192,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         outbox: Arc::clone(&outbox),
         witnesses: Arc::clone(&witnesses),
         payments,
+        quotes: Arc::default(),
     };
 
     dir.write_text(API_TOKEN_FILE, &api_token, true)?;

@@ -379,6 +379,9 @@ async fn resend_all(outbox: &Arc<Outbox>, client: &PeerClient, actor: &ActorHand
         for (peer, state) in snapshot.states {
             outbox.push(peer, state).await;
         }
+        for (peer, message) in snapshot.awaiting_claim {
+            outbox.push_message(peer, message).await;
+        }
     }
     let now = unix_now();
     let Ok(messages) = actor

@@ -14,6 +14,7 @@ use atomicity_core::{Publication, WitnessProof};
 use tokio::sync::mpsc;
 
 use crate::actor::{ActorHandle, Command};
+use crate::datadir::{DataDir, WITNESSES_FILE};
 use crate::unix_now;
 use crate::witness_client::{PublishTarget, WitnessClient, publish_any};
 
@@ -45,6 +46,58 @@ pub async fn discover(urls: &[String]) -> Result<Vec<KnownWitness>, String> {
             vkey,
         });
     }
+    Ok(known)
+}
+
+/// Like [`discover`], but a witness that cannot be reached now is used with the key it had
+/// when this node last reached it (remembered in `DIR/`[`WITNESSES_FILE`]): a node whose
+/// witness is down must still start, to claim, release and forward. A witness never reached
+/// before is an error (most likely a wrong URL).
+pub async fn discover_remembered(
+    dir: &DataDir,
+    urls: &[String],
+) -> Result<Vec<KnownWitness>, String> {
+    let remembered: Vec<KnownWitness> = dir
+        .read_text(WITNESSES_FILE)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (url, vkey) = line.split_once(' ')?;
+            Some(KnownWitness {
+                url: url.to_string(),
+                vkey: vkey.trim().to_string(),
+            })
+        })
+        .collect();
+    let mut known = Vec::new();
+    for url in urls {
+        match discover(std::slice::from_ref(url)).await {
+            Ok(found) => known.extend(found),
+            Err(e) => {
+                let url = url.trim_end_matches('/');
+                let Some(w) = remembered.iter().find(|w| w.url == url) else {
+                    return Err(e);
+                };
+                tracing::warn!("{e}; using the key it had before: {}", w.vkey);
+                known.push(w.clone());
+            }
+        }
+    }
+    if known.is_empty() {
+        return Ok(known);
+    }
+    // What was just reached first, then what is remembered of other URLs.
+    let mut text = String::new();
+    for w in known.iter().chain(&remembered) {
+        if !text
+            .lines()
+            .any(|l| l.split_once(' ').is_some_and(|(u, _)| u == w.url))
+        {
+            text.push_str(&format!("{} {}\n", w.url, w.vkey));
+        }
+    }
+    dir.write_text(WITNESSES_FILE, &text, false)
+        .map_err(|e| e.to_string())?;
     Ok(known)
 }
 

@@ -62,6 +62,50 @@ pub struct AppState {
     pub witnesses: Arc<Vec<KnownWitness>>,
     /// Payment records as they change.
     pub payments: tokio::sync::broadcast::Sender<PaymentRecord>,
+    /// Recent route quotes.
+    pub quotes: Arc<QuoteCache>,
+}
+
+/// Quotes of recent routes, kept for [`QUOTE_TTL`]: a payer that pays the same route again
+/// (or a hop asked again) need not ask every hop again. A stale quote costs nothing worse
+/// than a refusal: every hop checks its fee when the IOU arrives.
+#[derive(Default)]
+pub struct QuoteCache(
+    std::sync::Mutex<std::collections::HashMap<QuoteKey, (tokio::time::Instant, Vec<Hop>)>>,
+);
+
+type QuoteKey = (Vec<PublicKey>, Asset, Amount);
+
+/// How long a route quote is reused.
+const QUOTE_TTL: Duration = Duration::from_secs(5);
+/// Most quotes kept.
+const QUOTE_CACHE_MAX: usize = 4096;
+
+impl QuoteCache {
+    fn get(&self, key: &QuoteKey) -> Option<Vec<Hop>> {
+        let quotes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        quotes
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < QUOTE_TTL)
+            .map(|(_, hops)| hops.clone())
+    }
+
+    fn put(&self, key: QuoteKey, hops: Vec<Hop>) {
+        let mut quotes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if quotes.len() >= QUOTE_CACHE_MAX {
+            quotes.retain(|_, (at, _)| at.elapsed() < QUOTE_TTL);
+            if quotes.len() >= QUOTE_CACHE_MAX {
+                quotes.clear();
+            }
+        }
+        quotes.insert(key, (tokio::time::Instant::now(), hops));
+    }
 }
 
 /// An API error: status, stable code, words.
@@ -865,6 +909,10 @@ async fn quote_route(
     let Some((first, rest)) = path.split_first() else {
         return Err(ApiError::bad("bad_route", "an empty route"));
     };
+    let key = (path.to_vec(), asset.clone(), amount);
+    if let Some(hops) = state.quotes.get(&key) {
+        return Ok(hops);
+    }
     let request = QuoteRequest {
         asset: asset.to_string(),
         amount: asset.format(amount),
@@ -877,8 +925,10 @@ async fn quote_route(
             format!("cannot quote the route through {first}: {e}"),
         )
     })?;
-    check_quote(asset, amount, path, &answer)
-        .map_err(|why| ApiError::new(StatusCode::BAD_GATEWAY, "bad_quote", why))
+    let hops = check_quote(asset, amount, path, &answer)
+        .map_err(|why| ApiError::new(StatusCode::BAD_GATEWAY, "bad_quote", why))?;
+    state.quotes.put(key, hops.clone());
+    Ok(hops)
 }
 
 fn check_quote(

@@ -6,14 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use atomicity_core::channel::{InConditional, OutConditional};
+use atomicity_core::condition::{MAX_BUNDLE_LEN, MAX_COSIGNERS, MAX_VKEY_LEN, MAX_WITNESSES};
 use atomicity_core::encoding::Writer;
+use atomicity_core::forward::MAX_HOPS;
 use atomicity_core::signed::{SIGNATURE_LEN, SignedBody, VERSION};
 use atomicity_core::{
     Acceptance, Amount, Asset, ChannelView, Condition, ConditionalIou, ConditionalRecord,
-    Direction, Envelope, EvidenceRecord, ForwardRecord, HashlockRecord, HashlockStatus, IouState,
-    Keypair, Ledger, Limits, LineId, LineRecord, Message, PaymentRecord, PaymentStatus, PeerRecord,
-    ProofRecord, Release, ReleaseReason, Reply, ResolvedSet, Signed, Snapshot, StoreOp, Total,
+    Direction, Envelope, EvidenceRecord, ForwardRecord, HashlockRecord, HashlockStatus, Hop,
+    Invoice, IouState, Keypair, Ledger, Limits, LineId, LineRecord, Message, Onward, PaymentRecord,
+    PaymentStatus, PeerRecord, ProofRecord, Release, ReleaseReason, Reply, ResolvedSet, Signed,
+    Snapshot, StoreOp, Total, WitnessCondition, WitnessProof, WitnessTerms,
 };
+use atomicity_witness::note::{Cosigner, Signer};
 use proptest::prelude::*;
 
 /// How many fixed keys [`key`] hands out.
@@ -124,30 +128,239 @@ pub fn iou_state() -> impl Strategy<Value = (usize, IouState)> {
     )
 }
 
-/// A conditional IOU and the index of its signer.
+/// How many fixed witness logs (and cosigners) [`witness_signer`] and [`cosigner`] hand out: one
+/// more than a condition may list.
+pub const WITNESS_LOGS: usize = MAX_WITNESSES + 1;
+
+/// The witness log signer `witness{i}.example/log` with key `[0x30 + i; 32]` (cached).
+pub fn witness_signer(i: usize) -> &'static Signer {
+    static SIGNERS: OnceLock<Vec<Signer>> = OnceLock::new();
+    &SIGNERS.get_or_init(|| {
+        (0..WITNESS_LOGS)
+            .map(|i| {
+                Signer::new(
+                    &format!("witness{i}.example/log"),
+                    ed25519_dalek::SigningKey::from_bytes(&[0x30 + i as u8; 32]),
+                )
+                .expect("signer")
+            })
+            .collect()
+    })[i]
+}
+
+/// The verifier key of [`witness_signer`]`(i)`.
+pub fn witness_vkey(i: usize) -> String {
+    witness_signer(i).verifier().vkey()
+}
+
+/// The cosigner `cosigner{i}.example` with key `[0x40 + i; 32]` (cached).
+pub fn cosigner(i: usize) -> &'static Cosigner {
+    static COSIGNERS: OnceLock<Vec<Cosigner>> = OnceLock::new();
+    &COSIGNERS.get_or_init(|| {
+        (0..WITNESS_LOGS)
+            .map(|i| {
+                Cosigner::new(
+                    &format!("cosigner{i}.example"),
+                    ed25519_dalek::SigningKey::from_bytes(&[0x40 + i as u8; 32]),
+                )
+                .expect("cosigner")
+            })
+            .collect()
+    })[i]
+}
+
+/// A witness window `start < deadline`: small ones, and anywhere in the `u64` range.
+pub fn window() -> impl Strategy<Value = (u64, u64)> {
+    prop_oneof![
+        3 => (0u64..1000, 1u64..100).prop_map(|(s, len)| (s, s + len)),
+        1 => (any::<u64>(), any::<u64>())
+            .prop_filter_map("empty window", |(a, b)| (a != b).then(|| (a.min(b), a.max(b)))),
+        1 => Just((u64::MAX - 1, u64::MAX)),
+    ]
+}
+
+/// The terms for fixed log `log`: a window, and 0 to [`MAX_COSIGNERS`] cosigners (repeats
+/// allowed: the decoder does not forbid them) with a valid threshold.
+pub fn witness_terms(log: usize) -> impl Strategy<Value = WitnessTerms> {
+    (
+        window(),
+        prop_oneof![
+            3 => Just(Vec::new()),
+            2 => prop::collection::vec(0..WITNESS_LOGS, 1..=3),
+            1 => prop::collection::vec(0..WITNESS_LOGS, MAX_COSIGNERS),
+        ],
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(move |((start_block, deadline_block), cosigners, t)| {
+            let threshold = if cosigners.is_empty() {
+                0
+            } else {
+                1 + t.index(cosigners.len()) as u8
+            };
+            WitnessTerms {
+                log: witness_vkey(log),
+                cosigners: cosigners
+                    .into_iter()
+                    .map(|c| cosigner(c).verifier().vkey())
+                    .collect(),
+                threshold,
+                start_block,
+                deadline_block,
+            }
+        })
+}
+
+/// 1 to [`MAX_WITNESSES`] distinct fixed logs, mostly few.
+fn logs() -> impl Strategy<Value = Vec<usize>> {
+    let all = (0..WITNESS_LOGS).collect::<Vec<_>>();
+    prop_oneof![
+        4 => prop::sample::subsequence(all.clone(), 1..=2),
+        1 => prop::sample::subsequence(all, 1..=MAX_WITNESSES),
+    ]
+    .prop_shuffle()
+}
+
+/// A witness condition: any hash, 1 to [`MAX_WITNESSES`] distinct fixed logs with their terms.
+pub fn witness_condition() -> impl Strategy<Value = WitnessCondition> {
+    (any::<[u8; 32]>(), logs())
+        .prop_flat_map(|(hash, logs)| {
+            logs.into_iter()
+                .map(witness_terms)
+                .collect::<Vec<_>>()
+                .prop_map(move |witnesses| WitnessCondition { hash, witnesses })
+        })
+        .boxed()
+}
+
+/// A witness condition an invoice can carry: no cosigners.
+pub fn invoice_condition() -> impl Strategy<Value = WitnessCondition> {
+    (
+        any::<[u8; 32]>(),
+        logs(),
+        prop::collection::vec(window(), MAX_WITNESSES),
+    )
+        .prop_map(|(hash, logs, windows)| WitnessCondition {
+            hash,
+            witnesses: logs
+                .into_iter()
+                .zip(windows)
+                .map(|(log, (start, deadline))| {
+                    WitnessTerms::new(witness_vkey(log), start, deadline)
+                })
+                .collect(),
+        })
+}
+
+/// Any valid invoice.
+pub fn invoice() -> impl Strategy<Value = Invoice> {
+    (
+        0..KEYS,
+        asset(),
+        amount().prop_map(|a| Amount::from_minor(a.minor().max(1))),
+        invoice_condition(),
+        any::<u64>(),
+        memo(),
+    )
+        .prop_map(
+            |(payee, asset, amount, condition, expires_at, memo)| Invoice {
+                payee: key(payee).public_key(),
+                amount,
+                asset,
+                condition,
+                expires_at,
+                memo,
+            },
+        )
+        .boxed()
+}
+
+/// Either condition: holder accepts, or a witness commit.
+pub fn condition() -> impl Strategy<Value = Condition> {
+    prop_oneof![
+        1 => Just(Condition::HolderAccepts),
+        1 => witness_condition().prop_map(Condition::WitnessCommit),
+    ]
+}
+
+/// A conditional IOU (either condition) and the index of its signer.
 pub fn conditional_iou() -> impl Strategy<Value = (usize, ConditionalIou)> {
     (
         line(),
         id(),
         amount().prop_map(|a| Amount::from_minor(a.minor().max(1))),
+        condition(),
         any::<[u8; 32]>(),
         any::<u64>(),
         memo(),
     )
-        .prop_map(|((i, _, line), id, amount, payment_id, expires_at, memo)| {
-            (
-                i,
-                ConditionalIou {
-                    line,
-                    id,
-                    amount,
-                    condition: Condition::HolderAccepts,
-                    payment_id,
-                    expires_at,
-                    memo,
-                },
-            )
+        .prop_map(
+            |((i, _, line), id, amount, condition, payment_id, expires_at, memo)| {
+                (
+                    i,
+                    ConditionalIou {
+                        line,
+                        id,
+                        amount,
+                        condition,
+                        payment_id,
+                        expires_at,
+                        memo,
+                    },
+                )
+            },
+        )
+        .boxed()
+}
+
+/// A routed conditional IOU (always a witness condition) and the index of its signer.
+pub fn routed_iou() -> impl Strategy<Value = (usize, ConditionalIou)> {
+    (conditional_iou(), witness_condition())
+        .prop_map(|((i, mut body), condition)| {
+            body.condition = Condition::WitnessCommit(condition);
+            (i, body)
         })
+        .boxed()
+}
+
+/// Forwarding instructions: up to [`MAX_HOPS`] hops to fixed keys with non-zero amounts.
+pub fn onward() -> impl Strategy<Value = Onward> {
+    fn hop() -> impl Strategy<Value = Hop> {
+        (0..KEYS, amount()).prop_map(|(k, a)| Hop {
+            next: key(k).public_key(),
+            amount: Amount::from_minor(a.minor().max(1)),
+        })
+    }
+    (
+        prop_oneof![
+            4 => prop::collection::vec(hop(), 0..=3),
+            1 => prop::collection::vec(hop(), 0..=MAX_HOPS),
+        ],
+        any::<bool>(),
+    )
+        .prop_map(|(hops, payer_publishes)| Onward {
+            hops,
+            payer_publishes,
+        })
+        .boxed()
+}
+
+/// A proof as a decoder accepts it (the bundle is not checked): any secret, a fixed log's key
+/// or any text up to [`MAX_VKEY_LEN`] bytes, a short or a maximal bundle of any bytes.
+pub fn witness_proof() -> impl Strategy<Value = WitnessProof> {
+    (
+        any::<[u8; 32]>(),
+        prop_oneof![
+            3 => (0..WITNESS_LOGS).prop_map(witness_vkey),
+            1 => ".{0,64}",
+            1 => Just("x".repeat(MAX_VKEY_LEN)),
+        ],
+        prop_oneof![
+            5 => prop::collection::vec(any::<u8>(), 0..96),
+            1 => Just(vec![0xab; MAX_BUNDLE_LEN]),
+        ],
+    )
+        .prop_map(|(p, log, bundle)| WitnessProof { p, log, bundle })
+        .boxed()
 }
 
 /// An acceptance and the index of its signer (the holder).
@@ -164,6 +377,12 @@ pub fn reason() -> impl Strategy<Value = ReleaseReason> {
         ReleaseReason::Expired,
         ReleaseReason::TooManyPending,
         ReleaseReason::Declined,
+        ReleaseReason::CannotForward,
+        ReleaseReason::FeeTooLow,
+        ReleaseReason::UnknownPayment,
+        ReleaseReason::PaymentFailed,
+        ReleaseReason::WitnessUnavailable,
+        ReleaseReason::WitnessNotAccepted,
     ])
 }
 
@@ -189,7 +408,13 @@ pub fn message() -> impl Strategy<Value = Message> {
         iou_state().prop_map(|(k, b)| Message::State(Signed::sign(b, key(k)))),
         acceptance().prop_map(|(k, b)| Message::Accept(Signed::sign(b, key(k)))),
         release().prop_map(|(k, b)| Message::Release(Signed::sign(b, key(k)))),
+        (routed_iou(), onward())
+            .prop_map(|((k, b), onward)| Message::Forward(Signed::sign(b, key(k)), onward)),
+        (any::<[u8; 32]>(), witness_proof())
+            .prop_map(|(hash, proof)| Message::Proof { hash, proof }),
+        routed_iou().prop_map(|(k, b)| Message::Issued(Signed::sign(b, key(k)))),
     ]
+    .boxed()
 }
 
 /// An envelope of 1-4 messages and the index of its signer.
@@ -234,6 +459,37 @@ pub fn reencode<T: SignedBody>(body: &T) -> Vec<u8> {
     w.u8(VERSION);
     w.u8(T::KIND);
     body.encode_body(&mut w);
+    w.into_bytes()
+}
+
+/// The encoding of a witness condition on its own (what `routed::decode_condition` reads), cut
+/// out of a conditional IOU that carries it.
+pub fn condition_bytes(condition: &WitnessCondition) -> Vec<u8> {
+    let body = ConditionalIou {
+        line: LineId {
+            issuer: key(0).public_key(),
+            holder: key(1).public_key(),
+            asset: usd(),
+        },
+        id: 0,
+        amount: Amount::from_minor(1),
+        condition: Condition::WitnessCommit(condition.clone()),
+        payment_id: [0; 32],
+        expires_at: 0,
+        memo: String::new(),
+    };
+    let bytes = reencode(&body);
+    // Version, kind, issuer, holder, asset (`03 555344 02`), id, amount, condition tag...
+    let start = 2 + 32 + 32 + 5 + 8 + 8 + 1;
+    // ...and after the condition: payment id, expires at, memo length (no memo bytes).
+    let end = bytes.len() - (32 + 8 + 4);
+    bytes[start..end].to_vec()
+}
+
+/// The encoding of forwarding instructions on their own.
+pub fn onward_bytes(onward: &Onward) -> Vec<u8> {
+    let mut w = Writer::new();
+    onward.encode(&mut w);
     w.into_bytes()
 }
 
