@@ -69,8 +69,8 @@ use thiserror::Error;
 
 pub use rng::{Digest, SimRng};
 pub use routed::{
-    MAX_ROUTED_NODES, MAX_WITNESS_LOGS, MIN_ROUTED_NODES, OPEN_FINDINGS, RoutedConfig,
-    RoutedFaults, RoutedReport, run_routed,
+    MAX_ROUTED_NODES, MAX_WITNESS_LOGS, MIN_ROUTED_NODES, RoutedConfig, RoutedFaults, RoutedReport,
+    run_routed,
 };
 pub use sim::Sim;
 

@@ -16,8 +16,8 @@ use atomicity_core::message::MAX_MESSAGES;
 use atomicity_core::{
     Amount, Asset, Channel, Direction, FeePolicy, HashlockRole, HashlockStatus, Hop, IouState,
     Keypair, Ledger, LedgerError, Limits, Message, NewHashlock, PaymentStatus, PublicKey,
-    Publication, Rejection, ReleaseReason, Reply, RoutePart, Signed, StoreOp, WitnessCondition,
-    WitnessProof, WitnessTerms, decode_replies, encode_replies, payment_hash,
+    Publication, ReleaseReason, Reply, RoutePart, Signed, StoreOp, WitnessCondition, WitnessProof,
+    WitnessTerms, decode_replies, encode_replies, payment_hash,
 };
 use atomicity_store::{MemoryStore, Store};
 use atomicity_witness::log::Log;
@@ -180,18 +180,7 @@ pub struct RoutedConfig {
     pub faults: RoutedFaults,
     /// Keep every event in [`RoutedReport::trace`] (and in a [`Violation`]).
     pub keep_trace: bool,
-    /// Let the run go on past the core bugs this simulation found that are not fixed yet,
-    /// counting each hit in [`RoutedReport::open_findings_hit`] instead of failing (see
-    /// [`OPEN_FINDINGS`]). Off, the first hit is a violation.
-    pub tolerate_open_findings: bool,
 }
-
-/// Core bugs this simulation found that are still open, tolerated when
-/// [`RoutedConfig::tolerate_open_findings`] is set (each pinned as an ignored test in
-/// `tests/routed_seeds.rs`).
-pub const OPEN_FINDINGS: &[&str] = &[
-    "R1: a holder's late Accepted reply, overtaken by its early release of the same routed IOU,      is refused by the issuer as a conflicting answer (code 31) and kept as evidence against      the honest holder (Channel::handle_answer)",
-];
 
 impl RoutedConfig {
     /// The standard run for `seed`: 20 nodes, 1,000 payments, standard faults, a grace of
@@ -205,7 +194,6 @@ impl RoutedConfig {
             expiry_grace_secs: 240,
             faults: RoutedFaults::standard(),
             keep_trace: false,
-            tolerate_open_findings: true,
         }
     }
 
@@ -237,9 +225,6 @@ impl RoutedConfig {
                     env.push_str(&format!("ATOMICITY_SIM_PAYMENTS={} ", self.payments));
                 }
                 env.push_str(faults);
-                if !self.tolerate_open_findings {
-                    env.push_str("ATOMICITY_SIM_STRICT=1 ");
-                }
                 format!(
                     "{env}cargo test -p atomicity-sim --test routed_seeds -- --nocapture   (add \
                      ATOMICITY_SIM_TRACE=1 to print every event)"
@@ -380,8 +365,6 @@ pub struct RoutedReport {
     pub sim_seconds: u64,
     /// Of them, seconds spent settling without faults.
     pub settle_seconds: u64,
-    /// Times an open core finding was hit and tolerated ([`OPEN_FINDINGS`]).
-    pub open_findings_hit: u64,
     /// Fingerprint of the event trace and every store's final contents.
     pub digest: u64,
     /// Every event, when [`RoutedConfig::keep_trace`] was set.
@@ -455,13 +438,6 @@ impl fmt::Display for RoutedReport {
             self.publish_attempts_censored,
             self.publish_failed
         )?;
-        if self.open_findings_hit > 0 {
-            writeln!(
-                f,
-                "open core findings hit and tolerated: {}",
-                self.open_findings_hit
-            )?;
-        }
         write!(f, "digest {:016x}", self.digest)
     }
 }
@@ -545,12 +521,18 @@ struct Node {
     skew: i64,
     next_resend: u64,
     /// Newest IOU state per peer not acknowledged yet (the outbox; lost in a crash).
-    unacked: BTreeMap<usize, Signed<IouState>>,
+    unacked: BTreeMap<usize, Unacked>,
     /// Secrets being published, since when (the publisher's timeout; lost in a crash).
     publishing: BTreeMap<[u8; 32], u64>,
     /// Every channel as `Ledger::restore` rebuilds it from the store, kept up to date by
     /// restoring only the records each commit wrote (see [`RoutedSim::check_restore`]).
     shadow: BTreeMap<LineKey, Shadow>,
+}
+
+/// A state the outbox has not seen acknowledged, and when it last went out (`None`: not yet).
+struct Unacked {
+    state: Signed<IouState>,
+    sent_at: Option<u64>,
 }
 
 /// A channel by peer key bytes and asset.
@@ -648,7 +630,8 @@ struct Outgoing {
     replies: Vec<(usize, Vec<u8>, u64, Vec<Sent>)>,
     acks: Vec<(usize, u64)>,
     resent: Vec<(usize, Message)>,
-    resend_states: bool,
+    /// Resend the states not acknowledged that went out at least this long ago.
+    resend_states: Option<u64>,
     paid: Option<PayPlan>,
 }
 
@@ -767,7 +750,6 @@ impl RoutedSim {
             witnesses: config.witnesses,
             ..RoutedReport::default()
         };
-        let tolerate = config.tolerate_open_findings;
         let mut sim = RoutedSim {
             config,
             rng,
@@ -786,10 +768,7 @@ impl RoutedSim {
             invoices: BTreeMap::new(),
             last_deadline: START_TIME,
             started: 0,
-            tracker: Tracker {
-                tolerate_conflicting_answer_evidence: tolerate,
-                ..Tracker::default()
-            },
+            tracker: Tracker::default(),
             report,
             trace_digest: Digest::default(),
             trace_tail: VecDeque::new(),
@@ -1088,11 +1067,14 @@ impl RoutedSim {
                     if all_states {
                         for (pk, state) in ledger.latest_out_states() {
                             if let Some(peer) = self.index_of(&pk) {
-                                self.nodes[n].unacked.insert(peer, state);
+                                let sent_at = None;
+                                self.nodes[n]
+                                    .unacked
+                                    .insert(peer, Unacked { state, sent_at });
                             }
                         }
                     }
-                    out.resend_states = true;
+                    out.resend_states = Some(min_age);
                 }
                 Work::Invoice(new) => {
                     ledger
@@ -1172,7 +1154,7 @@ impl RoutedSim {
             if self.nodes[n]
                 .unacked
                 .get(peer)
-                .is_some_and(|s| s.body().seq <= *seq)
+                .is_some_and(|u| u.state.body().seq <= *seq)
             {
                 self.nodes[n].unacked.remove(peer);
             }
@@ -1188,16 +1170,26 @@ impl RoutedSim {
                 state.body().seq,
                 state.body().total.minor()
             ));
-            if !out.resend_states {
-                let seq = state.body().seq;
-                to_send.push((peer, Message::State(state.clone()), Sent::State(seq)));
-            }
-            self.nodes[n].unacked.insert(peer, state);
+            let sent_at = None;
+            self.nodes[n]
+                .unacked
+                .insert(peer, Unacked { state, sent_at });
         }
-        if out.resend_states {
-            for (peer, state) in &self.nodes[n].unacked {
-                let seq = state.body().seq;
-                to_send.push((*peer, Message::State(state.clone()), Sent::State(seq)));
+        // New states go out at once; the others again once they have waited `min_age`.
+        let clock = self.clock;
+        let min_age = out.resend_states.unwrap_or(u64::MAX);
+        for (peer, unacked) in &mut self.nodes[n].unacked {
+            let due = unacked
+                .sent_at
+                .is_none_or(|at| clock.saturating_sub(at) >= min_age);
+            if due {
+                unacked.sent_at = Some(clock);
+                let seq = unacked.state.body().seq;
+                to_send.push((
+                    *peer,
+                    Message::State(unacked.state.clone()),
+                    Sent::State(seq),
+                ));
             }
         }
         self.send_all(n, &ledger, to_send, now);
@@ -1271,7 +1263,17 @@ impl RoutedSim {
                 ));
                 out.paid = Some(plan);
             }
+            // Over the payer's issue limit toward a first hop, or (with clock skew and a short
+            // deadline) an invoice already expired by the payer's clock.
             Err(e @ (LedgerError::OverIssueLimit { .. } | LedgerError::Offer(_))) => {
+                self.report.payments_refused_locally += 1;
+                self.event(format!(
+                    "n{n} cannot pay {} ({}): {e}",
+                    short(&plan.hash),
+                    routes.join(" + ")
+                ));
+            }
+            Err(e @ LedgerError::BadCondition(_)) if plan.expires_at <= now => {
                 self.report.payments_refused_locally += 1;
                 self.event(format!(
                     "n{n} cannot pay {} ({}): {e}",
@@ -1792,32 +1794,9 @@ impl RoutedSim {
                         }
                         _ => {}
                     }
-                    // Open finding R1: an acceptance for a routed IOU the holder has since released.
-                    let late_acceptance = match &reply {
-                        Reply::Accepted(a) => ledger
-                            .channel(&pk, &a.body().line.asset)
-                            .and_then(|c| c.out_conditionals().get(&a.body().id))
-                            .is_some_and(|c| {
-                                matches!(c.answer, Some(atomicity_core::Answer::Released(_)))
-                            }),
-                        _ => false,
-                    };
-                    match ledger.handle_reply(&pk, reply, now, ops) {
-                        Ok(_) => {}
-                        Err(e @ Rejection::ConflictingAnswer { .. })
-                            if late_acceptance && self.config.tolerate_open_findings =>
-                        {
-                            self.report.open_findings_hit += 1;
-                            self.event(format!(
-                                "OPEN FINDING R1: n{n} refuses n{from}'s late acceptance: {e}"
-                            ));
-                        }
-                        Err(e) => {
-                            return Err(self.violation(format!(
-                                "n{n} rejected an honest reply of n{from}: {e}"
-                            )));
-                        }
-                    }
+                    ledger.handle_reply(&pk, reply, now, ops).map_err(|e| {
+                        self.violation(format!("n{n} rejected an honest reply of n{from}: {e}"))
+                    })?;
                 }
             }
         }
@@ -2283,6 +2262,13 @@ impl RoutedSim {
             }
             if live.balances() != restored.balances() {
                 return Err(format!("n{a}'s balances differ from its restored store's"));
+            }
+            if live.channels().count() != self.adj[a].len() {
+                return Err(format!(
+                    "n{a} has {} channels for {} neighbours",
+                    live.channels().count(),
+                    self.adj[a].len()
+                ));
             }
             let ledger = self.nodes[a]
                 .ledger

@@ -62,8 +62,6 @@ pub(crate) struct Tracker {
     pub fwd: BTreeMap<IouId, IouId>,
     /// Outgoing IOU → the incoming IOU it forwards.
     pub back: BTreeMap<IouId, IouId>,
-    /// Open finding R1: evidence of a "conflicting answer" is tolerated.
-    pub tolerate_conflicting_answer_evidence: bool,
 }
 
 /// A short name for an IOU in messages.
@@ -276,9 +274,6 @@ impl Tracker {
                     self.fwd.insert(inn, out);
                     self.back.insert(out, inn);
                 }
-                StoreOp::PutEvidence(e)
-                    if self.tolerate_conflicting_answer_evidence
-                        && e.what.starts_with("conflicting answer") => {}
                 StoreOp::PutEvidence(e) => {
                     let who =
                         index_of(&e.peer).map_or_else(|| e.peer.to_string(), |i| format!("n{i}"));

@@ -6,8 +6,7 @@
 //!   the violation);
 //! * `ATOMICITY_SIM_SEEDS=K` runs seeds `0..K` instead of the default 20
 //!   (`ATOMICITY_SIM_FIRST_SEED=F` runs `F..F+K`);
-//! * `ATOMICITY_SIM_NODES`, `ATOMICITY_SIM_PAYMENTS`, `ATOMICITY_SIM_FAULTS=heavy|none` and
-//!   `ATOMICITY_SIM_STRICT=1` (fail on the open core findings instead of tolerating them)
+//! * `ATOMICITY_SIM_NODES`, `ATOMICITY_SIM_PAYMENTS` and `ATOMICITY_SIM_FAULTS=heavy|none`
 //!   change the runs of `routed_seeds`.
 //!
 //! A violation prints the exact command that replays it.
@@ -19,9 +18,7 @@ use atomicity_core::{
     Amount, Asset, Hop, Keypair, Ledger, Message, PaymentOutcome, Reply, RoutePart, StoreOp,
     WitnessCondition, WitnessTerms, payment_hash,
 };
-use atomicity_sim::{
-    OPEN_FINDINGS, RoutedConfig, RoutedFaults, RoutedReport, Violation, run_routed,
-};
+use atomicity_sim::{RoutedConfig, RoutedFaults, RoutedReport, Violation, run_routed};
 use atomicity_witness::note::Signer;
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -48,9 +45,6 @@ fn configured(seed: u64) -> RoutedConfig {
         Ok("none") => config.faults = RoutedFaults::none(),
         Ok("standard") | Err(_) => {}
         Ok(other) => panic!("ATOMICITY_SIM_FAULTS={other:?}: use heavy, none or standard"),
-    }
-    if env_u64("ATOMICITY_SIM_STRICT") == Some(1) {
-        config.tolerate_open_findings = false;
     }
     config
 }
@@ -150,7 +144,6 @@ struct Totals {
     publish_attempts_down: u64,
     publish_attempts_censored: u64,
     publish_failed: u64,
-    open_findings_hit: u64,
     commits: u64,
     sim_seconds: u64,
 }
@@ -194,7 +187,6 @@ impl Totals {
         self.publish_attempts_down += r.publish_attempts_down;
         self.publish_attempts_censored += r.publish_attempts_censored;
         self.publish_failed += r.publish_failed;
-        self.open_findings_hit += r.open_findings_hit;
         self.commits += r.commits;
         self.sim_seconds += r.sim_seconds;
     }
@@ -249,13 +241,6 @@ fn routed_seeds() {
         totals.runs,
         started.elapsed().as_secs_f64()
     );
-    if totals.open_findings_hit > 0 {
-        println!(
-            "open core findings were hit {} times and tolerated:\n  {}",
-            totals.open_findings_hit,
-            OPEN_FINDINGS.join("\n  ")
-        );
-    }
     if standard && count >= 20 {
         // The acceptance bar, and proof that the runs exercise what they claim to.
         assert!(totals.nodes >= 20 * totals.runs, "{totals:#?}");
@@ -420,15 +405,13 @@ fn replay_commands() {
     ));
 }
 
-/// Open finding R1 (see [`OPEN_FINDINGS`]), reduced to three ledgers: A pays C through B; B
+/// Finding R1 of this simulation (fixed), reduced to three ledgers: A pays C through B; B
 /// accepts A's IOU and forwards it; C refuses it, so B releases A's IOU early. B's Release
 /// reaches A before B's (delayed) Accepted reply does. A must take the late acceptance as
-/// stale: B signed both honestly, and the IOU stays released. Instead A rejects the reply as a
-/// conflicting answer and keeps it as evidence against B. Ignored while open; found by
-/// `ATOMICITY_SIM_SEED=0 ATOMICITY_SIM_STRICT=1 cargo test -p atomicity-sim --test
-/// routed_seeds -- --nocapture`.
+/// stale: B signed both honestly, and the IOU stays released. A used to reject the reply as a
+/// conflicting answer and keep it as evidence against B (seed 0 found it at step 45).
 #[test]
-fn finding_r1_late_acceptance_after_early_release() {
+fn r1_a_late_acceptance_after_an_early_release_is_stale() {
     let usd = Asset::new("USD", 2).expect("asset");
     let keys: Vec<Keypair> = (1..=3u8)
         .map(|i| Keypair::from_secret_key(&[i; 32]))
@@ -503,17 +486,4 @@ fn finding_r1_late_acceptance_after_early_release() {
         !late.iter().any(|op| matches!(op, StoreOp::PutEvidence(_))),
         "A keeps evidence against honest B: {late:?}"
     );
-}
-
-/// The same finding through the whole simulation: seed 0, with the open findings not
-/// tolerated. Ignored while R1 is open.
-#[test]
-fn finding_r1_in_the_simulation() {
-    let config = RoutedConfig {
-        tolerate_open_findings: false,
-        ..RoutedConfig::for_seed(0)
-    };
-    if let Err(violation) = run_routed(config) {
-        panic!("{violation}");
-    }
 }
