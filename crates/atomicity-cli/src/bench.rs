@@ -106,7 +106,12 @@ pub(crate) fn fsync_p50(dir: &std::path::Path) -> Result<f64> {
     Ok(percentile(&times, 0.5))
 }
 
-async fn start_node(root: &std::path::Path, name: &str) -> Result<RunningNode> {
+/// A node in this process on loopback, in `root/name`, using `witnesses`.
+pub(crate) async fn start_node(
+    root: &std::path::Path,
+    name: &str,
+    witnesses: Vec<String>,
+) -> Result<RunningNode> {
     let dir = atomicity_node::datadir::DataDir::new(root.join(name));
     dir.init()?;
     Ok(atomicity_node::start(NodeConfig {
@@ -114,7 +119,7 @@ async fn start_node(root: &std::path::Path, name: &str) -> Result<RunningNode> {
         listen: "127.0.0.1:0".parse()?,
         api_listen: "127.0.0.1:0".parse()?,
         public_url: None,
-        witnesses: Vec::new(),
+        witnesses,
         expiry_grace: None,
     })
     .await?)
@@ -155,8 +160,8 @@ pub async fn run(payments: usize, concurrency: usize, json: bool) -> Result<()> 
     let fsync = fsync_p50(temp.path())?;
 
     say("starting two nodes ...");
-    let alice = start_node(temp.path(), "alice").await?;
-    let bob = start_node(temp.path(), "bob").await?;
+    let alice = start_node(temp.path(), "alice", Vec::new()).await?;
+    let bob = start_node(temp.path(), "bob", Vec::new()).await?;
     let (a, b) = (alice.client(), bob.client());
     a.add_peer(&bob.key.to_z32(), Some(&bob.node_url)).await?;
     b.add_peer(&alice.key.to_z32(), Some(&alice.node_url))
@@ -251,18 +256,22 @@ pub async fn run(payments: usize, concurrency: usize, json: bool) -> Result<()> 
     Ok(())
 }
 
-fn print_report(r: &Report) {
+/// The machine's limits, printed above a benchmark's figures.
+pub(crate) fn print_machine(cores: usize, signs: f64, verifies: f64, fsync_ms: f64) {
     println!("machine");
-    println!("  cores                      {}", r.cores);
-    println!(
-        "  Ed25519 sign               {:.0} /s (one core)",
-        r.ed25519_signs_per_sec
+    println!("  cores                      {cores}");
+    println!("  Ed25519 sign               {signs:.0} /s (one core)");
+    println!("  Ed25519 verify (strict)    {verifies:.0} /s (one core)");
+    println!("  write+fsync 4 KiB, p50     {fsync_ms:.3} ms");
+}
+
+fn print_report(r: &Report) {
+    print_machine(
+        r.cores,
+        r.ed25519_signs_per_sec,
+        r.ed25519_verifies_per_sec,
+        r.fsync_p50_ms,
     );
-    println!(
-        "  Ed25519 verify (strict)    {:.0} /s (one core)",
-        r.ed25519_verifies_per_sec
-    );
-    println!("  write+fsync 4 KiB, p50     {:.3} ms", r.fsync_p50_ms);
     println!("direct payments, two nodes on loopback, SQLite WAL synchronous=FULL");
     println!(
         "  one at a time ({} payments)   p50 {:.2} ms   p99 {:.2} ms",

@@ -18,13 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use atomicity_node::RunningNode;
 use atomicity_node::api::{InvoiceRequest, PayInvoiceRequest, SetLineRequest};
 use atomicity_node::client::ApiClient;
 use atomicity_node::witness_client::WitnessClient;
-use atomicity_node::{NodeConfig, RunningNode};
 use serde::Serialize;
 
-use crate::bench::{ed25519_rates, fsync_p50, percentile};
+use crate::bench::{ed25519_rates, fsync_p50, percentile, print_machine, start_node};
 
 /// Options of `atomicity bench routed`.
 #[derive(Debug, clap::Args)]
@@ -74,20 +74,6 @@ pub struct RoutedReport {
     pub loaded_p50_ms: f64,
     /// 99th percentile, ms.
     pub loaded_p99_ms: f64,
-}
-
-async fn start_node(root: &std::path::Path, name: &str, witness: &str) -> Result<RunningNode> {
-    let dir = atomicity_node::datadir::DataDir::new(root.join(name));
-    dir.init()?;
-    Ok(atomicity_node::start(NodeConfig {
-        data_dir: dir.root().to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        api_listen: "127.0.0.1:0".parse()?,
-        public_url: None,
-        witnesses: vec![witness.to_string()],
-        expiry_grace: None,
-    })
-    .await?)
 }
 
 /// Opens lines both ways between `a` and `b`; `fee` is what `a` charges to forward to `b` and
@@ -164,7 +150,7 @@ pub async fn run(args: RoutedBenchArgs) -> Result<()> {
     .await?;
     let mut nodes = Vec::new();
     for name in ["a", "b", "c", "d", "e"] {
-        nodes.push(start_node(temp.path(), name, &witness.url).await?);
+        nodes.push(start_node(temp.path(), name, vec![witness.url.clone()]).await?);
     }
     connect(&nodes[0], &nodes[1], ("0", 0)).await?;
     connect(&nodes[1], &nodes[2], ("0.01", 1000)).await?;
@@ -205,9 +191,9 @@ pub async fn run(args: RoutedBenchArgs) -> Result<()> {
     }
 
     say("starting X -> M -> Y ...");
-    let x = start_node(temp.path(), "x", &witness.url).await?;
-    let m = start_node(temp.path(), "m", &witness.url).await?;
-    let y = start_node(temp.path(), "y", &witness.url).await?;
+    let x = start_node(temp.path(), "x", vec![witness.url.clone()]).await?;
+    let m = start_node(temp.path(), "m", vec![witness.url.clone()]).await?;
+    let y = start_node(temp.path(), "y", vec![witness.url.clone()]).await?;
     connect(&x, &m, ("0", 0)).await?;
     connect(&m, &y, ("0.01", 1000)).await?;
     let (xa, ya) = (x.client(), y.client());
@@ -278,17 +264,12 @@ pub async fn run(args: RoutedBenchArgs) -> Result<()> {
 }
 
 fn print_report(r: &RoutedReport) {
-    println!("machine");
-    println!("  cores                      {}", r.cores);
-    println!(
-        "  Ed25519 sign               {:.0} /s (one core)",
-        r.ed25519_signs_per_sec
+    print_machine(
+        r.cores,
+        r.ed25519_signs_per_sec,
+        r.ed25519_verifies_per_sec,
+        r.fsync_p50_ms,
     );
-    println!(
-        "  Ed25519 verify (strict)    {:.0} /s (one core)",
-        r.ed25519_verifies_per_sec
-    );
-    println!("  write+fsync 4 KiB, p50     {:.3} ms", r.fsync_p50_ms);
     println!("routed payments on loopback, SQLite WAL synchronous=FULL, one witness log");
     println!(
         "  4 hops A-B-C-D-E, one at a time ({} payments)  p50 {:.2} ms   p99 {:.2} ms",

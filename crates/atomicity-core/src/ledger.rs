@@ -810,24 +810,7 @@ impl Ledger {
                     ));
                 }
                 let key = (from.clone(), line.asset.clone());
-                if !self.channels.contains_key(&key) {
-                    // An offer in an asset I have no line in still gets a definite, stored
-                    // answer: a channel with zero limits is opened to keep the release, so a
-                    // resent offer gets the same release even after I open the line. A peer
-                    // cannot make me open more than a few such channels.
-                    let held = self.channels.keys().filter(|(p, _)| p == from).count();
-                    if held >= MAX_ASSETS_PER_PEER {
-                        return Err(Rejection::UnknownAsset(line.asset.to_string()));
-                    }
-                    let channel = Channel::new(
-                        self.me.clone(),
-                        from.clone(),
-                        line.asset.clone(),
-                        Limits::default(),
-                    );
-                    ops.push(StoreOp::PutLine(line_record(&channel)));
-                    self.channels.insert(key.clone(), channel);
-                }
+                self.open_channel_for_offer(from, &line.asset, ops)?;
                 let Some(channel) = self.channels.get_mut(&key) else {
                     return Err(Rejection::UnknownAsset(line.asset.to_string()));
                 };

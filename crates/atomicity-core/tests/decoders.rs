@@ -14,11 +14,11 @@ use atomicity_core::encoding::Reader;
 use atomicity_core::routed::decode_condition;
 use atomicity_core::signed::SignedBody;
 use atomicity_core::{
-    Acceptance, Amount, Answer, Asset, Condition, ConditionalIou, Envelope, FeePolicy,
-    HashlockRecord, HashlockRole, Hop, Invoice, IouState, Keypair, Ledger, LineId, Message,
-    NewHashlock, Onward, Publication, Release, ReleaseReason, Reply, ResolvedSet, RoutePart,
-    Signed, StoreOp, Total, WitnessCondition, WitnessProof, WitnessTerms, decode_replies,
-    encode_replies, parse_key, payment_hash,
+    Acceptance, Amount, Asset, Condition, ConditionalIou, Envelope, FeePolicy, HashlockRecord,
+    HashlockRole, Hop, Invoice, IouState, Keypair, Ledger, LineId, Message, NewHashlock, Onward,
+    Publication, Release, ReleaseReason, Reply, ResolvedSet, RoutePart, Signed, StoreOp, Total,
+    WitnessCondition, WitnessProof, WitnessTerms, decode_replies, encode_replies, parse_key,
+    payment_hash,
 };
 use atomicity_witness::log::Log;
 use common::{
@@ -293,30 +293,6 @@ fn feed_text(text: &str) {
 // ---------------------------------------------------------------------------------------------
 // Invoices.
 
-/// The properties once made exceptions for core bugs the `known_bug_*` tests at the end show.
-/// Those bugs are fixed, so the exceptions are off; the tests and this switch stay so that a
-/// regression fails loudly.
-fn check_known_bugs() -> bool {
-    true
-}
-
-/// Whether `invoice` hits a known core bug (see the ignored `known_bug_*` tests below): its
-/// condition lists a log twice, or a log key longer than the wire allows, so no peer can decode
-/// an IOU that carries it. The property checks every other parsed invoice.
-fn known_invoice_bug(invoice: &Invoice) -> bool {
-    if check_known_bugs() {
-        return false;
-    }
-    let witnesses = &invoice.condition.witnesses;
-    witnesses
-        .iter()
-        .enumerate()
-        .any(|(i, w)| witnesses[..i].iter().any(|v| v.log == w.log))
-        || witnesses
-            .iter()
-            .any(|w| w.log.len() > atomicity_core::condition::MAX_VKEY_LEN)
-}
-
 /// Parses `text` as an invoice; whatever parses is a usable invoice that survives `to_uri`.
 fn feed_invoice(text: &str) -> Outcome {
     let Ok(invoice) = Invoice::parse(text) else {
@@ -335,14 +311,12 @@ fn feed_invoice(text: &str) -> Outcome {
     let uri = invoice.to_uri();
     prop_assert_eq!(Invoice::parse(&uri), Ok(invoice.clone()), "{}", uri);
     // Usable: an IOU carrying its condition decodes at the next hop.
-    if !known_invoice_bug(&invoice) {
-        prop_assert_eq!(
-            decode_condition(&condition_bytes(&invoice.condition)),
-            Some(invoice.condition.clone()),
-            "a parsed invoice's condition does not decode: {}",
-            uri
-        );
-    }
+    prop_assert_eq!(
+        decode_condition(&condition_bytes(&invoice.condition)),
+        Some(invoice.condition.clone()),
+        "a parsed invoice's condition does not decode: {}",
+        uri
+    );
     Ok(())
 }
 
@@ -663,38 +637,6 @@ fn commit(ledger: &Ledger, store: &mut Store, ops: &[StoreOp], now: u64) -> Outc
     Ok(())
 }
 
-/// Whether `message` from `from` hits a known core bug (see
-/// `known_bug_a_release_after_the_upstream_claim_is_a_rejection_that_changes_the_ledger`): a
-/// release of a routed IOU the ledger issued and is not claimed, whose payment hash it holds a
-/// proof for on an incoming IOU. `Ledger::handle_answer` records the release, then fails to
-/// release the (claimed) upstream IOU and answers `AlreadyClaimed`, keeping evidence.
-fn known_release_bug(ledger: &Ledger, from: &Keypair, message: &Message) -> bool {
-    if check_known_bugs() {
-        return false;
-    }
-    let Message::Release(release) = message else {
-        return false;
-    };
-    let body = release.body();
-    let Some(out) = ledger
-        .channel(&from.public_key(), &body.line.asset)
-        .and_then(|c| c.out_conditionals().get(&body.id))
-    else {
-        return false;
-    };
-    let Some(hash) = out.iou.body().condition.witness().map(|w| w.hash) else {
-        return false;
-    };
-    out.iou.hash() == body.iou_hash
-        && !out.claimed
-        && !matches!(out.answer, Some(Answer::Released(_)))
-        && ledger.channels().any(|c| {
-            c.in_conditionals().values().any(|i| {
-                i.proof.is_some() && i.iou.body().condition.witness().map(|w| w.hash) == Some(hash)
-            })
-        })
-}
-
 /// Hands one message to the ledger and checks the outcome: a rejection changes nothing but
 /// evidence (against the sender) and sends nothing; anything else is persisted exactly.
 fn deliver(
@@ -705,7 +647,6 @@ fn deliver(
     now: u64,
 ) -> Outcome {
     let before = full_print(ledger, now);
-    let known_bug = known_release_bug(ledger, from, &message);
     let mut ops = Vec::new();
     let reply = ledger.handle_message(&from.public_key(), message.clone(), now, &mut ops);
     let outgoing = ledger.take_outgoing();
@@ -714,10 +655,7 @@ fn deliver(
             prop_assert_eq!(&e.peer, &from.public_key(), "evidence against another peer");
         }
     }
-    // Until the known bug is fixed, its rejection is checked like an acceptance (memory still
-    // equals the store), not as one that changed nothing.
-    let known_bug = known_bug && matches!(reply, Reply::Rejected { code: 36, .. });
-    if let (Reply::Rejected { .. }, false) = (&reply, known_bug) {
+    if let Reply::Rejected { .. } = &reply {
         prop_assert!(
             ops.iter().all(|op| matches!(op, StoreOp::PutEvidence(_))),
             "a rejection persisted {:?}",
@@ -1334,13 +1272,9 @@ fn local(ledger: &mut Ledger, store: &mut Store, ops: Vec<StoreOp>, now: u64) ->
 }
 
 /// Every proof the store keeps is one: its secret matches its hash and its bundle parses, and a
-/// payment secret is paid only with a proof that fulfils its condition. Checked only with
-/// `CHECK_KNOWN_BUGS` (see
+/// payment secret is paid only with a proof that fulfils its condition (see
 /// `known_bug_a_proof_that_verifies_for_nothing_is_kept_and_pays_the_invoice`).
 fn stored_proofs_hold(store: &Store) -> Outcome {
-    if !check_known_bugs() {
-        return Ok(());
-    }
     for (hash, record) in &store.proofs {
         let proof = WitnessProof::from_bytes(&record.proof)
             .map_err(|e| TestCaseError::fail(format!("stored proof: {e}")))?;
@@ -1502,10 +1436,8 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known core bugs, found by the properties above (which make exactly these exceptions, unless
-// `CHECK_KNOWN_BUGS` is set) or by reading `routed.rs`. Each test fails until its bug is fixed;
-// run them with `cargo test -p atomicity-core --test decoders -- --ignored`. Once one passes,
-// drop its `#[ignore]` and the matching exception (`known_release_bug`, `known_invoice_bug`).
+// Core bugs the properties above (or a reading of `routed.rs`) once found, each fixed: the
+// minimal cases stay as regression tests.
 
 /// Minimal input of `hostile_peers_cannot_break_the_ledger`: node 0 forwards through node 1 to
 /// node 2, node 0 reveals the secret (node 1 claims its incoming IOU), then node 2 releases

@@ -109,10 +109,6 @@ impl PeerClient {
         peer: &PublicKey,
         messages: Vec<Message>,
     ) -> Result<Vec<Reply>, PeerError> {
-        let url = self
-            .directory
-            .url(peer)
-            .ok_or_else(|| PeerError::NoUrl(peer.to_z32()))?;
         let count = messages.len();
         let envelope = Signed::sign(
             atomicity_core::Envelope {
@@ -124,25 +120,13 @@ impl PeerClient {
             &self.key,
         )
         .to_bytes();
-        let response = self
-            .http
-            .post(format!("{}{ENVELOPE_PATH}", url.trim_end_matches('/')))
-            .header("content-type", "application/octet-stream")
-            .body(envelope)
-            .send()
-            .await
-            .map_err(|e| PeerError::Unreachable(e.to_string()))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| PeerError::Unreachable(e.to_string()))?;
-        if !status.is_success() {
-            return Err(PeerError::Refused {
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
-        }
+        let body = self
+            .post(peer, ENVELOPE_PATH, |request| {
+                request
+                    .header("content-type", "application/octet-stream")
+                    .body(envelope)
+            })
+            .await?;
         let replies = decode_replies(&body).map_err(|e| PeerError::BadReply(e.to_string()))?;
         if replies.len() != count {
             return Err(PeerError::BadReply(format!(
@@ -153,23 +137,24 @@ impl PeerClient {
         Ok(replies)
     }
 
-    /// Asks `peer` what each hop of a route must receive (see [`crate::api::QuoteRequest`]).
-    pub async fn quote(
+    /// POSTs to `path` on the peer's API; the body of a 2xx answer, or why not.
+    async fn post(
         &self,
         peer: &PublicKey,
-        request: &crate::api::QuoteRequest,
-    ) -> Result<crate::api::QuoteResponse, PeerError> {
+        path: &str,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<axum::body::Bytes, PeerError> {
         let url = self
             .directory
             .url(peer)
             .ok_or_else(|| PeerError::NoUrl(peer.to_z32()))?;
-        let response = self
-            .http
-            .post(format!("{}{QUOTE_PATH}", url.trim_end_matches('/')))
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| PeerError::Unreachable(e.to_string()))?;
+        let response = build(
+            self.http
+                .post(format!("{}{path}", url.trim_end_matches('/'))),
+        )
+        .send()
+        .await
+        .map_err(|e| PeerError::Unreachable(e.to_string()))?;
         let status = response.status();
         let body = response
             .bytes()
@@ -181,6 +166,18 @@ impl PeerClient {
                 body: String::from_utf8_lossy(&body).into_owned(),
             });
         }
+        Ok(body)
+    }
+
+    /// Asks `peer` what each hop of a route must receive (see [`crate::api::QuoteRequest`]).
+    pub async fn quote(
+        &self,
+        peer: &PublicKey,
+        request: &crate::api::QuoteRequest,
+    ) -> Result<crate::api::QuoteResponse, PeerError> {
+        let body = self
+            .post(peer, QUOTE_PATH, |builder| builder.json(request))
+            .await?;
         serde_json::from_slice(&body).map_err(|e| PeerError::BadReply(e.to_string()))
     }
 

@@ -62,6 +62,7 @@ mod rng;
 mod routed;
 mod routed_check;
 mod sim;
+mod trace;
 
 use std::fmt;
 

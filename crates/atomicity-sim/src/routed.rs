@@ -25,8 +25,9 @@ use atomicity_witness::note::Signer;
 use ed25519_dalek::SigningKey;
 
 use crate::Violation;
-use crate::rng::{Digest, SimRng};
+use crate::rng::SimRng;
 use crate::routed_check::{Answer, IouId, Outcome, Tracker, name, short};
+use crate::trace::Trace;
 
 /// Fewest nodes of a routed run.
 pub const MIN_ROUTED_NODES: usize = 3;
@@ -667,9 +668,7 @@ pub(crate) struct RoutedSim {
     started: u64,
     tracker: Tracker,
     report: RoutedReport,
-    trace_digest: Digest,
-    trace_tail: VecDeque<String>,
-    trace_all: Vec<String>,
+    trace: Trace,
 }
 
 impl RoutedSim {
@@ -750,6 +749,7 @@ impl RoutedSim {
             witnesses: config.witnesses,
             ..RoutedReport::default()
         };
+        let keep_trace = config.keep_trace;
         let mut sim = RoutedSim {
             config,
             rng,
@@ -770,9 +770,7 @@ impl RoutedSim {
             started: 0,
             tracker: Tracker::default(),
             report,
-            trace_digest: Digest::default(),
-            trace_tail: VecDeque::new(),
-            trace_all: Vec::new(),
+            trace: Trace::new(TRACE_TAIL, keep_trace),
         };
         sim.setup().map_err(|v| v.what)?;
         Ok(sim)
@@ -839,7 +837,7 @@ impl RoutedSim {
         }
         self.guarded(RoutedSim::settle)?;
         self.guarded(RoutedSim::final_checks)?;
-        let mut digest = self.trace_digest.clone();
+        let mut digest = self.trace.digest();
         for node in &mut self.nodes {
             let snapshot = node.store.load();
             let history = node.store.history(usize::MAX);
@@ -847,7 +845,7 @@ impl RoutedSim {
         }
         self.report.sim_seconds = self.clock - START_TIME;
         self.report.digest = digest.value();
-        self.report.trace = std::mem::take(&mut self.trace_all);
+        self.report.trace = self.trace.take_all();
         Ok(self.report)
     }
 
@@ -2340,15 +2338,7 @@ impl RoutedSim {
     }
 
     fn event(&mut self, what: String) {
-        let line = format!("[{} t+{}] {what}", self.step, self.clock - START_TIME);
-        self.trace_digest.write(line.as_bytes());
-        if self.config.keep_trace {
-            self.trace_all.push(line.clone());
-        }
-        if self.trace_tail.len() == TRACE_TAIL {
-            self.trace_tail.pop_front();
-        }
-        self.trace_tail.push_back(line);
+        self.trace.event(self.step, self.clock - START_TIME, &what);
     }
 
     fn violation(&self, what: String) -> Violation {
@@ -2356,11 +2346,7 @@ impl RoutedSim {
             seed: self.config.seed,
             step: self.step,
             what,
-            trace: if self.config.keep_trace {
-                self.trace_all.clone()
-            } else {
-                self.trace_tail.iter().cloned().collect()
-            },
+            trace: self.trace.lines(),
             replay: self.config.replay_hint(),
         }
     }

@@ -1,6 +1,6 @@
 //! The simulation proper: nodes, the network, the fault injector and the checks.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use atomicity_core::ledger::ENVELOPE_WINDOW_SECS;
@@ -13,7 +13,8 @@ use atomicity_core::{
 use atomicity_store::{MemoryStore, Store};
 
 use crate::oracle::{self, Summary};
-use crate::rng::{Digest, SimRng};
+use crate::rng::SimRng;
+use crate::trace::Trace;
 use crate::{ASSET_CODES, ConfigError, Report, SimConfig, Violation};
 
 /// The simulated clock starts here (Unix seconds, November 2023).
@@ -152,9 +153,7 @@ pub struct Sim {
     payments: BTreeMap<[u8; 32], PaymentInfo>,
     seen_completed: BTreeSet<[u8; 32]>,
     report: Report,
-    trace_digest: Digest,
-    trace_tail: VecDeque<String>,
-    trace_all: Vec<String>,
+    trace: Trace,
 }
 
 impl Sim {
@@ -188,6 +187,7 @@ impl Sim {
                 }
             })
             .collect();
+        let keep_trace = config.keep_trace;
         let mut sim = Sim {
             report: Report {
                 seed: config.seed,
@@ -206,9 +206,7 @@ impl Sim {
             next_packet: 0,
             payments: BTreeMap::new(),
             seen_completed: BTreeSet::new(),
-            trace_digest: Digest::default(),
-            trace_tail: VecDeque::new(),
-            trace_all: Vec::new(),
+            trace: Trace::new(TRACE_TAIL, keep_trace),
         };
         sim.setup().map_err(|v| ConfigError::Setup(v.what))?;
         Ok(sim)
@@ -277,7 +275,7 @@ impl Sim {
         }
         self.guarded(Sim::settle)?;
         self.guarded(Sim::final_checks)?;
-        let mut digest = self.trace_digest.clone();
+        let mut digest = self.trace.digest();
         for node in &mut self.nodes {
             let snapshot = node.store.load();
             let history = node.store.history(usize::MAX);
@@ -287,7 +285,7 @@ impl Sim {
         self.report.steps = self.step;
         self.report.sim_seconds = self.clock - START_TIME;
         self.report.digest = digest.value();
-        self.report.trace = std::mem::take(&mut self.trace_all);
+        self.report.trace = self.trace.take_all();
         Ok(self.report)
     }
 
@@ -1231,15 +1229,7 @@ impl Sim {
     }
 
     fn event(&mut self, what: String) {
-        let line = format!("[{} t+{}] {what}", self.step, self.clock - START_TIME);
-        self.trace_digest.write(line.as_bytes());
-        if self.config.keep_trace {
-            self.trace_all.push(line.clone());
-        }
-        if self.trace_tail.len() == TRACE_TAIL {
-            self.trace_tail.pop_front();
-        }
-        self.trace_tail.push_back(line);
+        self.trace.event(self.step, self.clock - START_TIME, &what);
     }
 
     fn violation(&self, what: String) -> Violation {
@@ -1247,11 +1237,7 @@ impl Sim {
             seed: self.config.seed,
             step: self.step,
             what,
-            trace: if self.config.keep_trace {
-                self.trace_all.clone()
-            } else {
-                self.trace_tail.iter().cloned().collect()
-            },
+            trace: self.trace.lines(),
             replay: self.config.replay_hint(),
         }
     }
