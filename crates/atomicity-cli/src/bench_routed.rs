@@ -25,6 +25,7 @@ use atomicity_node::witness_client::WitnessClient;
 use serde::Serialize;
 
 use crate::bench::{ed25519_rates, fsync_p50, percentile, print_machine, start_node};
+use crate::harness::{NodeProcess, ServiceProcess};
 
 /// Options of `atomicity bench routed`.
 #[derive(Debug, clap::Args)]
@@ -36,11 +37,15 @@ pub struct RoutedBenchArgs {
     #[arg(long, default_value_t = 3000)]
     pub payments: usize,
     /// Payments in flight at once in the throughput run.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// The `atomicity` program to start the node processes with (default: this one; tests,
+    /// whose own program is the test harness, name the real one).
+    #[arg(skip)]
+    pub program: Option<std::path::PathBuf>,
 }
 
 /// Every figure of one run.
@@ -74,16 +79,255 @@ pub struct RoutedReport {
     pub loaded_p50_ms: f64,
     /// 99th percentile, ms.
     pub loaded_p99_ms: f64,
+    /// CPU time (user + system) each process spent per payment in the throughput run, µs.
+    pub cpu_us_per_payment: CpuPerPayment,
+    /// Forwards one core of M's own would carry: 10^6 / M's CPU µs per forward.
+    pub middle_forwards_per_core_sec: f64,
+    /// Share of the whole machine's CPU time that was busy during the throughput run (0 to 1).
+    pub machine_busy: f64,
+    /// KiB written to storage per payment, by process.
+    pub written_kib_per_payment: WrittenPerPayment,
+}
+
+/// CPU time (user + system) per payment of the throughput run, µs, by process.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct CpuPerPayment {
+    /// The payer X (and its local API, which the load calls).
+    pub payer: f64,
+    /// The middle node M, which forwards every payment.
+    pub middle: f64,
+    /// The payee Y.
+    pub payee: f64,
+    /// The witness log.
+    pub witness: f64,
+    /// This process: the load generator calling X's API.
+    pub load: f64,
+}
+
+/// KiB written to storage per payment of the throughput run, by process.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct WrittenPerPayment {
+    /// The payer X.
+    pub payer: f64,
+    /// The middle node M.
+    pub middle: f64,
+    /// The payee Y.
+    pub payee: f64,
+    /// The witness log.
+    pub witness: f64,
+}
+
+/// What the throughput run measured.
+struct Throughput {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    cpu_us_per_payment: CpuPerPayment,
+    machine_busy: f64,
+    written_kib_per_payment: WrittenPerPayment,
+}
+
+/// Bytes a process caused to be written to storage (`write_bytes` of `/proc/PID/io`).
+fn written_bytes(pid: &str) -> Result<f64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .ok_or_else(|| anyhow::anyhow!("no write_bytes in /proc/{pid}/io"))?
+        .trim()
+        .parse::<u64>()
+        .map(|b| b as f64)
+        .map_err(Into::into)
+}
+
+/// Busy and total CPU time of the whole machine so far, in USER_HZ ticks (`/proc/stat`): the
+/// kernel's own work for these processes (loopback networking, writeback, journaling) is not
+/// all in the processes' times.
+fn machine_ticks() -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let cpu = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .ok_or_else(|| anyhow::anyhow!("unexpected /proc/stat"))?;
+    let ticks: Vec<f64> = cpu
+        .split_whitespace()
+        .map(|t| t.parse::<u64>().map(|t| t as f64))
+        .collect::<Result<_, _>>()?;
+    let total: f64 = ticks.iter().sum();
+    // Fields 4 and 5 are idle and iowait.
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    Ok((total - idle, total))
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/PID/stat` (in USER_HZ ticks,
+/// which Linux fixes at 100 per second for user space).
+fn cpu_seconds(pid: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; fields after it are plain.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow::anyhow!("unexpected /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| anyhow::anyhow!("short /proc/{pid}/stat"))?
+            .parse::<u64>()? as f64)
+    };
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// X → M → Y as real `atomicity node run` processes with a witness process, so that each
+/// one's CPU time can be told apart; the load comes from this process through X's local API.
+async fn throughput(
+    root: &std::path::Path,
+    args: &RoutedBenchArgs,
+    say: &impl Fn(&str),
+) -> Result<Throughput> {
+    say("starting a witness process and X -> M -> Y as node processes ...");
+    let bin = match &args.program {
+        Some(program) => program.clone(),
+        None => std::env::current_exe()?,
+    };
+    let root = root.to_path_buf();
+    let (witness, x, m, y) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let witness = ServiceProcess::start(
+            &bin,
+            &root.join("witness-process"),
+            "witness",
+            &["--listen".into(), "127.0.0.1:0".into()],
+        )?;
+        let with = ["--witness".to_string(), witness.url.clone()];
+        let node =
+            |name: &str| NodeProcess::start_with(&bin, &root.join(name), "127.0.0.1:0", &with);
+        let (x, m, y) = (node("x")?, node("m")?, node("y")?);
+        Ok((witness, x, m, y))
+    })
+    .await??;
+    connect(&x, &m, ("0", 0)).await?;
+    connect(&m, &y, ("0.01", 1000)).await?;
+    let via = vec![m.key.clone()];
+    say(&format!("making {} invoices ...", args.payments));
+    let mut invoices = Vec::with_capacity(args.payments);
+    for _ in 0..args.payments {
+        invoices.push(invoice(&y.api).await?);
+    }
+    let invoices = Arc::new(invoices);
+    say(&format!(
+        "throughput: {} payments through M, {} in flight ...",
+        args.payments, args.concurrency
+    ));
+    let pids: Vec<String> = [
+        x.pid(),
+        m.pid(),
+        y.pid(),
+        witness.pid(),
+        Some(std::process::id()),
+    ]
+    .into_iter()
+    .map(|p| p.map(|p| p.to_string()).unwrap_or_else(|| "self".into()))
+    .collect();
+    let cpu =
+        |pids: &[String]| -> Result<Vec<f64>> { pids.iter().map(|p| cpu_seconds(p)).collect() };
+    let disk =
+        |pids: &[String]| -> Result<Vec<f64>> { pids.iter().map(|p| written_bytes(p)).collect() };
+    let (machine_before, disk_before) = (machine_ticks()?, disk(&pids)?);
+    let before = cpu(&pids)?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (api, via, next, invoices) = (
+            x.api.clone(),
+            via.clone(),
+            Arc::clone(&next),
+            Arc::clone(&invoices),
+        );
+        workers.spawn(async move {
+            let mut times = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(inv) = invoices.get(i) else { break };
+                times.push(pay(&api, inv.clone(), &via).await?);
+            }
+            anyhow::Ok(times)
+        });
+    }
+    let mut latencies = Vec::with_capacity(args.payments);
+    while let Some(result) = workers.join_next().await {
+        latencies.extend(result??);
+    }
+    let elapsed = start.elapsed();
+    let after = cpu(&pids)?;
+    let (machine_after, disk_after) = (machine_ticks()?, disk(&pids)?);
+    latencies.sort();
+    let n = latencies.len().max(1) as f64;
+    let per = |i: usize| (after[i] - before[i]) * 1e6 / n;
+    let cpu_us_per_payment = CpuPerPayment {
+        payer: per(0),
+        middle: per(1),
+        payee: per(2),
+        witness: per(3),
+        load: per(4),
+    };
+    let machine_busy =
+        (machine_after.0 - machine_before.0) / (machine_after.1 - machine_before.1).max(1.0);
+    let kib = |i: usize| (disk_after[i] - disk_before[i]) / 1024.0 / n;
+    tokio::task::spawn_blocking(move || drop((x, m, y, witness))).await?;
+    Ok(Throughput {
+        latencies,
+        elapsed,
+        cpu_us_per_payment,
+        machine_busy,
+        written_kib_per_payment: WrittenPerPayment {
+            payer: kib(0),
+            middle: kib(1),
+            payee: kib(2),
+            witness: kib(3),
+        },
+    })
+}
+
+/// Something with a key, a peer URL and a local API: an in-process node or a node process.
+trait Party {
+    fn key(&self) -> String;
+    fn url(&self) -> String;
+    fn api(&self) -> ApiClient;
+}
+
+impl Party for RunningNode {
+    fn key(&self) -> String {
+        self.key.to_z32()
+    }
+    fn url(&self) -> String {
+        self.node_url.clone()
+    }
+    fn api(&self) -> ApiClient {
+        self.client()
+    }
+}
+
+impl Party for NodeProcess {
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+    fn url(&self) -> String {
+        self.node_url.clone()
+    }
+    fn api(&self) -> ApiClient {
+        self.api.clone()
+    }
 }
 
 /// Opens lines both ways between `a` and `b`; `fee` is what `a` charges to forward to `b` and
 /// `b` to forward to `a` (base, ppm).
-async fn connect(a: &RunningNode, b: &RunningNode, fee: (&str, u32)) -> Result<()> {
+async fn connect<P: Party>(a: &P, b: &P, fee: (&str, u32)) -> Result<()> {
     for (x, y) in [(a, b), (b, a)] {
-        let api = x.client();
-        api.add_peer(&y.key.to_z32(), Some(&y.node_url)).await?;
+        let api = x.api();
+        api.add_peer(&y.key(), Some(&y.url())).await?;
         api.set_line(&SetLineRequest {
-            peer: y.key.to_z32(),
+            peer: y.key(),
             asset: "USD".into(),
             accept: Some("100000000".into()),
             issue: Some("100000000".into()),
@@ -190,55 +434,9 @@ pub async fn run(args: RoutedBenchArgs) -> Result<()> {
         node.shutdown().await;
     }
 
-    say("starting X -> M -> Y ...");
-    let x = start_node(temp.path(), "x", vec![witness.url.clone()]).await?;
-    let m = start_node(temp.path(), "m", vec![witness.url.clone()]).await?;
-    let y = start_node(temp.path(), "y", vec![witness.url.clone()]).await?;
-    connect(&x, &m, ("0", 0)).await?;
-    connect(&m, &y, ("0.01", 1000)).await?;
-    let (xa, ya) = (x.client(), y.client());
-    let via = vec![m.key.to_z32()];
-    say(&format!("making {} invoices ...", args.payments));
-    let mut invoices = Vec::with_capacity(args.payments);
-    for _ in 0..args.payments {
-        invoices.push(invoice(&ya).await?);
-    }
-    let invoices = Arc::new(invoices);
-    say(&format!(
-        "throughput: {} payments through M, {} in flight ...",
-        args.payments, args.concurrency
-    ));
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency.max(1) {
-        let (api, via, next, invoices) = (
-            xa.clone(),
-            via.clone(),
-            Arc::clone(&next),
-            Arc::clone(&invoices),
-        );
-        workers.spawn(async move {
-            let mut times = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(inv) = invoices.get(i) else { break };
-                times.push(pay(&api, inv.clone(), &via).await?);
-            }
-            anyhow::Ok(times)
-        });
-    }
-    let mut loaded = Vec::with_capacity(args.payments);
-    while let Some(result) = workers.join_next().await {
-        loaded.extend(result??);
-    }
-    let elapsed = start.elapsed();
-    loaded.sort();
-    for node in [x, m, y] {
-        node.shutdown().await;
-    }
     witness.shutdown().await;
 
+    let run = throughput(temp.path(), &args, &say).await?;
     let report = RoutedReport {
         cores,
         ed25519_signs_per_sec: signs,
@@ -249,11 +447,15 @@ pub async fn run(args: RoutedBenchArgs) -> Result<()> {
         four_hop_p99_ms: percentile(&four_hop, 0.99),
         publish_p50_ms: percentile(&publish, 0.5),
         publish_p99_ms: percentile(&publish, 0.99),
-        forwarded: loaded.len(),
+        forwarded: run.latencies.len(),
         concurrency: args.concurrency,
-        forwards_per_sec: loaded.len() as f64 / elapsed.as_secs_f64(),
-        loaded_p50_ms: percentile(&loaded, 0.5),
-        loaded_p99_ms: percentile(&loaded, 0.99),
+        forwards_per_sec: run.latencies.len() as f64 / run.elapsed.as_secs_f64(),
+        loaded_p50_ms: percentile(&run.latencies, 0.5),
+        loaded_p99_ms: percentile(&run.latencies, 0.99),
+        middle_forwards_per_core_sec: 1e6 / run.cpu_us_per_payment.middle.max(f64::MIN_POSITIVE),
+        cpu_us_per_payment: run.cpu_us_per_payment,
+        machine_busy: run.machine_busy,
+        written_kib_per_payment: run.written_kib_per_payment,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -286,5 +488,23 @@ fn print_report(r: &RoutedReport) {
     println!(
         "    latency under that load  p50 {:.2} ms   p99 {:.2} ms",
         r.loaded_p50_ms, r.loaded_p99_ms
+    );
+    let c = &r.cpu_us_per_payment;
+    println!(
+        "    CPU per payment, µs: M {:.0}   X {:.0}   Y {:.0}   witness {:.0}   load {:.0}",
+        c.middle, c.payer, c.payee, c.witness, c.load
+    );
+    println!(
+        "    the whole machine was {:.0}% busy (the processes' own CPU is not all of it: the kernel works for loopback and disk)",
+        r.machine_busy * 100.0
+    );
+    let w = &r.written_kib_per_payment;
+    println!(
+        "    written to disk per payment, KiB: M {:.1}   X {:.1}   Y {:.1}   witness {:.1}",
+        w.middle, w.payer, w.payee, w.witness
+    );
+    println!(
+        "    M's own CPU per forward -> {:.0} forwards/s per core of M (the {} cores are shared by all five)",
+        r.middle_forwards_per_core_sec, r.cores
     );
 }

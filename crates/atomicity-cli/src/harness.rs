@@ -77,6 +77,11 @@ impl NodeProcess {
         &self.dir
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The port of the peer API.
     pub fn port(&self) -> Option<u16> {
         self.node_url
@@ -264,6 +269,11 @@ impl ServiceProcess {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// What the process wrote so far.

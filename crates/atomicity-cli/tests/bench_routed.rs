@@ -10,6 +10,7 @@ async fn the_routed_benchmark_completes_every_payment() {
         payments: 40,
         concurrency: 8,
         json: true,
+        program: Some(env!("CARGO_BIN_EXE_atomicity").into()),
     })
     .await
     .expect("every benchmark payment completes");

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use atomicity_witness::bundle::{ProofBundle, verify_publication};
+use atomicity_witness::bundle::{CheckpointCache, ProofBundle, verify_publication_cached};
 use atomicity_witness::note::{CosignatureVerifier, CosignerPolicy, Verifier};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -232,6 +232,16 @@ pub enum ProofError {
 impl WitnessProof {
     /// Checks that this proof fulfils `condition` for an IOU with hard deadline `expires_at`.
     pub fn verify(&self, condition: &WitnessCondition, expires_at: u64) -> Result<(), ProofError> {
+        self.verify_cached(condition, expires_at, &mut CheckpointCache::default())
+    }
+
+    /// [`WitnessProof::verify`], checking the checkpoint's signatures once per `checkpoints`.
+    pub fn verify_cached(
+        &self,
+        condition: &WitnessCondition,
+        expires_at: u64,
+        checkpoints: &mut CheckpointCache,
+    ) -> Result<(), ProofError> {
         if payment_hash(&self.p) != condition.hash {
             return Err(ProofError::WrongSecret);
         }
@@ -244,7 +254,7 @@ impl WitnessProof {
             ProofBundle::from_bytes(&self.bundle).map_err(|e| ProofError::Bundle(e.to_string()))?;
         let verifier = terms.verifier().map_err(ProofError::Bundle)?;
         let policy = terms.policy().map_err(ProofError::Bundle)?;
-        verify_publication(
+        verify_publication_cached(
             &bundle,
             &self.p,
             &verifier,
@@ -252,6 +262,7 @@ impl WitnessProof {
             terms.start_block,
             terms.deadline_block,
             expires_at,
+            checkpoints,
         )
         .map(|_| ())
         .map_err(|e| ProofError::Bundle(e.to_string()))
@@ -291,12 +302,15 @@ impl WitnessProof {
 /// Most verified (proof, condition) pairs a [`ProofCache`] remembers before it starts over.
 const PROOF_CACHE_LIMIT: usize = 65_536;
 
-/// Remembers which (proof, condition, deadline) triples verified, so that a node checks a
-/// proof's signatures once even though it applies the proof to every IOU of a route it holds
-/// or issued (a hop sees the same proof for its incoming and its outgoing IOU).
+/// Remembers which (proof, condition, deadline) triples verified, and which checkpoints'
+/// signatures did, so that a node checks a checkpoint's signatures once even though it applies
+/// proofs against it to every IOU of every route it holds or issued (a hop sees the same proof
+/// for its incoming and its outgoing IOU, under different windows and deadlines, and a busy
+/// log serves one checkpoint for many secrets).
 #[derive(Debug, Default)]
 pub struct ProofCache {
     verified: HashSet<[u8; 32]>,
+    checkpoints: CheckpointCache,
 }
 
 impl ProofCache {
@@ -315,7 +329,7 @@ impl ProofCache {
         if self.verified.contains(&key) {
             return Ok(());
         }
-        proof.verify(condition, expires_at)?;
+        proof.verify_cached(condition, expires_at, &mut self.checkpoints)?;
         if self.verified.len() >= PROOF_CACHE_LIMIT {
             self.verified.clear();
         }

@@ -13,7 +13,7 @@ use atomicity_core::{
     WitnessCondition, WitnessProof,
 };
 use atomicity_store::Store;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// Most commands folded into one transaction.
 const MAX_BATCH: usize = 1024;
@@ -136,8 +136,6 @@ pub enum Command {
     Publications(u64, Reply1<Vec<Publication>>),
     /// A payment secret of mine, by hash (stored, any status).
     Hashlock([u8; 32], Reply1<Option<HashlockRecord>>),
-    /// A payment of mine, by payment id.
-    Payment([u8; 32], Reply1<Option<PaymentRecord>>),
 }
 
 /// A routed payment to start ([`atomicity_core::Ledger::pay_routed`]).
@@ -205,8 +203,8 @@ pub struct ActorOutputs {
     pub outbound: mpsc::UnboundedSender<Outbound>,
     /// Secrets that are ready to publish.
     pub publish: mpsc::UnboundedSender<Publication>,
-    /// Payment records as they change (for callers waiting on a payment).
-    pub payments: broadcast::Sender<PaymentRecord>,
+    /// Callers waiting on a payment, told of its changes.
+    pub payments: std::sync::Arc<crate::waiters::PaymentWaiters>,
 }
 
 /// Starts the actor thread.
@@ -325,9 +323,7 @@ impl Actor {
     fn announce(&self, ops: &[StoreOp], now: u64) {
         for op in ops {
             match op {
-                StoreOp::PutPayment(p) => {
-                    let _ = self.outputs.payments.send(p.clone());
-                }
+                StoreOp::PutPayment(p) => self.outputs.payments.notify(p),
                 StoreOp::PutHashlock(h)
                     if h.status == HashlockStatus::Publishing && now < h.expires_at =>
                 {
@@ -480,13 +476,6 @@ impl Actor {
                 reply,
                 self.store
                     .hashlock(&hash)
-                    .map_err(|e| ActorError::Storage(e.to_string())),
-            ),
-            Command::Payment(id, reply) => defer(
-                reply,
-                self.store
-                    .history(100_000)
-                    .map(|h| h.into_iter().find(|p| p.payment_id == id))
                     .map_err(|e| ActorError::Storage(e.to_string())),
             ),
         }

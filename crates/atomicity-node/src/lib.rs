@@ -14,6 +14,7 @@ pub mod datadir;
 pub mod peer;
 pub mod publisher;
 pub mod server;
+pub mod waiters;
 pub mod witness_client;
 
 use std::net::SocketAddr;
@@ -173,11 +174,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
 
     let (outbound_tx, outbound_rx) = mpsc::unbounded_channel();
     let (publish_tx, publish_rx) = mpsc::unbounded_channel();
-    let (payments, _) = tokio::sync::broadcast::channel(4096);
+    let payments = Arc::new(waiters::PaymentWaiters::default());
     let outputs = actor::ActorOutputs {
         outbound: outbound_tx,
         publish: publish_tx,
-        payments: payments.clone(),
+        payments: Arc::clone(&payments),
     };
     let (actor, ledger_thread) = actor::spawn(key.clone(), ledger, Box::new(store), outputs);
     let client = PeerClient::new(key.clone(), actor.clone(), directory.clone());

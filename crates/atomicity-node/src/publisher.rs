@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use atomicity_core::{Publication, WitnessProof};
+use atomicity_witness::bundle::CheckpointCache;
 use tokio::sync::mpsc;
 
 use crate::actor::{ActorHandle, Command};
@@ -101,6 +102,14 @@ pub async fn discover_remembered(
     Ok(known)
 }
 
+/// What every publication shares: one HTTP client per witness (so publications reuse
+/// connections) and the checkpoints whose signatures were checked (a busy log serves one
+/// checkpoint for many secrets).
+struct Witnesses {
+    known: Vec<(KnownWitness, WitnessClient)>,
+    checkpoints: Mutex<CheckpointCache>,
+}
+
 /// Runs the publisher: takes secrets from the ledger (and, on start, those a restart left
 /// half-published) and publishes each once at a time.
 pub async fn run(
@@ -108,6 +117,13 @@ pub async fn run(
     actor: ActorHandle,
     mut ready: mpsc::UnboundedReceiver<Publication>,
 ) {
+    let witnesses = Arc::new(Witnesses {
+        known: witnesses
+            .iter()
+            .map(|w| (w.clone(), WitnessClient::new(&w.url)))
+            .collect(),
+        checkpoints: Mutex::default(),
+    });
     let busy: Arc<Mutex<HashSet<[u8; 32]>>> = Arc::default();
     if let Ok(resume) = actor.call(|r| Command::Publications(unix_now(), r)).await {
         for publication in resume {
@@ -120,7 +136,7 @@ pub async fn run(
 }
 
 fn start(
-    witnesses: &Arc<Vec<KnownWitness>>,
+    witnesses: &Arc<Witnesses>,
     actor: &ActorHandle,
     busy: &Arc<Mutex<HashSet<[u8; 32]>>>,
     publication: Publication,
@@ -142,7 +158,7 @@ fn start(
     });
 }
 
-async fn publish(witnesses: &[KnownWitness], actor: &ActorHandle, publication: Publication) {
+async fn publish(witnesses: &Arc<Witnesses>, actor: &ActorHandle, publication: Publication) {
     let Publication {
         hash,
         p,
@@ -151,20 +167,26 @@ async fn publish(witnesses: &[KnownWitness], actor: &ActorHandle, publication: P
     } = publication;
     let mut logs = Vec::new();
     let targets: Vec<PublishTarget> = witnesses
+        .known
         .iter()
-        .filter(|w| condition.witnesses.iter().any(|t| t.log == w.vkey))
-        .map(|w| {
+        .filter(|(w, _)| condition.witnesses.iter().any(|t| t.log == w.vkey))
+        .map(|(w, client)| {
             logs.push(w.vkey.clone());
             let (condition, log) = (condition.clone(), w.vkey.clone());
+            let shared = Arc::clone(witnesses);
             PublishTarget {
-                url: w.url.clone(),
+                client: client.clone(),
                 accept: Box::new(move |bundle: &[u8]| {
+                    let mut checkpoints = shared
+                        .checkpoints
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     WitnessProof {
                         p,
                         log: log.clone(),
                         bundle: bundle.to_vec(),
                     }
-                    .verify(&condition, expires_at)
+                    .verify_cached(&condition, expires_at, &mut checkpoints)
                     .map_err(|e| e.to_string())
                 }),
             }

@@ -61,7 +61,7 @@ pub struct AppState {
     /// The witness logs this node publishes on.
     pub witnesses: Arc<Vec<KnownWitness>>,
     /// Payment records as they change.
-    pub payments: tokio::sync::broadcast::Sender<PaymentRecord>,
+    pub payments: Arc<crate::waiters::PaymentWaiters>,
     /// Recent route quotes.
     pub quotes: Arc<QuoteCache>,
 }
@@ -839,7 +839,7 @@ async fn routed_payment(state: &AppState, req: RoutedRequest<'_>) -> ApiResult<P
         parts.push(RoutePart { hops });
     }
     let payment_id: [u8; 32] = rand::random();
-    let mut updates = state.payments.subscribe();
+    let mut updates = state.payments.watch(payment_id);
     let now = unix_now();
     let pay = RoutedPay {
         payee: req.payee,
@@ -863,33 +863,16 @@ async fn routed_payment(state: &AppState, req: RoutedRequest<'_>) -> ApiResult<P
     };
     let deadline = tokio::time::Instant::now() + req.wait;
     loop {
-        let update = tokio::time::timeout_at(deadline, updates.recv()).await;
-        let record = match update {
+        let record = match tokio::time::timeout_at(deadline, updates.next()).await {
             Err(_) => {
                 return Ok(respond(
                     "pending",
                     Some("not finished yet; `atomicity history` shows the outcome".into()),
                 ));
             }
-            Ok(Ok(record)) => record,
-            // Missed updates: read the record itself.
-            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
-                match state
-                    .actor
-                    .call(|r| Command::Payment(payment_id, r))
-                    .await?
-                {
-                    Some(record) => record,
-                    None => continue,
-                }
-            }
-            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
-                return Err(ActorError::Stopped.into());
-            }
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(ActorError::Stopped.into()),
         };
-        if record.payment_id != payment_id {
-            continue;
-        }
         match record.status {
             PaymentStatus::Completed => return Ok(respond("completed", None)),
             PaymentStatus::Failed(why) => return Ok(respond("failed", Some(why))),

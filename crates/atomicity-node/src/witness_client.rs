@@ -260,8 +260,8 @@ pub type AcceptBundle = Box<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
 
 /// One witness to publish on, with the check its bundle must pass.
 pub struct PublishTarget {
-    /// The witness's URL.
-    pub url: String,
+    /// The witness (a client kept for the node's life, so publications reuse connections).
+    pub client: WitnessClient,
     /// Takes a bundle from this witness, or says why not. Typically it decodes the bytes as a
     /// `ProofBundle` and runs `verify_publication` with this log's key, the window, the hard
     /// deadline and a cosigner policy. A rejected bundle is fetched again at the next poll,
@@ -272,7 +272,7 @@ pub struct PublishTarget {
 impl std::fmt::Debug for PublishTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PublishTarget")
-            .field("url", &self.url)
+            .field("url", &self.client.url)
             .finish_non_exhaustive()
     }
 }
@@ -310,7 +310,7 @@ pub async fn publish_any(
     let attempts = Arc::new(Mutex::new(
         targets
             .iter()
-            .map(|t| format!("{}: not tried before the deadline", t.url))
+            .map(|t| format!("{}: not tried before the deadline", t.client.url))
             .collect::<Vec<_>>(),
     ));
     let mut tasks = JoinSet::new();
@@ -356,7 +356,7 @@ async fn publish_one(
     poll: Duration,
     note: impl Fn(String),
 ) -> Vec<u8> {
-    let client = WitnessClient::new(&target.url);
+    let client = &target.client;
     let poll = poll.max(MIN_POLL);
     let mut submitted = false;
     loop {

@@ -42,7 +42,7 @@ async fn dead_url() -> String {
 fn target(url: &str, vkey: &str, p: [u8; 32]) -> PublishTarget {
     let verifier = Verifier::from_vkey(vkey).expect("vkey");
     PublishTarget {
-        url: url.to_string(),
+        client: WitnessClient::new(url),
         accept: Box::new(move |bytes| {
             let bundle = ProofBundle::from_bytes(bytes).map_err(|e| e.to_string())?;
             verify_publication(&bundle, &p, &verifier, None, 0, u64::MAX, u64::MAX)
@@ -233,7 +233,7 @@ async fn a_rejected_bundle_is_fetched_again() {
     let check = target(&witness.url, &witness.vkey, p).accept;
     // Refuses the first two bundles, as a policy would while cosignatures are missing.
     let targets = vec![PublishTarget {
-        url: witness.url.clone(),
+        client: WitnessClient::new(&witness.url),
         accept: Box::new(move |bytes| {
             if seen.fetch_add(1, Ordering::SeqCst) < 2 {
                 return Err("not cosigned yet".into());
@@ -250,7 +250,7 @@ async fn a_rejected_bundle_is_fetched_again() {
 
     // Until the deadline, the last words say why the bundle was refused.
     let refusing = vec![PublishTarget {
-        url: witness.url.clone(),
+        client: WitnessClient::new(&witness.url),
         accept: Box::new(|_| Err("not cosigned yet".into())),
     }];
     let e = publish_any(refusing, p, soon(500), Duration::from_millis(50))

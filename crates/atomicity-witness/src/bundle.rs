@@ -28,6 +28,9 @@
 //! m u8 (≤ 64) | m × 32-byte hashes (inclusion proof of the marker)
 //! ```
 
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::leaf::{Leaf, LeafError};
@@ -266,6 +269,58 @@ impl ProofBundle {
     }
 }
 
+/// Most checkpoints a [`CheckpointCache`] remembers before it starts over.
+const CHECKPOINT_CACHE_LIMIT: usize = 4096;
+
+/// Checkpoint notes whose signatures verified, each under one log key and cosigner policy,
+/// with the timestamps of the policy's valid cosignatures.
+///
+/// Only signature results are remembered; the Merkle and window checks of
+/// [`verify_publication_cached`] run every time, so a cached checkpoint proves nothing about a
+/// secret by itself.
+#[derive(Debug, Default)]
+pub struct CheckpointCache {
+    verified: HashMap<[u8; 32], Vec<u64>>,
+}
+
+impl CheckpointCache {
+    /// SHA-256 over the note bytes, the log key and the policy (each length-prefixed), so one
+    /// note checked under another key or policy is checked again.
+    fn key(checkpoint: &str, log: &Verifier, policy: Option<&CosignerPolicy>) -> [u8; 32] {
+        let mut h = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        field(checkpoint.as_bytes());
+        field(log.vkey().as_bytes());
+        if let Some(policy) = policy {
+            field(&(policy.threshold as u64).to_be_bytes());
+            for c in &policy.cosigners {
+                field(c.vkey().as_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+
+    fn remember(&mut self, key: [u8; 32], times: Vec<u64>) {
+        if self.verified.len() >= CHECKPOINT_CACHE_LIMIT {
+            self.verified.clear();
+        }
+        self.verified.insert(key, times);
+    }
+
+    /// How many checkpoints are remembered.
+    pub fn len(&self) -> usize {
+        self.verified.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.verified.is_empty()
+    }
+}
+
 /// Verifies that `bundle` proves `p` was published in block `b` with
 /// `start_block ≤ b < deadline_block`, in a block that started by `hard_deadline`, in the log
 /// whose key is `log_verifier`; with a `policy`, also that at least `threshold` of its cosigners
@@ -280,6 +335,31 @@ pub fn verify_publication(
     start_block: u64,
     deadline_block: u64,
     hard_deadline: u64,
+) -> Result<Published, BundleError> {
+    verify_publication_cached(
+        bundle,
+        p,
+        log_verifier,
+        policy,
+        start_block,
+        deadline_block,
+        hard_deadline,
+        &mut CheckpointCache::default(),
+    )
+}
+
+/// [`verify_publication`] that checks each checkpoint's signatures once per `cache`: under
+/// load a log serves one checkpoint for many secrets, and every hop of every route sees it.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_publication_cached(
+    bundle: &ProofBundle,
+    p: &[u8; 32],
+    log_verifier: &Verifier,
+    policy: Option<&CosignerPolicy>,
+    start_block: u64,
+    deadline_block: u64,
+    hard_deadline: u64,
+    cache: &mut CheckpointCache,
 ) -> Result<Published, BundleError> {
     let Leaf::Commit { block, p: leaf_p } = bundle.leaf else {
         return Err(BundleError::WrongSecret);
@@ -331,16 +411,24 @@ pub fn verify_publication(
         &bundle.block_inclusion,
         &cp.root,
     )?;
-    note::open(
-        bundle.checkpoint.as_bytes(),
-        std::slice::from_ref(log_verifier),
-    )?;
+    let key = CheckpointCache::key(&bundle.checkpoint, log_verifier, policy);
+    let cosigned = match cache.verified.get(&key) {
+        Some(times) => times.clone(),
+        None => {
+            note::open(
+                bundle.checkpoint.as_bytes(),
+                std::slice::from_ref(log_verifier),
+            )?;
+            let times: Vec<u64> = match policy {
+                Some(policy) => policy.check(&parsed)?.into_iter().map(|(_, t)| t).collect(),
+                None => Vec::new(),
+            };
+            cache.remember(key, times.clone());
+            times
+        }
+    };
     if let Some(policy) = policy {
-        let valid = policy
-            .check(&parsed)?
-            .iter()
-            .filter(|(_, t)| *t <= hard_deadline)
-            .count();
+        let valid = cosigned.iter().filter(|t| **t <= hard_deadline).count();
         if valid < policy.threshold {
             return Err(BundleError::CosignedTooLate {
                 valid,

@@ -1,7 +1,8 @@
 //! Tests for the witness log state machine and proof bundles.
 
 use atomicity_witness::bundle::{
-    BundleError, MAX_CHECKPOINT_SIZE, ProofBundle, Published, verify_publication,
+    BundleError, CheckpointCache, MAX_CHECKPOINT_SIZE, ProofBundle, Published, verify_publication,
+    verify_publication_cached,
 };
 use atomicity_witness::leaf::Leaf;
 use atomicity_witness::log::{Log, LogError, Submission};
@@ -268,6 +269,67 @@ fn every_bit_flip_in_p_or_checkpoint_fails() {
     }
 }
 
+/// One cache across every check of a log's bundles gives the same verdict as checking each
+/// alone: a checkpoint verified once lends nothing to a flipped bundle, another secret, another
+/// key or another window.
+#[test]
+fn a_checkpoint_cache_never_changes_a_verdict() {
+    let (mut log, ps, _) = random_log(14, 25);
+    let v = log.verifier();
+    let wrong = Signer::new(ORIGIN, key(2)).expect("signer").verifier();
+    let mut cache = CheckpointCache::default();
+    let mut checks = 0;
+    for p in &ps {
+        let bytes = log
+            .bundle(p)
+            .expect("bundle")
+            .expect("committed")
+            .to_bytes()
+            .expect("encode");
+        let mut cases = vec![bytes.clone()];
+        for bit in (0..bytes.len() * 8).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            cases.push(bad);
+        }
+        for case in &cases {
+            let Ok(b) = ProofBundle::from_bytes(case) else {
+                continue;
+            };
+            for (secret_to_check, verifier, window) in [
+                (*p, &v, (0, u64::MAX)),
+                (secret(u64::MAX), &v, (0, u64::MAX)),
+                (*p, &wrong, (0, u64::MAX)),
+                (*p, &v, (0, 1)),
+            ] {
+                let alone = verify_publication(
+                    &b,
+                    &secret_to_check,
+                    verifier,
+                    None,
+                    window.0,
+                    window.1,
+                    u64::MAX,
+                );
+                let cached = verify_publication_cached(
+                    &b,
+                    &secret_to_check,
+                    verifier,
+                    None,
+                    window.0,
+                    window.1,
+                    u64::MAX,
+                    &mut cache,
+                );
+                assert_eq!(alone, cached);
+                checks += 1;
+            }
+        }
+    }
+    assert!(checks > 1000);
+    assert!(!cache.is_empty());
+}
+
 #[test]
 fn wrong_key_fails() {
     let (mut log, ps, _) = random_log(13, 10);
@@ -366,6 +428,14 @@ fn cosigner_policy_bounds_time_by_cosignatures() {
     let bytes = b.to_bytes().expect("encode");
     let b = ProofBundle::from_bytes(&bytes).expect("decode");
     verify_publication(&b, &p, &v, Some(&policy), 0, 1, t).expect("2 of 3 by T");
+    // A cache keeps the cosignatures' times, not the verdict: the deadline is applied each time.
+    let mut cache = CheckpointCache::default();
+    for deadline in [t, t - 1, t + 50, t - 5] {
+        assert_eq!(
+            verify_publication_cached(&b, &p, &v, Some(&policy), 0, 1, deadline, &mut cache),
+            verify_publication(&b, &p, &v, Some(&policy), 0, 1, deadline),
+        );
+    }
     assert_eq!(
         verify_publication(&b, &p, &v, Some(&policy), 0, 1, t - 1),
         Err(BundleError::CosignedTooLate {
