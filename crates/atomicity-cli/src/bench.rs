@@ -112,6 +112,16 @@ pub(crate) async fn start_node(
     name: &str,
     witnesses: Vec<String>,
 ) -> Result<RunningNode> {
+    start_node_cosigned(root, name, witnesses, Vec::new()).await
+}
+
+/// [`start_node`] whose invoices require `cosigners` to cosign the witness checkpoints.
+pub(crate) async fn start_node_cosigned(
+    root: &std::path::Path,
+    name: &str,
+    witnesses: Vec<String>,
+    witness_cosigners: Vec<String>,
+) -> Result<RunningNode> {
     let dir = atomicity_node::datadir::DataDir::new(root.join(name));
     dir.init()?;
     Ok(atomicity_node::start(NodeConfig {
@@ -121,6 +131,8 @@ pub(crate) async fn start_node(
         public_url: None,
         witnesses,
         expiry_grace: None,
+        witness_cosigners,
+        witness_threshold: None,
     })
     .await?)
 }

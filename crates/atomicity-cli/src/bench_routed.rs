@@ -5,9 +5,10 @@
 //!   through B, C, D; the time is from A's request until A knows the payment is complete (the
 //!   proof has come back to A). The publication on the witness is part of it and also timed
 //!   alone (submit + bundle), so the routing share can be told apart. This witness serves a
-//!   bundle against a checkpoint it signs on demand, so there is no block wait; with cosigners
-//!   a payee would also wait for the next cosigned checkpoint (the cosign loop runs every
-//!   second, see `docs/witness.md`).
+//!   bundle against a checkpoint it signs on demand, so there is no block wait.
+//! - **Latency with the witness's wait**: the same chain again, but E's invoices require a
+//!   watchtower's cosignature on the checkpoint (`--witness-cosigner`), so E waits for the
+//!   witness's next cosigning round (every second, see `docs/witness.md`) before it can claim.
 //! - **Forwards per second**: X → M → Y and a witness as real `atomicity` processes, many
 //!   payments in flight through X's local API, every one forwarded by M. Invoices are made
 //!   before the clock starts. Each process's CPU time and disk writes are read from `/proc`
@@ -25,9 +26,10 @@ use atomicity_node::RunningNode;
 use atomicity_node::api::{InvoiceRequest, PayInvoiceRequest, SetLineRequest};
 use atomicity_node::client::ApiClient;
 use atomicity_node::witness_client::WitnessClient;
+use atomicity_witness::tower_service;
 use serde::Serialize;
 
-use crate::bench::{ed25519_rates, fsync_p50, percentile, print_machine, start_node};
+use crate::bench::{ed25519_rates, fsync_p50, percentile, print_machine, start_node_cosigned};
 use crate::harness::{NodeProcess, ServiceProcess};
 
 /// Options of `atomicity bench routed`.
@@ -36,6 +38,10 @@ pub struct RoutedBenchArgs {
     /// Sequential four-hop payments for the latency figures.
     #[arg(long, default_value_t = 200)]
     pub latency_payments: usize,
+    /// Sequential four-hop payments whose invoices require a watchtower's cosignature (each
+    /// waits for the next cosigned checkpoint, about a second).
+    #[arg(long, default_value_t = 20)]
+    pub cosigned_payments: usize,
     /// Payments forwarded by the middle node in the throughput run.
     #[arg(long, default_value_t = 3000)]
     pub payments: usize,
@@ -68,6 +74,13 @@ pub struct RoutedReport {
     pub four_hop_p50_ms: f64,
     /// 99th percentile, ms.
     pub four_hop_p99_ms: f64,
+    /// Sequential four-hop payments measured with a cosigned witness condition.
+    pub cosigned_payments: usize,
+    /// Median end-to-end latency of a four-hop payment whose condition requires a watchtower's
+    /// cosignature (it includes the wait for the next cosigned checkpoint), ms.
+    pub cosigned_p50_ms: f64,
+    /// 99th percentile, ms.
+    pub cosigned_p99_ms: f64,
     /// Median time to publish a secret on the witness (submit + bundle), ms.
     pub publish_p50_ms: f64,
     /// 99th percentile, ms.
@@ -371,6 +384,78 @@ async fn pay(payer: &ApiClient, invoice: String, route: &[String]) -> Result<Dur
     Ok(start.elapsed())
 }
 
+/// A witness log in this process with 10-second blocks, asking `cosigners` (key, URL) to cosign.
+async fn start_witness(
+    dir: &std::path::Path,
+    cosigners: Vec<(String, String)>,
+) -> Result<atomicity_witness::service::RunningWitness> {
+    Ok(
+        atomicity_witness::service::start(atomicity_witness::service::WitnessConfig {
+            dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".parse()?,
+            block_seconds: 10,
+            origin: None,
+            cosigners,
+            censor: false,
+        })
+        .await?,
+    )
+}
+
+/// Five nodes A → B → C → D → E in this process (fees at B, C and D), using `witness`; E's
+/// invoices require `cosigners`.
+async fn chain(
+    root: &std::path::Path,
+    prefix: &str,
+    witness: &str,
+    cosigners: Vec<String>,
+) -> Result<Vec<RunningNode>> {
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c", "d", "e"] {
+        let name = format!("{prefix}{name}");
+        let node =
+            start_node_cosigned(root, &name, vec![witness.to_string()], cosigners.clone()).await?;
+        nodes.push(node);
+    }
+    connect(&nodes[0], &nodes[1], ("0", 0)).await?;
+    connect(&nodes[1], &nodes[2], ("0.01", 1000)).await?;
+    connect(&nodes[2], &nodes[3], ("0.01", 1000)).await?;
+    connect(&nodes[3], &nodes[4], ("0.01", 1000)).await?;
+    Ok(nodes)
+}
+
+/// A pays E's invoices through B, C and D one at a time: `warm_up` untimed, then `count`
+/// timed (sorted), each after a random pause of up to `jitter` (so that payments do not fall
+/// into step with a periodic wait such as the witness's cosigning round).
+async fn pay_sequentially(
+    nodes: &[RunningNode],
+    warm_up: usize,
+    count: usize,
+    jitter: Duration,
+) -> Result<Vec<Duration>> {
+    let (Some(a), Some(e)) = (nodes.first(), nodes.last()) else {
+        bail!("no chain");
+    };
+    let (a, e) = (a.client(), e.client());
+    let route: Vec<String> = nodes[1..nodes.len() - 1]
+        .iter()
+        .map(|n| n.key.to_z32())
+        .collect();
+    for _ in 0..warm_up {
+        pay(&a, invoice(&e).await?, &route).await?;
+    }
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        let inv = invoice(&e).await?;
+        if !jitter.is_zero() {
+            tokio::time::sleep(jitter.mul_f64(rand::random::<f64>())).await;
+        }
+        times.push(pay(&a, inv, &route).await?);
+    }
+    times.sort();
+    Ok(times)
+}
+
 /// Runs the benchmark and prints the report.
 pub async fn run(args: RoutedBenchArgs) -> Result<()> {
     let temp = tempfile::Builder::new()
@@ -388,39 +473,14 @@ pub async fn run(args: RoutedBenchArgs) -> Result<()> {
     let fsync = fsync_p50(temp.path())?;
 
     say("starting a witness and five nodes ...");
-    let witness = atomicity_witness::service::start(atomicity_witness::service::WitnessConfig {
-        dir: temp.path().join("witness"),
-        listen: "127.0.0.1:0".parse()?,
-        block_seconds: 10,
-        origin: None,
-        cosigners: Vec::new(),
-        censor: false,
-    })
-    .await?;
-    let mut nodes = Vec::new();
-    for name in ["a", "b", "c", "d", "e"] {
-        nodes.push(start_node(temp.path(), name, vec![witness.url.clone()]).await?);
-    }
-    connect(&nodes[0], &nodes[1], ("0", 0)).await?;
-    connect(&nodes[1], &nodes[2], ("0.01", 1000)).await?;
-    connect(&nodes[2], &nodes[3], ("0.01", 1000)).await?;
-    connect(&nodes[3], &nodes[4], ("0.01", 1000)).await?;
-    let (a, e) = (nodes[0].client(), nodes[4].client());
-    let route: Vec<String> = nodes[1..4].iter().map(|n| n.key.to_z32()).collect();
-
+    let witness_dir = temp.path().join("witness");
+    let witness = start_witness(&witness_dir, Vec::new()).await?;
+    let nodes = chain(temp.path(), "", &witness.url, Vec::new()).await?;
     say(&format!(
         "latency: {} four-hop payments one at a time ...",
         args.latency_payments
     ));
-    for _ in 0..10 {
-        pay(&a, invoice(&e).await?, &route).await?;
-    }
-    let mut four_hop = Vec::with_capacity(args.latency_payments);
-    for _ in 0..args.latency_payments {
-        let inv = invoice(&e).await?;
-        four_hop.push(pay(&a, inv, &route).await?);
-    }
-    four_hop.sort();
+    let four_hop = pay_sequentially(&nodes, 10, args.latency_payments, Duration::ZERO).await?;
 
     say("publishing secrets on the witness alone ...");
     let client = WitnessClient::new(&witness.url);
@@ -438,8 +498,37 @@ pub async fn run(args: RoutedBenchArgs) -> Result<()> {
     for node in nodes {
         node.shutdown().await;
     }
-
+    let log_vkey = witness.vkey.clone();
     witness.shutdown().await;
+
+    say(&format!(
+        "latency with a watchtower's cosignature: {} four-hop payments one at a time ...",
+        args.cosigned_payments
+    ));
+    let tower = tower_service::start(tower_service::WatchtowerConfig {
+        dir: temp.path().join("watchtower"),
+        listen: "127.0.0.1:0".parse()?,
+        name: None,
+        logs: vec![(log_vkey, None)],
+        poll_seconds: 10,
+    })
+    .await?;
+    let witness =
+        start_witness(&witness_dir, vec![(tower.vkey.clone(), tower.url.clone())]).await?;
+    let nodes = chain(
+        temp.path(),
+        "cosigned-",
+        &witness.url,
+        vec![tower.vkey.clone()],
+    )
+    .await?;
+    let cosigned =
+        pay_sequentially(&nodes, 1, args.cosigned_payments, Duration::from_secs(1)).await?;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    witness.shutdown().await;
+    tower.shutdown().await;
 
     let run = throughput(temp.path(), &args, &say).await?;
     let report = RoutedReport {
@@ -450,6 +539,9 @@ pub async fn run(args: RoutedBenchArgs) -> Result<()> {
         latency_payments: four_hop.len(),
         four_hop_p50_ms: percentile(&four_hop, 0.5),
         four_hop_p99_ms: percentile(&four_hop, 0.99),
+        cosigned_payments: cosigned.len(),
+        cosigned_p50_ms: percentile(&cosigned, 0.5),
+        cosigned_p99_ms: percentile(&cosigned, 0.99),
         publish_p50_ms: percentile(&publish, 0.5),
         publish_p99_ms: percentile(&publish, 0.99),
         forwarded: run.latencies.len(),
@@ -486,6 +578,13 @@ fn print_report(r: &RoutedReport) {
     println!(
         "    of which publishing the secret (submit + bundle)  p50 {:.2} ms   p99 {:.2} ms",
         r.publish_p50_ms, r.publish_p99_ms
+    );
+    println!(
+        "  4 hops, the invoice requiring a watchtower's cosignature ({} payments)  p50 {:.2} ms   p99 {:.2} ms",
+        r.cosigned_payments, r.cosigned_p50_ms, r.cosigned_p99_ms
+    );
+    println!(
+        "    (with the wait for the witness's next cosigning round, every second; payments start at random times)"
     );
     println!(
         "  forwards through one middle node X-M-Y, {} in flight: {:.0} /s ({} payments)",

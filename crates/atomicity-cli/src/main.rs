@@ -165,6 +165,14 @@ enum NodeCommand {
         /// Seconds after a routed IOU's deadline before it may expire unclaimed (for tests).
         #[arg(long, hide = true)]
         expiry_grace: Option<u64>,
+        /// A cosigner (watchtower) whose cosignature my invoices require on the witness
+        /// logs' checkpoints: its cosigner verifier key (repeat for more). Payments then wait
+        /// for the next cosigned checkpoint (about a second) before they complete.
+        #[arg(long = "witness-cosigner", value_name = "VKEY")]
+        witness_cosigners: Vec<String>,
+        /// How many of the --witness-cosigner keys must cosign [default: all].
+        #[arg(long, value_name = "N")]
+        witness_threshold: Option<u8>,
     },
 }
 
@@ -381,6 +389,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     no_dht: _,
                     witnesses,
                     expiry_grace,
+                    witness_cosigners,
+                    witness_threshold,
                 },
         } => {
             let node = atomicity_node::start(NodeConfig {
@@ -390,6 +400,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 public_url,
                 witnesses,
                 expiry_grace,
+                witness_cosigners,
+                witness_threshold,
             })
             .await?;
             println!(

@@ -7,6 +7,7 @@ use atomicity_cli::bench_routed::{RoutedBenchArgs, run};
 async fn the_routed_benchmark_completes_every_payment() {
     run(RoutedBenchArgs {
         latency_payments: 5,
+        cosigned_payments: 2,
         payments: 40,
         concurrency: 8,
         json: true,

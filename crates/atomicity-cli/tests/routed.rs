@@ -152,10 +152,15 @@ impl Net {
             extra.push("--expiry-grace".to_string());
             extra.push(grace.to_string());
         }
+        Net::start_with(root, count, &extra)
+    }
+
+    /// Starts `count` nodes with the `node run` arguments `extra`.
+    fn start_with(root: &Path, count: usize, extra: &[String]) -> Net {
         let nodes = (0..count)
             .map(|i| {
                 let name = char::from(b'a' + u8::try_from(i).expect("few nodes")).to_string();
-                NodeProcess::start_with(&bin(), &root.join(name), "127.0.0.1:0", &extra)
+                NodeProcess::start_with(&bin(), &root.join(name), "127.0.0.1:0", extra)
                     .expect("node starts")
             })
             .collect();
@@ -831,6 +836,134 @@ fn censoring_witness_first_and_a_working_one() {
     net.settle(Duration::from_secs(20), &FEE_CHAIN_PAID);
     assert_eq!(net.invoice_status(E, &hash), "paid");
     assert!(has_proof(net.dir(B), &hash));
+}
+
+/// A witness whose checkpoints a watchtower cosigns, and a payee whose invoices require that
+/// cosignature: the invoice names the cosigner, the payment completes only after the next
+/// cosigned checkpoint, and the proof every hop keeps satisfies the cosigner policy offline.
+/// Bad `--witness-cosigner` / `--witness-threshold` values stop the node with a clear error.
+#[test]
+fn a_cosigned_witness_condition_completes_with_the_watchtowers_cosignature() {
+    use atomicity_witness::bundle::{ProofBundle, verify_publication};
+    use atomicity_witness::note::Verifier;
+
+    let root = test_root();
+    let witness_dir = root.path().join("witness");
+    let base: Vec<String> = ["--listen", "127.0.0.1:0", "--block-seconds", "1"]
+        .map(String::from)
+        .to_vec();
+    // The first run only makes the log's key, which the watchtower must know.
+    let mut first = ServiceProcess::start(&bin(), &witness_dir, "witness", &base).expect("witness");
+    let log_vkey = first.read("witness.vkey").expect("vkey");
+    first.stop();
+    let tower_args: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--poll-seconds",
+        "1",
+        "--log",
+        &log_vkey,
+    ]
+    .map(String::from)
+    .to_vec();
+    let tower = ServiceProcess::start(
+        &bin(),
+        &root.path().join("tower"),
+        "watchtower",
+        &tower_args,
+    )
+    .expect("watchtower starts");
+    let tower_vkey = tower.read("watchtower.vkey").expect("vkey");
+    let mut args = base.clone();
+    args.extend([
+        "--cosigner".to_string(),
+        format!("{tower_vkey},{}", tower.url),
+    ]);
+    let witness =
+        ServiceProcess::start(&bin(), &witness_dir, "witness", &args).expect("witness starts");
+
+    // Refused at start, each with a reason.
+    let bad_dir = root.path().join("bad");
+    cli_ok(&bad_dir, &["init"]);
+    for (flags, why) in [
+        (
+            vec!["--witness-cosigner", "not-a-key"],
+            "not a cosigner key",
+        ),
+        (
+            vec![
+                "--witness-cosigner",
+                &tower_vkey,
+                "--witness-threshold",
+                "2",
+            ],
+            "threshold must be 1 to 1",
+        ),
+        (vec!["--witness-threshold", "1"], "needs witness cosigners"),
+    ] {
+        let mut run = vec![
+            "node",
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--witness",
+            &witness.url,
+        ];
+        run.extend(flags);
+        let (code, out, err) = cli(&bad_dir, &run);
+        assert_ne!(code, 0, "{run:?} must not start: {out}{err}");
+        assert!(err.contains(why), "{run:?}: {err}");
+    }
+
+    let extra = [
+        "--witness".to_string(),
+        witness.url.clone(),
+        "--witness-cosigner".to_string(),
+        tower_vkey.clone(),
+    ];
+    let net = Net::start_with(root.path(), 3, &extra);
+    net.link(A, B, "100");
+    net.link(B, C, "100");
+    let (invoice, hash) = net.invoice(C, "7", 600);
+    let parsed = atomicity_core::Invoice::parse(&invoice).expect("invoice");
+    let terms = &parsed.condition.witnesses[0];
+    assert_eq!(terms.cosigners, std::slice::from_ref(&tower_vkey));
+    assert_eq!(terms.threshold, 1);
+
+    let route = net.route(&[B]);
+    let (code, out, err) = cli(
+        net.dir(A),
+        &[
+            "invoice", "pay", &invoice, "--route", &route, "--wait", "30",
+        ],
+    );
+    assert_eq!(code, 0, "the payment is paid: {out}{err}\n{}", net.log(C));
+    net.settle(Duration::from_secs(20), &[(A, B, "-7.00"), (B, C, "-7.00")]);
+    assert_eq!(net.invoice_status(C, &hash), "paid");
+
+    let policy = terms.policy().expect("policy").expect("cosigners named");
+    let log = Verifier::from_vkey(&log_vkey).expect("log key");
+    for i in [A, B, C] {
+        let bytes: Vec<u8> = read_only(net.dir(i))
+            .query_row(
+                "SELECT proof FROM proofs WHERE hash = ?1",
+                [hex::decode(&hash).expect("hex")],
+                |row| row.get(0),
+            )
+            .expect("a proof at every party");
+        let proof = atomicity_core::WitnessProof::from_bytes(&bytes).expect("proof");
+        let bundle = ProofBundle::from_bytes(&proof.bundle).expect("bundle");
+        verify_publication(
+            &bundle,
+            &proof.p,
+            &log,
+            Some(&policy),
+            terms.start_block,
+            terms.deadline_block,
+            parsed.expires_at,
+        )
+        .unwrap_or_else(|e| panic!("node {i}'s proof lacks the cosignature: {e}"));
+    }
 }
 
 /// A at the left, E at the right, B, C and D each between them: three disjoint routes.

@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! atomicity:<payee z-base32>?amount=10.00&asset=USD&hash=<64 hex>&expires=<unix seconds>
-//!          &witness=<log vkey>;<start block>;<deadline block>[&witness=...][&memo=<text>]
+//!          &witness=<log vkey>;<start block>;<deadline block>[&cosigners=<threshold> <vkey>..]
+//!          [&witness=...][&memo=<text>]
 //! ```
+//!
+//! A `cosigners` field belongs to the `witness` field before it: the cosigners whose
+//! cosignatures that log's checkpoint needs, and how many of them.
 //!
 //! Query values are form-urlencoded (a verifier key's `+` becomes `%2B`). Every routed IOU of
 //! the payment carries exactly this condition and deadline; the payee refuses any other.
@@ -12,7 +16,9 @@ use pkarr::PublicKey;
 use thiserror::Error;
 
 use crate::amount::{Amount, Asset};
-use crate::condition::{MAX_VKEY_LEN, MAX_WITNESSES, WitnessCondition, WitnessTerms};
+use crate::condition::{
+    MAX_COSIGNERS, MAX_VKEY_LEN, MAX_WITNESSES, WitnessCondition, WitnessTerms,
+};
 use crate::objects::MAX_MEMO_LEN;
 
 /// The URI scheme.
@@ -77,6 +83,12 @@ impl Invoice {
                 "witness",
                 &format!("{};{};{}", w.log, w.start_block, w.deadline_block),
             );
+            if !w.cosigners.is_empty() {
+                query.append_pair(
+                    "cosigners",
+                    &format!("{} {}", w.threshold, w.cosigners.join(" ")),
+                );
+            }
         }
         if !self.memo.is_empty() {
             query.append_pair("memo", &self.memo);
@@ -115,6 +127,15 @@ impl Invoice {
                         return Err(bad("witness", "a log is listed twice"));
                     }
                     witnesses.push(terms);
+                }
+                "cosigners" => {
+                    let Some(terms) = witnesses.last_mut() else {
+                        return Err(bad("cosigners", "must follow the witness it is for"));
+                    };
+                    if !terms.cosigners.is_empty() {
+                        return Err(bad("cosigners", "given twice for one witness"));
+                    }
+                    (terms.threshold, terms.cosigners) = parse_cosigners(&value)?;
                 }
                 "memo" => memo = value.into_owned(),
                 // Unknown fields are for later versions: ignored.
@@ -179,4 +200,42 @@ fn parse_witness(value: &str) -> Result<WitnessTerms, InvoiceError> {
         ));
     }
     Ok(WitnessTerms::new(log.to_string(), start, deadline))
+}
+
+/// `<threshold> <vkey> [<vkey>..]`: key names hold no whitespace, so a space separates them.
+fn parse_cosigners(value: &str) -> Result<(u8, Vec<String>), InvoiceError> {
+    let mut fields = value.split(' ');
+    let threshold: u8 = fields
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e| bad("cosigners threshold", e))?;
+    let mut cosigners: Vec<String> = Vec::new();
+    for vkey in fields {
+        if vkey.len() > MAX_VKEY_LEN {
+            return Err(bad(
+                "cosigners",
+                format!("key longer than {MAX_VKEY_LEN} bytes"),
+            ));
+        }
+        atomicity_witness::note::CosignatureVerifier::from_vkey(vkey)
+            .map_err(|e| bad("cosigners", e))?;
+        if cosigners.iter().any(|c| c == vkey) {
+            return Err(bad("cosigners", "a cosigner is listed twice"));
+        }
+        cosigners.push(vkey.to_string());
+    }
+    if cosigners.is_empty() || cosigners.len() > MAX_COSIGNERS {
+        return Err(bad(
+            "cosigners",
+            format!("expected 1 to {MAX_COSIGNERS} cosigner keys"),
+        ));
+    }
+    if threshold == 0 || usize::from(threshold) > cosigners.len() {
+        return Err(bad(
+            "cosigners threshold",
+            format!("must be 1 to {} (the number of cosigners)", cosigners.len()),
+        ));
+    }
+    Ok((threshold, cosigners))
 }

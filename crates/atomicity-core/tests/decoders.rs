@@ -22,9 +22,9 @@ use atomicity_core::{
 };
 use atomicity_witness::log::Log;
 use common::{
-    LedgerPrint, Store, cases, condition_bytes, conditional_iou, envelope, invoice, iou_state, key,
-    message, onward, onward_bytes, print_of, reason, reencode, reply, routed_iou, unsigned_of, usd,
-    witness_condition, witness_proof, witness_signer, witness_vkey,
+    LedgerPrint, Store, cases, condition_bytes, conditional_iou, cosigner, envelope, invoice,
+    iou_state, key, message, onward, onward_bytes, print_of, reason, reencode, reply, routed_iou,
+    unsigned_of, usd, witness_condition, witness_proof, witness_signer, witness_vkey,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -304,7 +304,10 @@ fn feed_invoice(text: &str) -> Outcome {
     prop_assert!((1..=atomicity_core::condition::MAX_WITNESSES).contains(&witnesses.len()));
     for w in witnesses {
         prop_assert!(w.start_block < w.deadline_block);
-        prop_assert!(w.cosigners.is_empty() && w.threshold == 0);
+        prop_assert!(w.cosigners.len() <= atomicity_core::condition::MAX_COSIGNERS);
+        prop_assert_eq!(w.cosigners.is_empty(), w.threshold == 0);
+        prop_assert!(usize::from(w.threshold) <= w.cosigners.len());
+        prop_assert!(w.policy().is_ok());
         prop_assert!(w.verifier().is_ok());
     }
     // Stable: its URI parses back to the same invoice.
@@ -321,12 +324,14 @@ fn feed_invoice(text: &str) -> Outcome {
 }
 
 /// A valid invoice's URI with its fields reordered, an unknown field added, surrounding
-/// whitespace and an upper-case hash: the same invoice (only the witnesses keep their order).
+/// whitespace and an upper-case hash: the same invoice (only the witnesses, each with its
+/// cosigners after it, keep their order).
 fn reordered_uri(invoice: &Invoice, rotate: usize) -> String {
     let uri = invoice.to_uri();
     let (head, query) = uri.split_once('?').expect("a query");
-    let (witnesses, mut others): (Vec<&str>, Vec<&str>) =
-        query.split('&').partition(|f| f.starts_with("witness="));
+    let (witnesses, mut others): (Vec<&str>, Vec<&str>) = query
+        .split('&')
+        .partition(|f| f.starts_with("witness=") || f.starts_with("cosigners="));
     let n = others.len();
     others.rotate_left(rotate % n);
     let hash = format!("hash={}", hex::encode(invoice.condition.hash));
@@ -371,13 +376,25 @@ fn field_value() -> impl Strategy<Value = String> {
             let value = format!("{};{s};{d}", witness_vkey(l));
             form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()
         }),
+        (0u8..4, prop::collection::vec(0..common::WITNESS_LOGS, 0..4)).prop_map(|(t, cs)| {
+            let keys: Vec<String> = cs.iter().map(|c| cosigner(*c).verifier().vkey()).collect();
+            let value = format!("{t} {}", keys.join(" "));
+            form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()
+        }),
         "[ -~]{0,40}",
     ]
 }
 
 fn field_edit() -> impl Strategy<Value = FieldEdit> {
     let name = prop::sample::select(vec![
-        "amount", "asset", "hash", "expires", "witness", "memo", "other",
+        "amount",
+        "asset",
+        "hash",
+        "expires",
+        "witness",
+        "cosigners",
+        "memo",
+        "other",
     ]);
     prop_oneof![
         2 => any::<Index>().prop_map(FieldEdit::Duplicate),
@@ -1526,6 +1543,67 @@ fn known_bug_a_release_after_the_upstream_claim_is_a_rejection_that_changes_the_
         !ops.iter().any(|op| matches!(op, StoreOp::PutEvidence(_))),
         "evidence against node 2, which released an IOU it never claimed: {reply:?}"
     );
+}
+
+/// The `cosigners` field of an invoice: it belongs to the witness before it, round-trips, and
+/// each malformed form is refused naming the field, never silently dropped (a payer that
+/// dropped it would build a condition the payee refuses).
+#[test]
+fn invoice_cosigners_belong_to_their_witness_and_bad_ones_are_refused() {
+    let mut condition = routed_condition(&[9; 32]);
+    let c0 = cosigner(0).verifier().vkey();
+    let c1 = cosigner(1).verifier().vkey();
+    condition.witnesses[0].cosigners = vec![c0.clone(), c1.clone()];
+    condition.witnesses[0].threshold = 1;
+    let invoice = Invoice {
+        payee: key(3).public_key(),
+        amount: Amount::from_minor(10),
+        asset: usd(),
+        condition,
+        expires_at: NOW + 60,
+        memo: String::new(),
+    };
+    let uri = invoice.to_uri();
+    assert!(uri.contains("&cosigners=1+"), "{uri}");
+    assert_eq!(Invoice::parse(&uri), Ok(invoice.clone()));
+    assert_invoice_is_usable(&uri);
+
+    let (head, _) = uri.split_once("&cosigners=").expect("cosigners");
+    let with = |value: &str| {
+        let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        format!("{head}&cosigners={encoded}")
+    };
+    let witness_key = witness_vkey(0);
+    for (uri, why) in [
+        (with(&format!("0 {c0}")), "must be 1 to 1"),
+        (with(&format!("2 {c0}")), "must be 1 to 1"),
+        (with("1"), "expected 1 to 8 cosigner keys"),
+        (with(&format!("x {c0}")), "cosigners threshold"),
+        (with(&format!("1 {c0} {c0}")), "listed twice"),
+        (with(&format!("1 {witness_key}")), "cosigners"),
+        (with(&format!("1  {c0}")), "cosigners"),
+        (
+            format!(
+                "{}&cosigners=1+{}",
+                with(&format!("1 {c0}")),
+                c1.replace('+', "%2B")
+            ),
+            "given twice",
+        ),
+    ] {
+        let err = Invoice::parse(&uri).expect_err(&uri).to_string();
+        assert!(err.contains(why), "{uri}: {err}");
+    }
+    // Before any witness it belongs to nothing.
+    let (scheme_and_payee, query) = uri.split_once('?').expect("query");
+    let first = format!(
+        "{scheme_and_payee}?cosigners=1+{}&{query}",
+        c0.replace('+', "%2B")
+    );
+    let err = Invoice::parse(&first)
+        .expect_err("no witness yet")
+        .to_string();
+    assert!(err.contains("must follow the witness"), "{err}");
 }
 
 /// An invoice URI that parses must give a condition the wire decoder accepts; otherwise the

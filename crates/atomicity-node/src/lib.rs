@@ -56,6 +56,11 @@ pub struct NodeConfig {
     /// How long after a routed IOU's deadline the node lets it expire unclaimed (default
     /// [`atomicity_core::ledger::DEFAULT_EXPIRY_GRACE_SECS`]).
     pub expiry_grace: Option<u64>,
+    /// Cosigners whose cosignatures this node's invoices require on witness checkpoints
+    /// (verifier keys; empty: none).
+    pub witness_cosigners: Vec<String>,
+    /// How many of `witness_cosigners` must cosign (default: all).
+    pub witness_threshold: Option<u8>,
 }
 
 /// Why a node could not start.
@@ -141,6 +146,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     if let Some(grace) = config.expiry_grace {
         ledger.set_expiry_grace(grace);
     }
+    let cosigning = publisher::CosignerRequirement::new(
+        config.witness_cosigners.clone(),
+        config.witness_threshold,
+    )
+    .map_err(NodeError::Witness)?;
     let witnesses = Arc::new(
         publisher::discover_remembered(&dir, &config.witnesses)
             .await
@@ -192,6 +202,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         token: Arc::new(api_token.clone()),
         outbox: Arc::clone(&outbox),
         witnesses: Arc::clone(&witnesses),
+        cosigning: Arc::new(cosigning),
         payments,
         quotes: Arc::default(),
     };

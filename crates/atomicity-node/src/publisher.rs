@@ -34,6 +34,59 @@ pub struct KnownWitness {
     pub vkey: String,
 }
 
+/// The cosigners a node's invoices require on every witness log's checkpoint: a proof counts
+/// only under a checkpoint that `threshold` of them cosigned (each a watchtower that checked the
+/// log's consistency, so a log that forks cannot prove a secret to some and hide it from
+/// others). The payee then waits for the next cosigned checkpoint before it can claim.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CosignerRequirement {
+    /// Cosigner verifier keys (`<name>+<key id>+<base64>`); empty: no cosigning required.
+    pub cosigners: Vec<String>,
+    /// How many of them must cosign: 0 iff there are none.
+    pub threshold: u8,
+}
+
+impl CosignerRequirement {
+    /// Checks a node's `--witness-cosigner` keys and `--witness-threshold` (default: all of
+    /// them), or says what is wrong.
+    pub fn new(cosigners: Vec<String>, threshold: Option<u8>) -> Result<Self, String> {
+        use atomicity_core::condition::MAX_COSIGNERS;
+        use atomicity_witness::note::CosignatureVerifier;
+        if cosigners.len() > MAX_COSIGNERS {
+            return Err(format!(
+                "{} witness cosigners given; a condition may name at most {MAX_COSIGNERS}",
+                cosigners.len()
+            ));
+        }
+        for (i, vkey) in cosigners.iter().enumerate() {
+            CosignatureVerifier::from_vkey(vkey)
+                .map_err(|e| format!("witness cosigner {vkey}: not a cosigner key: {e}"))?;
+            if cosigners[..i].contains(vkey) {
+                return Err(format!("witness cosigner {vkey} is given twice"));
+            }
+        }
+        let count = u8::try_from(cosigners.len()).unwrap_or(u8::MAX);
+        let threshold = match threshold {
+            None => count,
+            Some(t) if cosigners.is_empty() => {
+                return Err(format!(
+                    "a witness threshold of {t} needs witness cosigners (--witness-cosigner)"
+                ));
+            }
+            Some(t) if t == 0 || t > count => {
+                return Err(format!(
+                    "the witness threshold must be 1 to {count} (the number of cosigners), not {t}"
+                ));
+            }
+            Some(t) => t,
+        };
+        Ok(CosignerRequirement {
+            cosigners,
+            threshold,
+        })
+    }
+}
+
 /// Fetches each witness's key, so a node can name its witnesses in invoices.
 pub async fn discover(urls: &[String]) -> Result<Vec<KnownWitness>, String> {
     let mut known = Vec::new();

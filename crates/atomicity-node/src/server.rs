@@ -26,7 +26,7 @@ use crate::api::{
     SetLineRequest,
 };
 use crate::peer::{Directory, ENVELOPE_PATH, Outbox, PeerClient, QUOTE_PATH};
-use crate::publisher::KnownWitness;
+use crate::publisher::{CosignerRequirement, KnownWitness};
 use crate::witness_client::WitnessClient;
 use crate::{OFFER_TTL_SECS, unix_now};
 
@@ -60,6 +60,8 @@ pub struct AppState {
     pub outbox: Arc<Outbox>,
     /// The witness logs this node publishes on.
     pub witnesses: Arc<Vec<KnownWitness>>,
+    /// The cosigners its invoices require on those logs' checkpoints.
+    pub cosigning: Arc<CosignerRequirement>,
     /// Payment records as they change.
     pub payments: Arc<crate::waiters::PaymentWaiters>,
     /// Recent route quotes.
@@ -464,7 +466,13 @@ async fn pay(
     if !req.routes.is_empty() {
         let p: [u8; 32] = rand::random();
         let expires_at = unix_now() + DEFAULT_EXPIRY_SECS;
-        let condition = witness_condition(&state.witnesses, payment_hash(&p), expires_at).await?;
+        let condition = witness_condition(
+            &state.witnesses,
+            &state.cosigning,
+            payment_hash(&p),
+            expires_at,
+        )
+        .await?;
         let wait = req
             .wait_ms
             .map_or(DEFAULT_ROUTED_WAIT, Duration::from_millis)
@@ -609,9 +617,11 @@ async fn history(
 }
 
 /// The witness condition for a new payment hash: every witness this node uses, with a window
-/// from its current block to the deadline (plus a margin of two blocks).
+/// from its current block to the deadline (plus a margin of two blocks), and the cosigners the
+/// node requires.
 async fn witness_condition(
     witnesses: &[KnownWitness],
+    cosigning: &CosignerRequirement,
     hash: [u8; 32],
     expires_at: u64,
 ) -> ApiResult<WitnessCondition> {
@@ -629,11 +639,15 @@ async fn witness_condition(
         match WitnessClient::new(&w.url).block().await {
             Ok(info) => {
                 let blocks = span / info.block_seconds.max(1) + 2;
-                terms.push(WitnessTerms::new(
-                    w.vkey.clone(),
-                    info.block,
-                    info.block.saturating_add(blocks),
-                ));
+                terms.push(WitnessTerms {
+                    cosigners: cosigning.cosigners.clone(),
+                    threshold: cosigning.threshold,
+                    ..WitnessTerms::new(
+                        w.vkey.clone(),
+                        info.block,
+                        info.block.saturating_add(blocks),
+                    )
+                });
             }
             Err(e) => errors.push(format!("{}: {e}", w.url)),
         }
@@ -702,7 +716,13 @@ async fn new_invoice(
     let now = unix_now();
     let expires_at = now + expires_in;
     let p: [u8; 32] = rand::random();
-    let condition = witness_condition(&state.witnesses, payment_hash(&p), expires_at).await?;
+    let condition = witness_condition(
+        &state.witnesses,
+        &state.cosigning,
+        payment_hash(&p),
+        expires_at,
+    )
+    .await?;
     let new = NewHashlock {
         p,
         role: HashlockRole::Payee,

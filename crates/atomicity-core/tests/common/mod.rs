@@ -232,23 +232,22 @@ pub fn witness_condition() -> impl Strategy<Value = WitnessCondition> {
         .boxed()
 }
 
-/// A witness condition an invoice can carry: no cosigners.
+/// A witness condition an invoice can carry: distinct logs, each with distinct cosigners (the
+/// invoice reader refuses a cosigner listed twice).
 pub fn invoice_condition() -> impl Strategy<Value = WitnessCondition> {
-    (
-        any::<[u8; 32]>(),
-        logs(),
-        prop::collection::vec(window(), MAX_WITNESSES),
-    )
-        .prop_map(|(hash, logs, windows)| WitnessCondition {
-            hash,
-            witnesses: logs
-                .into_iter()
-                .zip(windows)
-                .map(|(log, (start, deadline))| {
-                    WitnessTerms::new(witness_vkey(log), start, deadline)
-                })
-                .collect(),
-        })
+    witness_condition().prop_map(|mut condition| {
+        for terms in &mut condition.witnesses {
+            let mut distinct: Vec<String> = Vec::new();
+            for c in terms.cosigners.drain(..) {
+                if !distinct.contains(&c) {
+                    distinct.push(c);
+                }
+            }
+            terms.threshold = terms.threshold.min(distinct.len() as u8);
+            terms.cosigners = distinct;
+        }
+        condition
+    })
 }
 
 /// Any valid invoice.
