@@ -167,3 +167,29 @@ pub(crate) fn serve(
     });
     (shutdown, server)
 }
+
+/// The query of `GET /v1/identity`.
+#[derive(serde::Deserialize)]
+pub(crate) struct ChallengeQuery {
+    challenge: String,
+}
+
+/// Reads `?challenge=<64 hex>` (32 random bytes chosen by the client).
+pub(crate) fn parse_challenge(
+    query: Result<axum::extract::Query<ChallengeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<[u8; 32], ApiError> {
+    let bad = || {
+        ApiError::bad(
+            "bad_challenge",
+            "challenge must be 64 hex characters (32 bytes)",
+        )
+    };
+    let axum::extract::Query(query) = query.map_err(|_| bad())?;
+    let mut challenge = [0u8; 32];
+    if query.challenge.len() != 64
+        || hex::decode_to_slice(&query.challenge, &mut challenge).is_err()
+    {
+        return Err(bad());
+    }
+    Ok(challenge)
+}

@@ -9,6 +9,7 @@
 //! - [`cosigning`]: the log's side of tlog-witness: request bodies, checking and attaching
 //!   cosignatures.
 //! - [`watchtower`]: cosigning, monitoring and fork-proof keeping, sans-I/O.
+//! - [`identity`]: a service proving its key by signing a client's challenge.
 //! - `service` and `store` (feature `service`): the HTTP witness service and its SQLite storage.
 //! - `tower_service` and `tower_store` (feature `service`): the watchtower service and its
 //!   storage; `http`: what the two services share.
@@ -21,6 +22,7 @@ pub mod cosigning;
 pub mod fork;
 #[cfg(feature = "service")]
 pub mod http;
+pub mod identity;
 pub mod leaf;
 pub mod log;
 pub mod merkle;

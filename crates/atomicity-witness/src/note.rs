@@ -489,6 +489,11 @@ impl Signer {
         }
     }
 
+    /// The Ed25519 key, for [`crate::identity`] proofs (same key, another domain).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// Signs a note text (which must end in a newline and contain no control
     /// characters other than newline).
     pub fn sign(&self, text: &str) -> Result<NoteSignature, NoteError> {
@@ -771,6 +776,11 @@ impl Cosigner {
     }
 
     /// The secret key string, in the signed-note key format with type byte `0x04`.
+    /// The Ed25519 key, for [`crate::identity`] proofs (same key, another domain).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// Keep it secret.
     pub fn skey(&self) -> String {
         format_skey(&self.name, self.key_id, SIG_TYPE_COSIGNATURE_V1, &self.key)
@@ -888,6 +898,11 @@ impl CosignatureVerifier {
     /// The key ID (computed with type byte `0x04`).
     pub fn key_id(&self) -> u32 {
         self.key_id
+    }
+
+    /// The Ed25519 public key.
+    pub fn public_key(&self) -> &VerifyingKey {
+        &self.key
     }
 
     /// The verifier key string.

@@ -286,7 +286,7 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
     let actor = Actor {
         log,
         store,
-        signer,
+        signer: signer.clone(),
         block_seconds: config.block_seconds,
         cosigned: None,
         batch_start: 0,
@@ -296,6 +296,7 @@ pub async fn start(config: WitnessConfig) -> Result<RunningWitness, ServiceError
         handle: handle.clone(),
         vkey: vkey.clone(),
         censor: config.censor,
+        signer,
     };
     if config.censor {
         tracing::warn!("censoring: this witness refuses every submission");
@@ -651,6 +652,8 @@ struct AppState {
     handle: Handle,
     vkey: String,
     censor: bool,
+    /// The log's key, to prove it to clients that found this witness on the DHT.
+    signer: Signer,
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -722,6 +725,7 @@ fn router(state: AppState) -> Router {
         .route("/entry/{index}", get(entry))
         .route("/entries", get(entries))
         .route("/proof/consistency", get(consistency))
+        .route(crate::identity::IDENTITY_PATH, get(identity))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
@@ -741,6 +745,21 @@ fn parse_p(text: &str) -> ApiResult<[u8; 32]> {
 async fn checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
     let note = state.handle.call(Request::Checkpoint).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// `GET /v1/identity?challenge=<64 hex>`: the log's key, proven by signing the challenge.
+async fn identity(
+    State(state): State<AppState>,
+    query: Result<
+        axum::extract::Query<crate::http::ChallengeQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> ApiResult<axum::Json<crate::identity::IdentityProof>> {
+    let challenge = crate::http::parse_challenge(query)?;
+    Ok(axum::Json(crate::identity::prove_witness(
+        &state.signer,
+        &challenge,
+    )))
 }
 
 async fn block(State(state): State<AppState>) -> ApiResult<axum::Json<BlockResponse>> {

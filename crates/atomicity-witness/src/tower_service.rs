@@ -247,7 +247,7 @@ pub async fn start(config: WatchtowerConfig) -> Result<RunningWatchtower, TowerE
     let mut store = TowerStore::open(&dir.join(DB_FILE))?;
     let cosigner = load_or_create_cosigner(&dir, config.name.as_deref())?;
     let vkey = cosigner.vkey();
-    let mut tower = load(cosigner, &store)?;
+    let mut tower = load(cosigner.clone(), &store)?;
     let mut changes = Vec::new();
     for (log_vkey, url) in &config.logs {
         tower
@@ -273,6 +273,7 @@ pub async fn start(config: WatchtowerConfig) -> Result<RunningWatchtower, TowerE
     let state = AppState {
         handle: handle.clone(),
         vkey: vkey.clone(),
+        cosigner,
     };
     let (shutdown, server) = serve(listener, router(state));
     let monitor = tokio::spawn(monitor_loop(
@@ -608,6 +609,8 @@ async fn fetch_leaves(
 struct AppState {
     handle: Handle,
     vkey: String,
+    /// The cosigner key, to prove it to clients that found this watchtower on the DHT.
+    cosigner: Cosigner,
 }
 
 impl From<WatchError> for ApiError {
@@ -648,9 +651,25 @@ fn router(state: AppState) -> Router {
         .route("/v1/fork-proofs", post(fork_proof))
         .route("/v1/indicted", get(indicted))
         .route("/v1/refused", get(refused))
+        .route(crate::identity::IDENTITY_PATH, get(identity))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// `GET /v1/identity?challenge=<64 hex>`: the cosigner key, proven by signing the challenge.
+async fn identity(
+    State(state): State<AppState>,
+    query: Result<
+        axum::extract::Query<crate::http::ChallengeQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> ApiResult<axum::Json<crate::identity::IdentityProof>> {
+    let challenge = crate::http::parse_challenge(query)?;
+    Ok(axum::Json(crate::identity::prove_watchtower(
+        &state.cosigner,
+        &challenge,
+    )))
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
