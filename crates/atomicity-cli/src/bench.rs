@@ -22,6 +22,8 @@ pub enum BenchCommand {
     Witness(crate::bench_witness::WitnessBenchArgs),
     /// Measure routed payments: four-hop latency, and forwards per second through one node.
     Routed(crate::bench_routed::RoutedBenchArgs),
+    /// Measure the Mainline DHT on loopback: publishing and resolving node records.
+    Dht(crate::bench_dht::DhtBenchArgs),
 }
 
 /// Every figure of one run.
@@ -133,6 +135,7 @@ pub(crate) async fn start_node_cosigned(
         expiry_grace: None,
         witness_cosigners,
         witness_threshold: None,
+        dht: atomicity_node::DhtMode::Off,
     })
     .await?)
 }

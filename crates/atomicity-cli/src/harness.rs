@@ -47,7 +47,8 @@ impl NodeProcess {
     }
 
     /// Like [`Self::start`], with more arguments for `node run` (e.g. `--witness URL`), which
-    /// [`Self::restart`] passes again.
+    /// [`Self::restart`] passes again. Without `--dht-bootstrap` among them the node runs with
+    /// `--no-dht`.
     pub fn start_with(
         bin: &Path,
         dir: &Path,
@@ -95,11 +96,15 @@ impl NodeProcess {
     fn spawn(&mut self, listen: &str) -> Result<()> {
         let data = DataDir::new(&self.dir);
         data.clear_run_files();
-        let args: Vec<String> = ["node", "run", "--listen", listen]
+        let mut args: Vec<String> = ["node", "run", "--listen", listen]
             .map(String::from)
             .into_iter()
             .chain(self.extra.iter().cloned())
             .collect();
+        // Test networks are offline: only a node given a (local) DHT uses one.
+        if !self.extra.iter().any(|a| a == "--dht-bootstrap") {
+            args.push("--no-dht".into());
+        }
         self.child = Some(spawn_logged(&self.bin, &self.dir, &args, "node.log")?);
         let started = Instant::now();
         loop {
@@ -157,6 +162,15 @@ impl NodeProcess {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl NodeProcess {
+    /// Stops the node and starts it again listening on `listen` (e.g. `127.0.0.1:0`: a new
+    /// port, as after a move).
+    pub fn restart_at(&mut self, listen: &str) -> Result<()> {
+        self.stop();
+        self.spawn(listen)
     }
 }
 
@@ -240,10 +254,15 @@ impl ServiceProcess {
         std::fs::create_dir_all(&self.dir)?;
         let url_file = self.dir.join(format!("{}.url", self.role));
         let _ = std::fs::remove_file(&url_file);
-        let args: Vec<String> = [self.role.clone(), "run".into()]
+        let mut args: Vec<String> = [self.role.clone(), "run".into()]
             .into_iter()
             .chain(self.args.iter().cloned())
             .collect();
+        // Test networks are offline: only a service given a (local) DHT announces itself.
+        let announces = matches!(self.role.as_str(), "witness" | "watchtower");
+        if announces && !self.args.iter().any(|a| a == "--dht-bootstrap") {
+            args.push("--no-dht".into());
+        }
         let log = format!("{}.log", self.role);
         self.child = Some(spawn_logged(&self.bin, &self.dir, &args, &log)?);
         let started = Instant::now();

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod bench_dht;
 pub mod bench_routed;
 pub mod bench_witness;
 pub mod devnet;

@@ -9,7 +9,7 @@ use atomicity_cli::{bench, devnet, output};
 use atomicity_node::api::{PayRequest, SetLineRequest};
 use atomicity_node::client::ApiClient;
 use atomicity_node::datadir::DataDir;
-use atomicity_node::{NodeConfig, RunningNode};
+use atomicity_node::{DhtMode, NodeConfig, RunningNode};
 use clap::{Parser, Subcommand};
 
 /// Exit code of `pay` when the payee has not answered yet (the node keeps trying).
@@ -45,6 +45,12 @@ enum Command {
     Line {
         #[command(subcommand)]
         command: LineCommand,
+    },
+    /// My Paykit payment endpoints, published at
+    /// /pub/paykit/v0/apps/atomicity/endpoints/{ID} on the peer API.
+    Endpoint {
+        #[command(subcommand)]
+        command: EndpointCommand,
     },
     /// Pay KEY directly, or through intermediate keys with --route: AMOUNT is a decimal string
     /// ("5", "5.00"), ASSET a code (USD) or CODE:SCALE. A routed payment without an invoice is
@@ -125,6 +131,11 @@ enum Command {
         #[command(subcommand)]
         command: WatchtowerCommand,
     },
+    /// A Mainline DHT node for a local network (nodes take `--dht-bootstrap HOST:PORT`).
+    Dht {
+        #[command(subcommand)]
+        command: DhtCommand,
+    },
     /// Measure direct payments between two nodes on loopback (durable storage); `bench witness`
     /// measures the witness log.
     #[command(args_conflicts_with_subcommands = true)]
@@ -156,9 +167,8 @@ enum NodeCommand {
         /// The URL peers should use [default: http://<listen address>].
         #[arg(long)]
         public_url: Option<String>,
-        /// Do not use the Mainline DHT (accepted for scripts; this version never uses it).
-        #[arg(long)]
-        no_dht: bool,
+        #[command(flatten)]
+        dht: DhtArgs,
         /// Witness logs to publish payment secrets on and name in invoices (base URLs).
         #[arg(long = "witness", value_name = "URL[,..]", value_delimiter = ',')]
         witnesses: Vec<String>,
@@ -219,6 +229,66 @@ enum InvoiceCommand {
     },
 }
 
+/// Whether and how a service uses the Mainline DHT.
+#[derive(clap::Args, Clone, Debug)]
+struct DhtArgs {
+    /// Do not use the Mainline DHT (a node's peers then need URLs; a service is not
+    /// announced).
+    #[arg(long, conflicts_with = "dht_bootstrap")]
+    no_dht: bool,
+    /// Reach the Mainline DHT through these nodes (e.g. a local `atomicity dht run`) instead of
+    /// the public bootstrap nodes.
+    #[arg(long, value_name = "HOST:PORT[,..]", value_delimiter = ',')]
+    dht_bootstrap: Vec<String>,
+}
+
+impl DhtArgs {
+    fn mode(&self) -> DhtMode {
+        if self.no_dht {
+            DhtMode::Off
+        } else if self.dht_bootstrap.is_empty() {
+            DhtMode::Public
+        } else {
+            DhtMode::Bootstrap(self.dht_bootstrap.clone())
+        }
+    }
+
+    /// A DHT client, unless `--no-dht`.
+    fn start(&self) -> Result<Option<atomicity_discovery::Dht>> {
+        let bootstrap = match self.mode() {
+            DhtMode::Off => return Ok(None),
+            DhtMode::Public => atomicity_discovery::public_bootstrap(),
+            DhtMode::Bootstrap(nodes) => nodes,
+        };
+        Ok(Some(atomicity_discovery::Dht::start(
+            &atomicity_discovery::DhtOptions {
+                bootstrap,
+                request_timeout: std::time::Duration::from_secs(2),
+            },
+        )?))
+    }
+}
+
+/// How often a service announces itself again (announces fall out of the nodes that keep them).
+const ANNOUNCE_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Announces `service` at the port of `url` until the returned task is aborted.
+fn announce(
+    dht: Option<atomicity_discovery::Dht>,
+    service: atomicity_discovery::Service,
+    url: &str,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(dht) = dht else { return Ok(None) };
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .with_context(|| format!("no port in {url}"))?;
+    Ok(Some(tokio::spawn(async move {
+        dht.announce_forever(service, port, ANNOUNCE_EVERY).await;
+    })))
+}
+
 #[derive(Subcommand)]
 enum WitnessCommand {
     /// Serve the witness log in the foreground until SIGINT/SIGTERM; writes DIR/witness.url and
@@ -240,6 +310,30 @@ enum WitnessCommand {
         /// Refuse every submission (a censoring witness, for tests).
         #[arg(long, hide = true)]
         censor: bool,
+        #[command(flatten)]
+        dht: DhtArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DhtCommand {
+    /// Run a DHT bootstrap node in the foreground until SIGINT/SIGTERM; prints its HOST:PORT
+    /// and writes it to DIR/dht.url.
+    Run {
+        /// UDP address; 127.0.0.1:0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:6881")]
+        listen: SocketAddr,
+    },
+    /// Find a kind of service on the DHT (witness, watchtower, router) and print those that
+    /// prove their keys; the others are listed with the reason on stderr.
+    Find {
+        /// witness, watchtower or router.
+        service: atomicity_discovery::Service,
+        #[command(flatten)]
+        dht: DhtArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -261,6 +355,8 @@ enum WatchtowerCommand {
         /// The cosigner name, for a new key [default: atomicity-watchtower/<8 hex of its key>].
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        dht: DhtArgs,
     },
 }
 
@@ -320,6 +416,44 @@ enum LineCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Fetch the peer's newest signed IOU state toward me from its published data (for when
+    /// its push did not arrive).
+    Refresh {
+        /// The peer (the issuer).
+        key: String,
+        /// The asset.
+        #[arg(long)]
+        asset: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EndpointCommand {
+    /// Publish a payment endpoint: ID is {asset}-{rail}-{format} (e.g. btc-lightning-bolt11),
+    /// VALUE its value (a string, or JSON with --json-value).
+    Add {
+        /// {asset}-{rail}-{format}.
+        id: String,
+        /// The value.
+        value: String,
+        /// VALUE is JSON (an object, a number...), not a plain string.
+        #[arg(long)]
+        json_value: bool,
+    },
+    /// List my endpoints (the automatic `{asset}-atomicity-key` ones too).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop publishing an endpoint.
+    Remove {
+        /// Its ID.
+        id: String,
     },
 }
 
@@ -386,7 +520,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     listen,
                     api_listen,
                     public_url,
-                    no_dht: _,
+                    dht,
                     witnesses,
                     expiry_grace,
                     witness_cosigners,
@@ -402,6 +536,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 expiry_grace,
                 witness_cosigners,
                 witness_threshold,
+                dht: dht.mode(),
             })
             .await?;
             println!(
@@ -418,6 +553,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     origin,
                     cosigners,
                     censor,
+                    dht,
                 },
         } => {
             let mut pairs = Vec::new();
@@ -441,9 +577,57 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "witness {} listening on {} (vkey {})",
                 witness.origin, witness.url, witness.vkey
             );
+            let announcing = announce(
+                dht.start()?,
+                atomicity_discovery::Service::Witness,
+                &witness.url,
+            )?;
             stop_signal().await?;
+            if let Some(task) = announcing {
+                task.abort();
+            }
             eprintln!("shutting down");
             witness.shutdown().await;
+        }
+        Command::Dht {
+            command: DhtCommand::Run { listen },
+        } => {
+            let node = atomicity_discovery::BootstrapNode::start(listen)?;
+            let addr = node.addr();
+            std::fs::create_dir_all(&data_dir)?;
+            std::fs::write(data_dir.join("dht.url"), format!("{addr}\n"))?;
+            println!("{addr}");
+            stop_signal().await?;
+            eprintln!("shutting down");
+            let _ = std::fs::remove_file(data_dir.join("dht.url"));
+            drop(node);
+        }
+        Command::Dht {
+            command: DhtCommand::Find { service, dht, json },
+        } => {
+            let Some(dht) = dht.start()? else {
+                bail!("`dht find` needs the DHT: drop --no-dht");
+            };
+            let found = dht
+                .discover(service, std::time::Duration::from_secs(3))
+                .await?;
+            for r in &found.rejected {
+                eprintln!("rejected {}: {}", r.addr, r.why);
+            }
+            if json {
+                let rows: Vec<serde_json::Value> = found
+                    .verified
+                    .iter()
+                    .map(|v| serde_json::json!({ "url": v.url, "key": v.key }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if found.verified.is_empty() {
+                println!("no {} proved its key", service.name());
+            } else {
+                for v in &found.verified {
+                    println!("{} {}", v.url, v.key);
+                }
+            }
         }
         Command::Watchtower {
             command:
@@ -452,6 +636,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     logs,
                     poll_seconds,
                     name,
+                    dht,
                 },
         } => {
             use atomicity_witness::tower_service;
@@ -467,7 +652,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "watchtower listening on {} (cosigner vkey {})",
                 tower.url, tower.vkey
             );
+            let announcing = announce(
+                dht.start()?,
+                atomicity_discovery::Service::Watchtower,
+                &tower.url,
+            )?;
             stop_signal().await?;
+            if let Some(task) = announcing {
+                task.abort();
+            }
             eprintln!("shutting down");
             tower.shutdown().await;
         }
@@ -526,6 +719,58 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
+        Command::Line {
+            command: LineCommand::Refresh { key, asset, json },
+        } => {
+            let r = api()?.refresh_line(&key, &asset).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else if r.updated {
+                println!(
+                    "took {}'s newer state (seq {}): net {} {}",
+                    key, r.seq, r.line.net, r.line.asset
+                );
+            } else {
+                println!(
+                    "already up to date (seq {}): net {} {}",
+                    r.seq, r.line.net, r.line.asset
+                );
+            }
+        }
+        Command::Endpoint { command } => match command {
+            EndpointCommand::Add {
+                id,
+                value,
+                json_value,
+            } => {
+                let value = if json_value {
+                    serde_json::from_str(&value).context("VALUE is not JSON")?
+                } else {
+                    serde_json::Value::String(value)
+                };
+                let row = api()?.add_endpoint(&id, value).await?;
+                println!("published {} at {}", row.id, row.path);
+            }
+            EndpointCommand::List { json } => {
+                let rows = api()?.list_endpoints().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    for row in rows {
+                        let value = match &row.value {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        let auto = if row.automatic { "  (automatic)" } else { "" };
+                        println!("{}  {value}{auto}", row.id);
+                    }
+                }
+            }
+            EndpointCommand::Remove { id } => {
+                let row = api()?.remove_endpoint(&id).await?;
+                println!("removed {}", row.id);
+            }
+        },
         Command::Pay {
             key,
             amount,
@@ -642,6 +887,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: Some(bench::BenchCommand::Routed(args)),
             ..
         } => atomicity_cli::bench_routed::run(args).await?,
+        Command::Bench {
+            command: Some(bench::BenchCommand::Dht(args)),
+            ..
+        } => atomicity_cli::bench_dht::run(args).await?,
         Command::Bench {
             command: None,
             payments,

@@ -904,6 +904,7 @@ fn a_cosigned_witness_condition_completes_with_the_watchtowers_cosignature() {
         let mut run = vec![
             "node",
             "run",
+            "--no-dht",
             "--listen",
             "127.0.0.1:0",
             "--witness",

@@ -1519,7 +1519,7 @@ fn assert_cli_failed(out: &Output, args: &[&str], needles: &[&str]) {
 }
 
 fn watchtower_run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["watchtower", "run", "--listen", "127.0.0.1:0"];
+    let mut args = vec!["watchtower", "run", "--no-dht", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     args
 }

@@ -15,6 +15,7 @@ pub mod invoice;
 pub mod ledger;
 pub mod message;
 pub mod objects;
+pub mod published;
 pub mod routed;
 pub mod signed;
 

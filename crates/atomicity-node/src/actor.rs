@@ -136,6 +136,22 @@ pub enum Command {
     Publications(u64, Reply1<Vec<Publication>>),
     /// A payment secret of mine, by hash (stored, any status).
     Hashlock([u8; 32], Reply1<Option<HashlockRecord>>),
+    /// Every line with its fees and what I could still issue on it (for published documents),
+    /// sorted by peer then asset.
+    Lines(Reply1<Vec<LineInfo>>),
+    /// My newest IOU state toward a holder in an asset, if I signed one.
+    OutState(PublicKey, Asset, Reply1<Option<Signed<IouState>>>),
+}
+
+/// One line as the published documents show it ([`Command::Lines`]).
+#[derive(Clone, Debug)]
+pub struct LineInfo {
+    /// Its summary (limits, net, seqs).
+    pub view: ChannelView,
+    /// My fee policy for forwarding to the peer.
+    pub fees: FeePolicy,
+    /// How much more I could offer the peer now without passing my issue limit.
+    pub available: Amount,
 }
 
 /// A routed payment to start ([`atomicity_core::Ledger::pay_routed`]).
@@ -477,6 +493,29 @@ impl Actor {
                 self.store
                     .hashlock(&hash)
                     .map_err(|e| ActorError::Storage(e.to_string())),
+            ),
+            Command::Lines(reply) => {
+                let mut lines: Vec<LineInfo> = ledger
+                    .channels()
+                    .filter_map(|c| {
+                        Some(LineInfo {
+                            view: c.view()?,
+                            fees: c.fees,
+                            available: c.available_to_issue().unwrap_or_default(),
+                        })
+                    })
+                    .collect();
+                lines.sort_by(|a, b| {
+                    (a.view.peer.to_z32(), &a.view.asset)
+                        .cmp(&(b.view.peer.to_z32(), &b.view.asset))
+                });
+                defer(reply, Ok(lines))
+            }
+            Command::OutState(peer, asset, reply) => defer(
+                reply,
+                Ok(ledger
+                    .channel(&peer, &asset)
+                    .and_then(|c| c.out_state().cloned())),
             ),
         }
     }

@@ -208,6 +208,41 @@ pub struct HistoryRow {
     pub updated_at: u64,
 }
 
+/// `POST /v1/endpoints`: sets (adds or replaces) a Paykit endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AddEndpointRequest {
+    /// `{asset}-{rail}-{format}`, e.g. `btc-lightning-bolt11`; not `*-atomicity-key`.
+    pub id: String,
+    /// A non-empty JSON string or object, at most 4096 bytes of compact JSON.
+    #[serde(default)]
+    pub value: serde_json::Value,
+}
+
+/// One row of `GET /v1/endpoints` (and the answer of `POST /v1/endpoints` and
+/// `DELETE /v1/endpoints/{id}`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndpointRow {
+    /// The endpoint id.
+    pub id: String,
+    /// Its value, as published.
+    pub value: serde_json::Value,
+    /// Published by the node itself (`<asset>-atomicity-key`, value: its key), not configured.
+    pub automatic: bool,
+    /// Where it is published on the peer API (`/pub/paykit/v0/apps/atomicity/endpoints/{id}`).
+    pub path: String,
+}
+
+/// The answer of `POST /v1/lines/{peer}/refresh?asset=…`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefreshResponse {
+    /// The peer's published state was newer than the one held, and is now held.
+    pub updated: bool,
+    /// The seq of the peer's state now held.
+    pub seq: u64,
+    /// The line after the refresh.
+    pub line: BalanceRow,
+}
+
 /// Every error of the local and peer APIs.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {

@@ -6,8 +6,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AddPeerRequest, BalanceRow, ErrorBody, HistoryRow, IdResponse, InvoiceRequest, InvoiceRow,
-    PayInvoiceRequest, PayRequest, PayResponse, PeerRow, SetLineRequest,
+    AddEndpointRequest, AddPeerRequest, BalanceRow, EndpointRow, ErrorBody, HistoryRow, IdResponse,
+    InvoiceRequest, InvoiceRow, PayInvoiceRequest, PayRequest, PayResponse, PeerRow,
+    RefreshResponse, SetLineRequest,
 };
 use crate::datadir::{API_TOKEN_FILE, API_URL_FILE, DataDir, DataDirError};
 
@@ -179,4 +180,62 @@ impl ApiClient {
     pub async fn history(&self, limit: usize) -> Result<Vec<HistoryRow>, ClientError> {
         self.get(&format!("/v1/history?limit={limit}")).await
     }
+
+    /// Sets (adds or replaces) a Paykit endpoint the node publishes; `value` is a JSON string
+    /// or object.
+    pub async fn add_endpoint(
+        &self,
+        id: &str,
+        value: serde_json::Value,
+    ) -> Result<EndpointRow, ClientError> {
+        let body = AddEndpointRequest {
+            id: id.to_string(),
+            value,
+        };
+        self.post("/v1/endpoints", &body).await
+    }
+
+    /// Every Paykit endpoint the node publishes, the automatic ones marked.
+    pub async fn list_endpoints(&self) -> Result<Vec<EndpointRow>, ClientError> {
+        self.get("/v1/endpoints").await
+    }
+
+    /// Removes a Paykit endpoint the user set; answers its last row.
+    pub async fn remove_endpoint(&self, id: &str) -> Result<EndpointRow, ClientError> {
+        self.call(
+            self.http
+                .delete(format!("{}/v1/endpoints/{}", self.url, path_segment(id))),
+        )
+        .await
+    }
+
+    /// Fetches the newest IOU state `peer` published toward this node in `asset` and takes it
+    /// as if the peer had sent it; answers the line after.
+    pub async fn refresh_line(
+        &self,
+        peer: &str,
+        asset: &str,
+    ) -> Result<RefreshResponse, ClientError> {
+        self.call(self.http.post(format!(
+            "{}/v1/lines/{}/refresh?asset={}",
+            self.url,
+            path_segment(peer),
+            path_segment(asset)
+        )))
+        .await
+    }
+}
+
+/// `text` escaped for a URL path segment or query value (everything but ASCII letters, digits
+/// and `-._~`).
+fn path_segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -1,4 +1,5 @@
-//! The node's data directory: identity key, database and the files clients read.
+//! The node's data directory: identity key, database, the files clients read, and the
+//! published documents' settings (`endpoints.json`, `published.seq`).
 
 use std::fs;
 use std::io::Write;
@@ -19,6 +20,11 @@ pub const API_URL_FILE: &str = "api.url";
 pub const API_TOKEN_FILE: &str = "api.token";
 /// The witness logs this node reached, one `<url> <verifier key>` a line.
 pub const WITNESSES_FILE: &str = "witnesses";
+/// The Paykit endpoints the user configured (JSON, see `docs/publishing.md`).
+pub const ENDPOINTS_FILE: &str = "endpoints.json";
+/// A bound above every seq of a published document signed so far (decimal microseconds), so
+/// that seqs never go backward across restarts, even if the clock does.
+pub const PUBLISHED_SEQ_FILE: &str = "published.seq";
 
 /// A problem with the data directory.
 #[derive(Debug, Error)]
@@ -32,6 +38,14 @@ pub enum DataDirError {
     /// The identity file is not a 32-byte hex secret.
     #[error("{0} is not a valid identity file")]
     BadIdentity(PathBuf),
+    /// A file the node keeps does not read back (edited by hand?).
+    #[error("{path}: {why}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Reading or writing failed.
     #[error("{path}: {source}")]
     Io {
@@ -125,6 +139,38 @@ impl DataDir {
         fs::read_to_string(&path)
             .map(|s| s.trim().to_string())
             .map_err(|source| DataDirError::Io { path, source })
+    }
+
+    /// Replaces a file durably: writes a temporary file, syncs it, renames it over the old one
+    /// and syncs the directory, so that after a crash the file is either the old or the new one,
+    /// whole.
+    pub fn write_durable(&self, name: &str, bytes: &[u8]) -> Result<(), DataDirError> {
+        let path = self.file(name);
+        let tmp = self.file(&format!(".{name}.tmp"));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DataDirError::Io { path, source }
+        };
+        let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
+        file.write_all(bytes).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        #[cfg(unix)]
+        fs::File::open(&self.root)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io(&self.root))?;
+        Ok(())
+    }
+
+    /// Reads a file; `None` if it does not exist.
+    pub fn read_optional(&self, name: &str) -> Result<Option<Vec<u8>>, DataDirError> {
+        let path = self.file(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(DataDirError::Io { path, source }),
+        }
     }
 
     /// Removes the files that describe a running node.

@@ -4,6 +4,9 @@
 //!   answering only after the commit.
 //! - [`server`]: the peer API (signed binary envelopes) and the local API (JSON + bearer token).
 //! - [`peer`]: sending envelopes to peers, and the outbox that retries until they take them.
+//! - [`directory`]: where peers are (configured URLs, or their Pkarr records on the DHT).
+//! - [`published`]: the signed documents served at `/pub/…` (Paykit endpoints, channel list,
+//!   newest states), and reading a peer's back.
 //! - [`client`]: a typed client of the local API, used by the CLI, the devnet and tests.
 #![deny(missing_docs)]
 
@@ -11,7 +14,9 @@ pub mod actor;
 pub mod api;
 pub mod client;
 pub mod datadir;
+pub mod directory;
 pub mod peer;
+pub mod published;
 pub mod publisher;
 pub mod server;
 pub mod waiters;
@@ -40,6 +45,13 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Microseconds since the Unix epoch (Pkarr timestamps, document seqs).
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// How to run a node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -61,7 +73,26 @@ pub struct NodeConfig {
     pub witness_cosigners: Vec<String>,
     /// How many of `witness_cosigners` must cosign (default: all).
     pub witness_threshold: Option<u8>,
+    /// Whether the node publishes its URL on the Mainline DHT and looks peers up there.
+    pub dht: DhtMode,
 }
+
+/// Whether and where a node uses the Mainline DHT.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DhtMode {
+    /// No DHT: peers need URLs (`peer add KEY --url URL`).
+    #[default]
+    Off,
+    /// The public Mainline DHT, through its usual bootstrap nodes.
+    Public,
+    /// A DHT reached through these bootstrap nodes (`HOST:PORT`), e.g. a local one.
+    Bootstrap(Vec<String>),
+}
+
+/// How long one DHT request may take before the node gives up on that DHT node.
+const DHT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often the node republishes its record (records live about two hours on the DHT).
+const DHT_REPUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Why a node could not start.
 #[derive(Debug, Error)]
@@ -78,6 +109,9 @@ pub enum NodeError {
     /// A configured witness could not be reached.
     #[error("{0}")]
     Witness(String),
+    /// The DHT client could not start.
+    #[error("DHT: {0}")]
+    Dht(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -156,7 +190,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             .await
             .map_err(NodeError::Witness)?,
     );
-    let directory = Directory::default();
+    let dht = start_dht(&config.dht)?;
+    let directory = Directory::new(dht.clone());
     for peer in ledger.peers() {
         directory.set(peer.key.clone(), peer.url.clone());
     }
@@ -205,6 +240,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         cosigning: Arc::new(cosigning),
         payments,
         quotes: Arc::default(),
+        published: Arc::new(published::Publisher::open(key.clone(), &dir)?),
     };
 
     dir.write_text(API_TOKEN_FILE, &api_token, true)?;
@@ -230,11 +266,18 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         serve(peer_listener, server::peer_router(state.clone())),
         serve(api_listener, server::local_router(state)),
     ];
-    let background = vec![
+    let mut background = vec![
         tokio::spawn(outbox.run(client, outbound_rx, actor.clone())),
         tokio::spawn(publisher::run(witnesses, actor.clone(), publish_rx)),
         tokio::spawn(tick(actor.clone())),
     ];
+    if let Some(dht) = dht {
+        background.push(tokio::spawn(publish_record(
+            dht,
+            key.clone(),
+            node_url.clone(),
+        )));
+    }
     tracing::info!(key = %key.public_key(), %node_url, %api_url, "node running");
     Ok(RunningNode {
         key: key.public_key(),
@@ -287,5 +330,49 @@ fn lock_dir(dir: &DataDir) -> Result<std::fs::File, NodeError> {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(NodeError::Locked(dir.root().to_path_buf())),
         Err(std::fs::TryLockError::Error(source)) => Err(DataDirError::Io { path, source }.into()),
+    }
+}
+
+fn start_dht(mode: &DhtMode) -> Result<Option<Arc<atomicity_discovery::Dht>>, NodeError> {
+    let bootstrap = match mode {
+        DhtMode::Off => return Ok(None),
+        DhtMode::Public => atomicity_discovery::public_bootstrap(),
+        DhtMode::Bootstrap(nodes) => nodes.clone(),
+    };
+    let dht = atomicity_discovery::Dht::start(&atomicity_discovery::DhtOptions {
+        bootstrap,
+        request_timeout: DHT_REQUEST_TIMEOUT,
+    })
+    .map_err(|e| NodeError::Dht(e.to_string()))?;
+    Ok(Some(Arc::new(dht)))
+}
+
+/// Publishes the node's Pkarr record (its peer URL) now and every [`DHT_REPUBLISH_EVERY`],
+/// retrying sooner after a failure; a record too large to publish is reported once.
+async fn publish_record(
+    dht: Arc<atomicity_discovery::Dht>,
+    key: atomicity_core::Keypair,
+    url: String,
+) {
+    let mut retry = std::time::Duration::from_secs(1);
+    loop {
+        let wait = match dht.publish_node_url(&key, &url, unix_micros()).await {
+            Ok(outcome) => {
+                tracing::info!(
+                    %url,
+                    bytes = outcome.bytes,
+                    stored_on = outcome.stored_on,
+                    "published the node's record on the DHT"
+                );
+                retry = std::time::Duration::from_secs(1);
+                DHT_REPUBLISH_EVERY
+            }
+            Err(e) => {
+                tracing::warn!("cannot publish the node's record on the DHT: {e}");
+                retry = (retry * 2).min(std::time::Duration::from_secs(60));
+                retry
+            }
+        };
+        tokio::time::sleep(wait).await;
     }
 }

@@ -2,7 +2,7 @@
 //! the outbox that resends what a peer has not taken yet.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use atomicity_core::{
@@ -45,38 +45,7 @@ pub enum PeerError {
     BadReply(String),
 }
 
-/// Known peers and their URLs, shared by the HTTP handlers and the client (the ledger actor
-/// keeps the durable copy).
-#[derive(Clone, Default)]
-pub struct Directory(Arc<RwLock<HashMap<PublicKey, Option<String>>>>);
-
-impl Directory {
-    /// Records a peer.
-    pub fn set(&self, key: PublicKey, url: Option<String>) {
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, url);
-    }
-
-    /// Whether `key` is a known peer.
-    pub fn contains(&self, key: &PublicKey) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(key)
-    }
-
-    /// The peer's URL.
-    pub fn url(&self, key: &PublicKey) -> Option<String> {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
-            .flatten()
-    }
-}
+pub use crate::directory::Directory;
 
 /// Sends envelopes to peers.
 #[derive(Clone)]
@@ -120,11 +89,13 @@ impl PeerClient {
             &self.key,
         )
         .to_bytes();
+        // Cheap to clone, for a second try at a peer that moved.
+        let envelope = axum::body::Bytes::from(envelope);
         let body = self
             .post(peer, ENVELOPE_PATH, |request| {
                 request
                     .header("content-type", "application/octet-stream")
-                    .body(envelope)
+                    .body(envelope.clone())
             })
             .await?;
         let replies = decode_replies(&body).map_err(|e| PeerError::BadReply(e.to_string()))?;
@@ -142,19 +113,35 @@ impl PeerClient {
         &self,
         peer: &PublicKey,
         path: &str,
-        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<axum::body::Bytes, PeerError> {
         let url = self
             .directory
-            .url(peer)
+            .locate(peer)
+            .await
             .ok_or_else(|| PeerError::NoUrl(peer.to_z32()))?;
-        let response = build(
-            self.http
-                .post(format!("{}{path}", url.trim_end_matches('/'))),
-        )
-        .send()
-        .await
-        .map_err(|e| PeerError::Unreachable(e.to_string()))?;
+        // The request is rebuilt for a second try at a peer's new address.
+        let request = |url: &str| {
+            build(
+                self.http
+                    .post(format!("{}{path}", url.trim_end_matches('/'))),
+            )
+        };
+        let response = match request(&url).send().await {
+            Ok(response) => response,
+            // Nothing answered there: the peer may have moved and said so on the DHT.
+            Err(e) if e.is_connect() || e.is_timeout() => {
+                let Some(moved) = self.directory.relocate(peer, &url).await else {
+                    return Err(PeerError::Unreachable(e.to_string()));
+                };
+                tracing::info!(peer = %peer, url = %moved, "the peer moved");
+                request(&moved)
+                    .send()
+                    .await
+                    .map_err(|e| PeerError::Unreachable(e.to_string()))?
+            }
+            Err(e) => return Err(PeerError::Unreachable(e.to_string())),
+        };
         let status = response.status();
         let body = response
             .bytes()

@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+// Mounted here (rather than in lib.rs) while lib.rs is being edited elsewhere; the module
+// names its dependencies by `crate::` paths, so it can move to `crate::published` unchanged.
+
 use atomicity_core::{
     Amount, Asset, ChannelView, EnvelopeError, FeePolicy, HashlockRecord, HashlockRole, Hop,
     Invoice, LedgerError, Message, NewHashlock, PaymentOutcome, PaymentRecord, PaymentStatus,
@@ -15,20 +18,24 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::actor::{ActorError, ActorHandle, Command, RoutedPay};
 use crate::api::{
-    AddPeerRequest, BalanceRow, ErrorBody, HistoryRow, IdResponse, InvoiceRequest, InvoiceRow,
-    PayInvoiceRequest, PayRequest, PayResponse, PeerRow, QuoteHop, QuoteRequest, QuoteResponse,
-    SetLineRequest,
+    AddEndpointRequest, AddPeerRequest, BalanceRow, EndpointRow, ErrorBody, HistoryRow, IdResponse,
+    InvoiceRequest, InvoiceRow, PayInvoiceRequest, PayRequest, PayResponse, PeerRow, QuoteHop,
+    QuoteRequest, QuoteResponse, RefreshResponse, SetLineRequest,
 };
 use crate::peer::{Directory, ENVELOPE_PATH, Outbox, PeerClient, QUOTE_PATH};
+use crate::published::{self, EndpointError, PublishError, RefreshError};
 use crate::publisher::{CosignerRequirement, KnownWitness};
 use crate::witness_client::WitnessClient;
 use crate::{OFFER_TTL_SECS, unix_now};
+use atomicity_core::published::{
+    CHANNELS_PATH, EndpointId, PAYKIT_ENDPOINTS_DIR, STATES_DIR, WITNESSES_PATH, endpoint_path,
+};
 
 /// Largest request body either API takes.
 const MAX_BODY: usize = 1024 * 1024;
@@ -66,6 +73,8 @@ pub struct AppState {
     pub payments: Arc<crate::waiters::PaymentWaiters>,
     /// Recent route quotes.
     pub quotes: Arc<QuoteCache>,
+    /// Signs and caches the public documents (`/pub/…`); keeps the user's Paykit endpoints.
+    pub published: Arc<published::Publisher>,
 }
 
 /// Quotes of recent routes, kept for [`QUOTE_TTL`]: a payer that pays the same route again
@@ -171,6 +180,52 @@ impl From<ActorError> for ApiError {
     }
 }
 
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> ApiError {
+        match e {
+            PublishError::Actor(e) => e.into(),
+            PublishError::Storage(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage", m)
+            }
+            PublishError::Sign(e) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<EndpointError> for ApiError {
+    fn from(e: EndpointError) -> ApiError {
+        let (status, code) = match &e {
+            EndpointError::BadId(_) => (StatusCode::BAD_REQUEST, "bad_endpoint_id"),
+            EndpointError::Reserved(_) => (StatusCode::BAD_REQUEST, "reserved_endpoint"),
+            EndpointError::BadValue(_) => (StatusCode::BAD_REQUEST, "bad_endpoint_value"),
+            EndpointError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "endpoint_too_large"),
+            EndpointError::TooMany => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_endpoints"),
+            EndpointError::Unknown(_) => (StatusCode::NOT_FOUND, "unknown_endpoint"),
+            EndpointError::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(e: RefreshError) -> ApiError {
+        let (status, code) = match e {
+            RefreshError::Actor(e) => return e.into(),
+            RefreshError::UnknownPeer(_) => (StatusCode::NOT_FOUND, "unknown_peer"),
+            RefreshError::NoLine { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "no_line"),
+            RefreshError::NoUrl(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_url"),
+            RefreshError::Unreachable { .. } => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
+            RefreshError::NoState(_) => (StatusCode::NOT_FOUND, "no_published_state"),
+            RefreshError::BadDocument(_) => (StatusCode::BAD_GATEWAY, "bad_document"),
+            RefreshError::Stale { .. } => (StatusCode::CONFLICT, "stale_state"),
+            RefreshError::Rejected { .. } => (StatusCode::CONFLICT, "state_rejected"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 type ApiResult<T> = Result<T, ApiError>;
 
 /// The peer API router.
@@ -178,6 +233,17 @@ pub fn peer_router(state: AppState) -> Router {
     Router::new()
         .route(ENVELOPE_PATH, post(take_envelope))
         .route(QUOTE_PATH, post(quote))
+        .route(PAYKIT_ENDPOINTS_DIR, get(endpoint_listing))
+        .route(
+            &format!("{PAYKIT_ENDPOINTS_DIR}{{id}}"),
+            get(endpoint_document),
+        )
+        .route(CHANNELS_PATH, get(channels_document))
+        .route(WITNESSES_PATH, get(witnesses_document))
+        .route(
+            &format!("{STATES_DIR}{{holder}}/{{asset}}"),
+            get(state_document),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
@@ -210,6 +276,9 @@ pub fn local_router(state: AppState) -> Router {
         .route("/v1/id", get(id))
         .route("/v1/peers", get(list_peers).post(add_peer))
         .route("/v1/lines", post(set_line))
+        .route("/v1/lines/{peer}/refresh", post(refresh_line))
+        .route("/v1/endpoints", get(list_endpoints).post(set_endpoint))
+        .route("/v1/endpoints/{id}", delete(remove_endpoint))
         .route("/v1/pay", post(pay))
         .route("/v1/invoices", post(new_invoice))
         .route("/v1/invoices/pay", post(pay_invoice))
@@ -437,20 +506,7 @@ async fn set_line(
             })
             .await?;
     }
-    let row = state
-        .actor
-        .call(Command::Balances)
-        .await?
-        .into_iter()
-        .find(|v| v.peer == peer && v.asset == asset)
-        .map(|v| balance_row(&v))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "line vanished",
-            )
-        })?;
+    let row = line_row(&state, &peer, &asset).await?;
     Ok(axum::Json(row))
 }
 
@@ -498,11 +554,20 @@ async fn pay(
         .wait_ms
         .map_or(DEFAULT_PAY_WAIT, Duration::from_millis)
         .min(Duration::from_secs(300));
-    if state.directory.contains(&peer) && state.directory.url(&peer).is_none() {
+    if state.directory.contains(&peer) && state.directory.locate(&peer).await.is_none() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no_url",
-            format!("no URL known for {peer}; add one with `atomicity peer add {peer} --url URL`"),
+            if state.directory.has_dht() {
+                format!(
+                    "no URL known for {peer} and no record of it on the DHT; add one with \
+                     `atomicity peer add {peer} --url URL`"
+                )
+            } else {
+                format!(
+                    "no URL known for {peer}; add one with `atomicity peer add {peer} --url URL`"
+                )
+            },
         ));
     }
     let payment_id: [u8; 32] = rand::random();
@@ -1023,4 +1088,183 @@ async fn quote(
         amount: asset.format(h.amount),
     }));
     Ok(axum::Json(QuoteResponse { hops }))
+}
+
+/// A public document: JSON, readable from any web page (it is public and signed), revalidated
+/// on every use.
+fn document_response(document: axum::body::Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        document,
+    )
+        .into_response()
+}
+
+fn not_published(what: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+#[derive(Deserialize)]
+struct ListingQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Peer API: the Pubky-style listing of the Paykit endpoints directory.
+async fn endpoint_listing(
+    State(state): State<AppState>,
+    query: Result<Query<ListingQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(|e| ApiError::bad("bad_query", e.body_text()))?;
+    let listing = published::endpoint_listing(&state, query.cursor.as_deref(), query.limit).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        listing,
+    )
+        .into_response())
+}
+
+/// Peer API: one Paykit endpoint's signed document.
+async fn endpoint_document(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Response> {
+    let id = EndpointId::parse(&id).map_err(|e| ApiError::bad("bad_endpoint_id", e.to_string()))?;
+    published::endpoint_document(&state, id.as_str())
+        .await?
+        .map(document_response)
+        .ok_or_else(|| not_published(format!("this node publishes no endpoint {id}")))
+}
+
+/// Peer API: the signed channel list.
+async fn channels_document(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(document_response(
+        published::channels_document(&state).await?,
+    ))
+}
+
+/// Peer API: the signed list of witness logs.
+async fn witnesses_document(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(document_response(
+        published::witnesses_document(&state).await?,
+    ))
+}
+
+/// Peer API: the newest IOU state this node signed toward a holder in an asset.
+async fn state_document(
+    State(state): State<AppState>,
+    axum::extract::Path((holder, asset)): axum::extract::Path<(String, String)>,
+) -> ApiResult<Response> {
+    let holder = key_arg(&holder)?;
+    let asset = asset_arg(&asset)?;
+    published::state_document(&state, &holder, &asset)
+        .await?
+        .map(document_response)
+        .ok_or_else(|| {
+            not_published(format!(
+                "this node has signed no IOU state toward {holder} in {asset}"
+            ))
+        })
+}
+
+fn endpoint_row(id: &EndpointId, value: serde_json::Value, automatic: bool) -> EndpointRow {
+    EndpointRow {
+        id: id.to_string(),
+        value,
+        automatic,
+        path: endpoint_path(id),
+    }
+}
+
+/// Local API: every Paykit endpoint the node publishes, automatic ones marked.
+async fn list_endpoints(State(state): State<AppState>) -> ApiResult<axum::Json<Vec<EndpointRow>>> {
+    let rows = published::endpoints(&state)
+        .await?
+        .into_iter()
+        .map(|e| endpoint_row(&e.id, e.value, e.automatic))
+        .collect();
+    Ok(axum::Json(rows))
+}
+
+/// Local API: sets (adds or replaces) a Paykit endpoint.
+async fn set_endpoint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<EndpointRow>> {
+    let req: AddEndpointRequest = parse_json(&headers, &body)?;
+    let (id, _) = state
+        .published
+        .set_endpoint(&req.id, req.value.clone())
+        .await?;
+    Ok(axum::Json(endpoint_row(&id, req.value, false)))
+}
+
+/// Local API: removes a Paykit endpoint the user configured.
+async fn remove_endpoint(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<axum::Json<EndpointRow>> {
+    if let Ok(parsed) = EndpointId::parse(&id)
+        && parsed.is_reserved()
+    {
+        return Err(EndpointError::Reserved(parsed).into());
+    }
+    let (id, value) = state.published.remove_endpoint(&id).await?;
+    Ok(axum::Json(endpoint_row(&id, value, false)))
+}
+
+#[derive(Deserialize)]
+struct RefreshQuery {
+    asset: Option<String>,
+}
+
+/// Local API: fetches the peer's newest published IOU state toward me and takes it as if the
+/// peer had pushed it.
+async fn refresh_line(
+    State(state): State<AppState>,
+    axum::extract::Path(peer): axum::extract::Path<String>,
+    query: Result<Query<RefreshQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::Json<RefreshResponse>> {
+    let Query(query) = query.map_err(|e| ApiError::bad("bad_query", e.body_text()))?;
+    let peer = key_arg(&peer)?;
+    let asset = asset_arg(
+        query
+            .asset
+            .as_deref()
+            .ok_or_else(|| ApiError::bad("bad_query", "give the line's asset: ?asset=USD"))?,
+    )?;
+    let refreshed = published::refresh_line(&state, &peer, &asset).await?;
+    let line = line_row(&state, &peer, &asset).await?;
+    Ok(axum::Json(RefreshResponse {
+        updated: refreshed.updated,
+        seq: refreshed.seq,
+        line,
+    }))
+}
+
+/// The balance row of one line (which the caller just created or changed).
+async fn line_row(state: &AppState, peer: &PublicKey, asset: &Asset) -> ApiResult<BalanceRow> {
+    state
+        .actor
+        .call(Command::Balances)
+        .await?
+        .into_iter()
+        .find(|v| &v.peer == peer && &v.asset == asset)
+        .map(|v| balance_row(&v))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "line vanished",
+            )
+        })
 }
