@@ -24,6 +24,8 @@ pub enum BenchCommand {
     Routed(crate::bench_routed::RoutedBenchArgs),
     /// Measure the Mainline DHT on loopback: publishing and resolving node records.
     Dht(crate::bench_dht::DhtBenchArgs),
+    /// Measure path finding on synthetic credit graphs (15k/75k and 100k/350k).
+    Route(crate::bench_route::RouteBenchArgs),
 }
 
 /// Every figure of one run.
@@ -127,15 +129,9 @@ pub(crate) async fn start_node_cosigned(
     let dir = atomicity_node::datadir::DataDir::new(root.join(name));
     dir.init()?;
     Ok(atomicity_node::start(NodeConfig {
-        data_dir: dir.root().to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        api_listen: "127.0.0.1:0".parse()?,
-        public_url: None,
         witnesses,
-        expiry_grace: None,
         witness_cosigners,
-        witness_threshold: None,
-        dht: atomicity_node::DhtMode::Off,
+        ..NodeConfig::new(dir.root())
     })
     .await?)
 }

@@ -259,7 +259,7 @@ impl ServiceProcess {
             .chain(self.args.iter().cloned())
             .collect();
         // Test networks are offline: only a service given a (local) DHT announces itself.
-        let announces = matches!(self.role.as_str(), "witness" | "watchtower");
+        let announces = matches!(self.role.as_str(), "witness" | "watchtower" | "router");
         if announces && !self.args.iter().any(|a| a == "--dht-bootstrap") {
             args.push("--no-dht".into());
         }

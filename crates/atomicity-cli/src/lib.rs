@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_dht;
+pub mod bench_route;
 pub mod bench_routed;
 pub mod bench_witness;
 pub mod devnet;

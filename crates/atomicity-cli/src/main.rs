@@ -131,6 +131,11 @@ enum Command {
         #[command(subcommand)]
         command: WatchtowerCommand,
     },
+    /// A router: crawls the channel lists nodes publish and answers route queries.
+    Router {
+        #[command(subcommand)]
+        command: RouterCommand,
+    },
     /// A Mainline DHT node for a local network (nodes take `--dht-bootstrap HOST:PORT`).
     Dht {
         #[command(subcommand)]
@@ -169,6 +174,10 @@ enum NodeCommand {
         public_url: Option<String>,
         #[command(flatten)]
         dht: DhtArgs,
+        /// A router to ask for routes when a payment names none (its base URL; repeat for
+        /// more). Routers found on the DHT are asked too.
+        #[arg(long = "router", value_name = "URL")]
+        routers: Vec<String>,
         /// Witness logs to publish payment secrets on and name in invoices (base URLs).
         #[arg(long = "witness", value_name = "URL[,..]", value_delimiter = ',')]
         witnesses: Vec<String>,
@@ -310,6 +319,32 @@ enum WitnessCommand {
         /// Refuse every submission (a censoring witness, for tests).
         #[arg(long, hide = true)]
         censor: bool,
+        #[command(flatten)]
+        dht: DhtArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum RouterCommand {
+    /// Run the router in the foreground until SIGINT/SIGTERM; writes DIR/router.url. Its key
+    /// is DIR's identity (made on the first run).
+    Run {
+        /// Listening address; 127.0.0.1:0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:7450")]
+        listen: SocketAddr,
+        /// A key to start crawling from, as KEY or KEY@URL (repeat for more); the crawl follows
+        /// the peers each channel list names.
+        #[arg(long = "seed", value_name = "KEY[@URL]")]
+        seeds: Vec<String>,
+        /// Seconds between two crawl rounds.
+        #[arg(long, default_value_t = 10)]
+        round_seconds: u64,
+        /// The shortest time between two fetches of one node, in seconds.
+        #[arg(long, default_value_t = 30)]
+        recrawl_seconds: u64,
+        /// Fetches in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
         #[command(flatten)]
         dht: DhtArgs,
     },
@@ -525,6 +560,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     expiry_grace,
                     witness_cosigners,
                     witness_threshold,
+                    routers,
                 },
         } => {
             let node = atomicity_node::start(NodeConfig {
@@ -537,6 +573,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 witness_cosigners,
                 witness_threshold,
                 dht: dht.mode(),
+                routers,
             })
             .await?;
             println!(
@@ -588,6 +625,80 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             eprintln!("shutting down");
             witness.shutdown().await;
+        }
+        Command::Router {
+            command:
+                RouterCommand::Run {
+                    listen,
+                    seeds,
+                    round_seconds,
+                    recrawl_seconds,
+                    concurrency,
+                    dht,
+                },
+        } => {
+            let mut parsed = Vec::new();
+            for seed in &seeds {
+                let (key, url) = match seed.split_once('@') {
+                    Some((key, url)) => (key, Some(url.trim_end_matches('/').to_string())),
+                    None => (seed.as_str(), None),
+                };
+                let key = atomicity_core::parse_key(key)
+                    .map_err(|e| anyhow::anyhow!("--seed {seed}: {e}"))?;
+                parsed.push((key, url));
+            }
+            if !dir
+                .root()
+                .join(atomicity_node::datadir::IDENTITY_FILE)
+                .exists()
+            {
+                dir.init()?;
+            }
+            let key = dir.identity()?;
+            let dht = dht.start()?.map(std::sync::Arc::new);
+            let router = atomicity_router::service::start(
+                atomicity_router::service::RouterConfig {
+                    key,
+                    listen,
+                    seeds: parsed,
+                    crawl: atomicity_router::crawl::CrawlConfig {
+                        concurrency: concurrency.max(1),
+                        min_interval: std::time::Duration::from_secs(recrawl_seconds),
+                        ..Default::default()
+                    },
+                    round_every: std::time::Duration::from_secs(round_seconds.max(1)),
+                },
+                dht.clone(),
+            )
+            .await?;
+            std::fs::write(data_dir.join("router.url"), format!("{}\n", router.url))?;
+            println!("router {} listening on {}", router.key, router.url);
+            let announcing = match dht {
+                Some(dht) => {
+                    let url = router.url.clone();
+                    let port: u16 = url
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .with_context(|| format!("no port in {url}"))?;
+                    Some(tokio::spawn(async move {
+                        dht.announce_forever(
+                            atomicity_discovery::Service::Router,
+                            port,
+                            ANNOUNCE_EVERY,
+                        )
+                        .await;
+                    }))
+                }
+                None => None,
+            };
+            stop_signal().await?;
+            eprintln!("shutting down");
+            if let Some(task) = announcing {
+                task.abort();
+            }
+            let _ = std::fs::remove_file(data_dir.join("router.url"));
+            router.shutdown().await;
         }
         Command::Dht {
             command: DhtCommand::Run { listen },
@@ -891,6 +1002,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             command: Some(bench::BenchCommand::Dht(args)),
             ..
         } => atomicity_cli::bench_dht::run(args).await?,
+        Command::Bench {
+            command: Some(bench::BenchCommand::Route(args)),
+            ..
+        } => atomicity_cli::bench_route::run(args).await?,
         Command::Bench {
             command: None,
             payments,

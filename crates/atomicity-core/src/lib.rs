@@ -17,6 +17,7 @@ pub mod message;
 pub mod objects;
 pub mod published;
 pub mod routed;
+pub mod router_api;
 pub mod signed;
 
 pub use amount::{Amount, AmountError, Asset, Total};

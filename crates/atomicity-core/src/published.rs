@@ -55,6 +55,8 @@ pub const PAYKIT_ENDPOINTS_DIR: &str = "/pub/paykit/v0/apps/atomicity/endpoints/
 pub const CHANNELS_PATH: &str = "/pub/atomicity/v1/channels";
 /// The witness logs the node publishes payment secrets on.
 pub const WITNESSES_PATH: &str = "/pub/atomicity/v1/witnesses";
+/// The node's ratings of the routers it asked (value: key → `{url, good, bad, silent}`).
+pub const ROUTERS_PATH: &str = "/pub/atomicity/v1/routers";
 /// The directory of the issuer's newest IOU states: `{STATES_DIR}{holder z32}/{asset}`.
 pub const STATES_DIR: &str = "/pub/atomicity/v1/states/";
 

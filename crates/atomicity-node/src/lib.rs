@@ -18,6 +18,7 @@ pub mod directory;
 pub mod peer;
 pub mod published;
 pub mod publisher;
+pub mod routers;
 pub mod server;
 pub mod waiters;
 pub mod witness_client;
@@ -75,6 +76,28 @@ pub struct NodeConfig {
     pub witness_threshold: Option<u8>,
     /// Whether the node publishes its URL on the Mainline DHT and looks peers up there.
     pub dht: DhtMode,
+    /// Routers to ask for routes (base URLs), besides those the DHT finds.
+    pub routers: Vec<String>,
+}
+
+impl NodeConfig {
+    /// A node in `data_dir` listening on loopback ports the system picks, with no witness, no
+    /// DHT and no router: set the rest with struct update syntax.
+    pub fn new(data_dir: impl Into<PathBuf>) -> NodeConfig {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        NodeConfig {
+            data_dir: data_dir.into(),
+            listen: loopback,
+            api_listen: loopback,
+            public_url: None,
+            witnesses: Vec::new(),
+            expiry_grace: None,
+            witness_cosigners: Vec::new(),
+            witness_threshold: None,
+            dht: DhtMode::Off,
+            routers: Vec::new(),
+        }
+    }
 }
 
 /// Whether and where a node uses the Mainline DHT.
@@ -238,6 +261,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         outbox: Arc::clone(&outbox),
         witnesses: Arc::clone(&witnesses),
         cosigning: Arc::new(cosigning),
+        routers: Arc::new(routers::Routers::new(
+            config.routers.clone(),
+            dht.clone(),
+            &dir,
+        )),
         payments,
         quotes: Arc::default(),
         published: Arc::new(published::Publisher::open(key.clone(), &dir)?),

@@ -431,6 +431,16 @@ pub async fn witnesses_document(state: &AppState) -> Result<Bytes, PublishError>
         .await
 }
 
+/// The signed ratings of the routers the node asked: what their routes did.
+pub async fn routers_document(state: &AppState) -> Result<Bytes, PublishError> {
+    let mut signer = state.published.signer().await;
+    let ratings: BTreeMap<String, crate::routers::Rating> =
+        state.routers.ratings().into_iter().collect();
+    signer
+        .document(published::ROUTERS_PATH, to_json(&ratings)?)
+        .await
+}
+
 /// The signed newest IOU state the node issued to `holder` in `asset`, if it signed one.
 pub async fn state_document(
     state: &AppState,

@@ -34,7 +34,8 @@ use crate::publisher::{CosignerRequirement, KnownWitness};
 use crate::witness_client::WitnessClient;
 use crate::{OFFER_TTL_SECS, unix_now};
 use atomicity_core::published::{
-    CHANNELS_PATH, EndpointId, PAYKIT_ENDPOINTS_DIR, STATES_DIR, WITNESSES_PATH, endpoint_path,
+    CHANNELS_PATH, EndpointId, PAYKIT_ENDPOINTS_DIR, ROUTERS_PATH, STATES_DIR, WITNESSES_PATH,
+    endpoint_path,
 };
 
 /// Largest request body either API takes.
@@ -69,6 +70,8 @@ pub struct AppState {
     pub witnesses: Arc<Vec<KnownWitness>>,
     /// The cosigners its invoices require on those logs' checkpoints.
     pub cosigning: Arc<CosignerRequirement>,
+    /// The routers it asks when a payment names no route.
+    pub routers: Arc<crate::routers::Routers>,
     /// Payment records as they change.
     pub payments: Arc<crate::waiters::PaymentWaiters>,
     /// Recent route quotes.
@@ -240,6 +243,7 @@ pub fn peer_router(state: AppState) -> Router {
         )
         .route(CHANNELS_PATH, get(channels_document))
         .route(WITNESSES_PATH, get(witnesses_document))
+        .route(ROUTERS_PATH, get(routers_document))
         .route(
             &format!("{STATES_DIR}{{holder}}/{{asset}}"),
             get(state_document),
@@ -519,7 +523,12 @@ async fn pay(
     let peer = key_arg(&req.peer)?;
     let asset = asset_arg(&req.asset)?;
     let amount = amount_arg(&asset, &req.amount)?;
-    if !req.routes.is_empty() {
+    // A stranger is reached through routers, if this node knows any (else: unknown peer).
+    let ask_routers = req.routes.is_empty()
+        && peer != state.me
+        && !state.directory.contains(&peer)
+        && state.routers.any();
+    if !req.routes.is_empty() || ask_routers {
         let p: [u8; 32] = rand::random();
         let expires_at = unix_now() + DEFAULT_EXPIRY_SECS;
         let condition = witness_condition(
@@ -533,22 +542,21 @@ async fn pay(
             .wait_ms
             .map_or(DEFAULT_ROUTED_WAIT, Duration::from_millis)
             .min(Duration::from_secs(300));
-        return routed_payment(
-            &state,
-            RoutedRequest {
-                payee: peer,
-                asset,
-                amount,
-                routes: &req.routes,
-                condition,
-                expires_at,
-                memo: req.memo,
-                payer_secret: Some(p),
-                wait,
-            },
-        )
-        .await
-        .map(axum::Json);
+        let request = RoutedRequest {
+            payee: peer,
+            asset,
+            amount,
+            routes: &req.routes,
+            condition,
+            expires_at,
+            memo: req.memo,
+            payer_secret: Some(p),
+            wait,
+        };
+        if ask_routers {
+            return pay_through_routers(&state, request).await.map(axum::Json);
+        }
+        return routed_payment(&state, request).await.map(axum::Json);
     }
     let wait = req
         .wait_ms
@@ -853,29 +861,98 @@ async fn pay_invoice(
         .map_or(DEFAULT_ROUTED_WAIT, Duration::from_millis)
         .min(Duration::from_secs(300));
     let direct = [Vec::new()];
+    let ask_routers =
+        req.routes.is_empty() && !state.directory.contains(&invoice.payee) && state.routers.any();
     let routes: &[Vec<String>] = if req.routes.is_empty() {
         &direct
     } else {
         &req.routes
     };
-    routed_payment(
-        &state,
-        RoutedRequest {
-            payee: invoice.payee,
-            asset: invoice.asset,
-            amount: invoice.amount,
-            routes,
-            condition: invoice.condition,
-            expires_at: invoice.expires_at,
-            memo: invoice.memo,
-            payer_secret: None,
-            wait,
-        },
-    )
-    .await
-    .map(axum::Json)
+    let request = RoutedRequest {
+        payee: invoice.payee,
+        asset: invoice.asset,
+        amount: invoice.amount,
+        routes,
+        condition: invoice.condition,
+        expires_at: invoice.expires_at,
+        memo: invoice.memo,
+        payer_secret: None,
+        wait,
+    };
+    if ask_routers {
+        return pay_through_routers(&state, request).await.map(axum::Json);
+    }
+    routed_payment(&state, request).await.map(axum::Json)
 }
 
+/// A payment that names no route to a payee that is not my peer: asks routers, and tries their
+/// routes (best rated router first) until one is quoted by every hop; rates the routers by it.
+async fn pay_through_routers(state: &AppState, req: RoutedRequest<'_>) -> ApiResult<PayResponse> {
+    if !state.routers.any() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_route",
+            format!(
+                "{} is not a peer and this node knows no router (start it with --router URL or \
+                 with the DHT), so give the route with --route K1,K2,..",
+                req.payee
+            ),
+        ));
+    }
+    let proposals = state
+        .routers
+        .propose(
+            &state.me,
+            &req.payee,
+            req.amount,
+            &req.asset,
+            &state.directory,
+        )
+        .await;
+    let mut refused = Vec::new();
+    for proposal in proposals.into_iter().take(crate::routers::MAX_TRIES) {
+        let intermediates: Vec<String> = proposal.path[..proposal.path.len() - 1]
+            .iter()
+            .map(PublicKey::to_z32)
+            .collect();
+        let routes = [intermediates];
+        let attempt = RoutedRequest {
+            routes: &routes,
+            ..req.clone()
+        };
+        match routed_payment(state, attempt).await {
+            Ok(response) => {
+                state.routers.outcome(&proposal.router, true);
+                return Ok(response);
+            }
+            // Refused before anything was signed: the route was not one.
+            Err(e) if matches!(e.code, "route_failed" | "bad_quote") => {
+                state.routers.outcome(&proposal.router, false);
+                refused.push(format!("router {}: {}", proposal.router, e.message));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no_route",
+        if refused.is_empty() {
+            format!(
+                "no router gave a route to {} for {} {}",
+                req.payee,
+                req.asset.format(req.amount),
+                req.asset
+            )
+        } else {
+            format!(
+                "every route the routers gave was refused: {}",
+                refused.join("; ")
+            )
+        },
+    ))
+}
+
+#[derive(Clone)]
 struct RoutedRequest<'a> {
     payee: PublicKey,
     asset: Asset,
@@ -1155,6 +1232,12 @@ async fn channels_document(State(state): State<AppState>) -> ApiResult<Response>
 async fn witnesses_document(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(document_response(
         published::witnesses_document(&state).await?,
+    ))
+}
+
+async fn routers_document(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(document_response(
+        published::routers_document(&state).await?,
     ))
 }
 

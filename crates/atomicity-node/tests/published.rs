@@ -22,19 +22,9 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 async fn start(dir: &DataDir) -> RunningNode {
-    atomicity_node::start(NodeConfig {
-        data_dir: dir.root().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        public_url: None,
-        witnesses: Vec::new(),
-        expiry_grace: None,
-        witness_cosigners: Vec::new(),
-        witness_threshold: None,
-        dht: Default::default(),
-    })
-    .await
-    .unwrap()
+    atomicity_node::start(NodeConfig::new(dir.root()))
+        .await
+        .unwrap()
 }
 
 async fn new_node(root: &std::path::Path, name: &str) -> (DataDir, RunningNode) {
