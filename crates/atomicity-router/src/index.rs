@@ -30,6 +30,8 @@ pub struct RouteAsk {
     pub max_hops: Option<u8>,
     /// The payment's witness logs: every intermediate node must accept one.
     pub witnesses: Vec<String>,
+    /// Nodes the payer never routes through.
+    pub avoid: Vec<PublicKey>,
 }
 
 /// The crawled graph.
@@ -91,6 +93,11 @@ impl Index {
         }
         query.filters = Filters {
             witnesses: ask.witnesses.clone(),
+            blocked: ask
+                .avoid
+                .iter()
+                .filter_map(|k| self.graph.node_id(&k.to_bytes()))
+                .collect(),
             ..Filters::default()
         };
         query.hop_penalty = HOP_PENALTY;

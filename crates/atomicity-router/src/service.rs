@@ -213,8 +213,12 @@ async fn identity(
     axum::Json(proof).into_response()
 }
 
+/// Most keys one query may ask to avoid.
+const MAX_AVOID: usize = 256;
+
 /// The query string of the route endpoints: `from`, `to`, `asset`, `amount`, and optionally
-/// `max_hops`, `alternatives`, `max_parts`, and `witness` (repeated: the payment's logs).
+/// `max_hops`, `alternatives`, `max_parts`, `witness` (repeated: the payment's logs) and
+/// `avoid` (repeated: keys the payer never routes through, e.g. those it blocks).
 #[derive(Default)]
 struct RouteQueryString {
     from: String,
@@ -223,6 +227,7 @@ struct RouteQueryString {
     asset: String,
     max_hops: Option<u8>,
     witnesses: Vec<String>,
+    avoid: Vec<String>,
     alternatives: Option<usize>,
     max_parts: Option<usize>,
 }
@@ -250,6 +255,13 @@ fn read_query(raw: Option<&str>) -> Result<RouteQueryString, BadQuery> {
                 q.witnesses.push(value)
             }
             "witness" => return Err(bad("bad_query", "too many witnesses")),
+            "avoid" if q.avoid.len() < MAX_AVOID => q.avoid.push(value),
+            "avoid" => {
+                return Err(bad(
+                    "bad_query",
+                    format!("at most {MAX_AVOID} keys to avoid"),
+                ));
+            }
             _ => {}
         }
     }
@@ -294,6 +306,11 @@ fn parse(
         },
         asset: asset.to_string(),
     };
+    let avoid = q
+        .avoid
+        .iter()
+        .map(|k| atomicity_core::parse_key(k).map_err(|e| bad("bad_key", format!("avoid: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let ask = RouteAsk {
         from,
         to,
@@ -301,6 +318,7 @@ fn parse(
         asset,
         max_hops: q.max_hops,
         witnesses: q.witnesses.clone(),
+        avoid,
     };
     Ok((ask, echo, q))
 }

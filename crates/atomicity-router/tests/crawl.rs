@@ -61,6 +61,7 @@ fn ask(from: &Keypair, to: &Keypair, amount: &str) -> RouteAsk {
         asset,
         max_hops: None,
         witnesses: Vec::new(),
+        avoid: Vec::new(),
     }
 }
 
@@ -104,6 +105,10 @@ async fn only_verified_channel_lists_enter_the_index_and_changes_are_learned() {
     let routes = index.routes(&ask(&a, &c, "10"), 3);
     assert_eq!(routes.len(), 1, "{routes:?}");
     assert_eq!(routes[0].amounts, ["10.10", "10.00"]);
+    // A payer that avoids B has no route.
+    let mut avoiding_b = ask(&a, &c, "10");
+    avoiding_b.avoid.push(b.public_key());
+    assert!(index.routes(&avoiding_b, 3).is_empty());
     // The forger's line to C never entered the index.
     assert!(index.routes(&ask(&forger, &c, "10"), 3).is_empty());
 
