@@ -89,6 +89,12 @@ pub struct SizeReport {
     pub single_p99_ms: f64,
     /// Mean edges of the routes found.
     pub mean_hops: f64,
+    /// Drawn queries that had no route (timed while drawing).
+    pub no_route_queries: usize,
+    /// Median `find_route` of a query with no route, ms.
+    pub no_route_p50_ms: f64,
+    /// 99th percentile, ms.
+    pub no_route_p99_ms: f64,
     /// Median of the textbook Dijkstra, ms.
     pub textbook_p50_ms: f64,
     /// Textbook p50 / ours.
@@ -221,6 +227,7 @@ fn measure_size(
     let mut rng = SplitMix64::new(SEED);
     let mut drawn = Vec::with_capacity(queries);
     let mut tries = 0usize;
+    let mut no_route = Vec::new();
     while drawn.len() < queries && tries < queries * 50 {
         tries += 1;
         let from = rng.below(n) as usize;
@@ -233,10 +240,18 @@ fn measure_size(
             to,
             amount: 1_000 + rng.below(99_001),
         };
-        if find_route(&graph, &query(&net, &d, d.amount)).is_some() {
+        let q = query(&net, &d, d.amount);
+        let t = Instant::now();
+        let found = find_route(&graph, &q).is_some();
+        let took = t.elapsed();
+        if found {
             drawn.push(d);
+        } else {
+            // A query with no answer may search all it can reach before it knows: timed too.
+            no_route.push(took);
         }
     }
+    no_route.sort();
     if drawn.is_empty() {
         bail!("no reachable query in {tries} tries");
     }
@@ -360,6 +375,9 @@ fn measure_size(
         single_p50_ms,
         single_p99_ms,
         mean_hops: hops as f64 / drawn.len() as f64,
+        no_route_queries: no_route.len(),
+        no_route_p50_ms: percentile(&no_route, 0.50),
+        no_route_p99_ms: percentile(&no_route, 0.99),
         textbook_p50_ms,
         textbook_ratio: textbook_p50_ms / single_p50_ms.max(1e-9),
         multi_path: multi,
@@ -456,6 +474,12 @@ fn print_report(r: &RouteReport) {
             s.single_p50_ms,
             s.single_p99_ms
         );
+        if s.no_route_queries > 0 {
+            println!(
+                "  no route found ({} queries)   p50 {:.3} ms   p99 {:.3} ms",
+                s.no_route_queries, s.no_route_p50_ms, s.no_route_p99_ms
+            );
+        }
         println!(
             "  textbook Dijkstra          p50 {:.3} ms   ({:.1}x ours)",
             s.textbook_p50_ms, s.textbook_ratio
