@@ -180,6 +180,47 @@ impl Drop for NodeProcess {
     }
 }
 
+/// Runs `bin --data-dir DIR ARGS..` to the end: (exit code, stdout, stderr).
+pub fn cli(bin: &Path, dir: &Path, args: &[&str]) -> Result<(i32, String, String)> {
+    let out = Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// [`cli`] that must succeed: its stdout, or an error with everything it printed.
+pub fn cli_ok(bin: &Path, dir: &Path, args: &[&str]) -> Result<String> {
+    let (code, stdout, stderr) = cli(bin, dir, args)?;
+    if code != 0 {
+        bail!("atomicity {args:?} exited with {code}: {stdout}{stderr}");
+    }
+    Ok(stdout)
+}
+
+/// Polls `check` every 200 ms until it holds; after `timeout`, the error it last gave, with
+/// `what` was awaited.
+pub fn wait_until(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> std::result::Result<(), String>,
+) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return Ok(()),
+            Err(e) if start.elapsed() > timeout => bail!("{what}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
 /// Starts `bin --data-dir DIR ARGS..` with stdout and stderr appended to `DIR/log_name`, and
 /// `ATOMICITY_LOG` defaulting to `info`.
 fn spawn_logged(bin: &Path, dir: &Path, args: &[String], log_name: &str) -> Result<Child> {

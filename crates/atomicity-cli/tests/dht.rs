@@ -4,10 +4,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use atomicity_cli::harness::NodeProcess;
+use atomicity_cli::harness::{self, NodeProcess};
 use atomicity_discovery::{Dht, DhtOptions};
 use serde_json::Value;
 
@@ -15,24 +14,8 @@ fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_atomicity"))
 }
 
-fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run atomicity");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn cli_ok(dir: &Path, args: &[&str]) -> String {
-    let (code, stdout, stderr) = cli(dir, args);
-    assert_eq!(code, 0, "atomicity {args:?} failed: {stdout}{stderr}");
-    stdout
+    harness::cli_ok(&bin(), dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `balance --json`: peer key → net, for USD.
@@ -52,15 +35,8 @@ fn nets(dir: &Path) -> HashMap<String, String> {
 }
 
 /// Waits until `check` holds, or fails with what it last said.
-fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if start.elapsed() > timeout => panic!("{what}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
+fn wait_until(timeout: Duration, what: &str, check: impl FnMut() -> Result<(), String>) {
+    harness::wait_until(timeout, what, check).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Waits until the DHT says `node` is at its current URL.

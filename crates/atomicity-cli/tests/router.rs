@@ -5,10 +5,9 @@
 //! learns it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use atomicity_cli::harness::{NodeProcess, ServiceProcess};
+use atomicity_cli::harness::{self, NodeProcess, ServiceProcess};
 use atomicity_core::published::{ROUTERS_PATH, sign_document, verify_document};
 use atomicity_core::router_api::{ANSWER_PATH, QueryEcho, RouteJson, RoutesAnswer};
 use atomicity_witness::identity::{IDENTITY_PATH, Role, prove};
@@ -20,23 +19,11 @@ fn bin() -> PathBuf {
 }
 
 fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin())
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run atomicity");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    harness::cli(&bin(), dir, args).expect("run atomicity")
 }
 
 fn cli_ok(dir: &Path, args: &[&str]) -> String {
-    let (code, stdout, stderr) = cli(dir, args);
-    assert_eq!(code, 0, "atomicity {args:?} failed: {stdout}{stderr}");
-    stdout
+    harness::cli_ok(&bin(), dir, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A router that proves a key of its own but answers every query with a route that is not
@@ -115,15 +102,8 @@ async fn lying_router() -> (String, String) {
     (url, z32)
 }
 
-fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(e) if start.elapsed() > timeout => panic!("{what}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
+fn wait_until(timeout: Duration, what: &str, check: impl FnMut() -> Result<(), String>) {
+    harness::wait_until(timeout, what, check).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The router's best route from `from` to `to` for `amount` USD, as keys (verified answer).

@@ -174,10 +174,12 @@ pub(crate) struct ChallengeQuery {
     challenge: String,
 }
 
+/// The `?challenge=` query as a handler takes it (a bad one is answered by [`parse_challenge`]).
+pub(crate) type ChallengeParam =
+    Result<axum::extract::Query<ChallengeQuery>, axum::extract::rejection::QueryRejection>;
+
 /// Reads `?challenge=<64 hex>` (32 random bytes chosen by the client).
-pub(crate) fn parse_challenge(
-    query: Result<axum::extract::Query<ChallengeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<[u8; 32], ApiError> {
+pub(crate) fn parse_challenge(query: ChallengeParam) -> Result<[u8; 32], ApiError> {
     let bad = || {
         ApiError::bad(
             "bad_challenge",

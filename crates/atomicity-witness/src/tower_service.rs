@@ -660,10 +660,7 @@ fn router(state: AppState) -> Router {
 /// `GET /v1/identity?challenge=<64 hex>`: the cosigner key, proven by signing the challenge.
 async fn identity(
     State(state): State<AppState>,
-    query: Result<
-        axum::extract::Query<crate::http::ChallengeQuery>,
-        axum::extract::rejection::QueryRejection,
-    >,
+    query: crate::http::ChallengeParam,
 ) -> ApiResult<axum::Json<crate::identity::IdentityProof>> {
     let challenge = crate::http::parse_challenge(query)?;
     Ok(axum::Json(crate::identity::prove_watchtower(
