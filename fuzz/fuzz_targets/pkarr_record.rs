@@ -13,7 +13,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let key = atomicity_core::Keypair::from_secret_key(&[7; 32]);
     // As it arrives: arbitrary bytes under some key (almost never a valid signature).
-    let _ = SignedPacket::from_relay_payload(&key.public_key(), &bytes::Bytes::copy_from_slice(data));
+    let _ =
+        SignedPacket::from_relay_payload(&key.public_key(), &bytes::Bytes::copy_from_slice(data));
     // Validly signed arbitrary DNS bytes, to reach the record reader.
     let encoded = data.get(8..).unwrap_or_default();
     let timestamp = data

@@ -18,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.value.get(), doc.value.get());
         if let Ok(value) = serde_json::from_str::<ChannelsValue>(doc.value.get()) {
             let channels = atomicity_router::crawl::parse_channels(doc.seq, value);
-            assert!(channels.lines.iter().all(|l| !l.asset.to_string().is_empty()));
+            assert!(
+                channels
+                    .lines
+                    .iter()
+                    .all(|l| !l.asset.to_string().is_empty())
+            );
         }
     }
     let usd: atomicity_core::Asset = "USD".parse().expect("asset");
