@@ -261,6 +261,11 @@ async fn a_router_crawls_ten_nodes_and_payments_without_routes_use_it() {
         let (code, out, err) = cli(&dir(0), &["pay", &key(6), "2", "USD", "--json"]);
         assert_eq!(code, 0, "{out}{err}");
 
+        // A peer with no line in the asset is also asked of the routers (which know none).
+        let (code, out, err) = cli(&dir(0), &["pay", &key(1), "1", "EUR"]);
+        assert_ne!(code, 0, "{out}{err}");
+        assert!(err.contains("no router gave a route"), "{err}");
+
         // n0 rated both routers, and publishes the ratings.
         let ratings: Value = rt
             .block_on(async {

@@ -523,11 +523,12 @@ async fn pay(
     let peer = key_arg(&req.peer)?;
     let asset = asset_arg(&req.asset)?;
     let amount = amount_arg(&asset, &req.amount)?;
-    // A stranger is reached through routers, if this node knows any (else: unknown peer).
+    // With no direct line (a stranger, or a peer without a line in this asset) the payment
+    // goes through routers, if this node knows any (else: unknown peer, or no line).
     let ask_routers = req.routes.is_empty()
         && peer != state.me
-        && !state.directory.contains(&peer)
-        && state.routers.any();
+        && state.routers.any()
+        && (!state.directory.contains(&peer) || !has_line(&state, &peer, &asset).await?);
     if !req.routes.is_empty() || ask_routers {
         let p: [u8; 32] = rand::random();
         let expires_at = unix_now() + DEFAULT_EXPIRY_SECS;
@@ -1332,6 +1333,16 @@ async fn refresh_line(
         seq: refreshed.seq,
         line,
     }))
+}
+
+/// Whether I have a line with `peer` in `asset`.
+async fn has_line(state: &AppState, peer: &PublicKey, asset: &Asset) -> ApiResult<bool> {
+    Ok(state
+        .actor
+        .call(Command::Balances)
+        .await?
+        .iter()
+        .any(|v| &v.peer == peer && &v.asset == asset))
 }
 
 /// The balance row of one line (which the caller just created or changed).
