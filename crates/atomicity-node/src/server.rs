@@ -862,8 +862,10 @@ async fn pay_invoice(
         .map_or(DEFAULT_ROUTED_WAIT, Duration::from_millis)
         .min(Duration::from_secs(300));
     let direct = [Vec::new()];
-    let ask_routers =
-        req.routes.is_empty() && !state.directory.contains(&invoice.payee) && state.routers.any();
+    let ask_routers = req.routes.is_empty()
+        && state.routers.any()
+        && (!state.directory.contains(&invoice.payee)
+            || !has_line(&state, &invoice.payee, &invoice.asset).await?);
     let routes: &[Vec<String>] = if req.routes.is_empty() {
         &direct
     } else {
