@@ -523,41 +523,13 @@ async fn pay(
     let peer = key_arg(&req.peer)?;
     let asset = asset_arg(&req.asset)?;
     let amount = amount_arg(&asset, &req.amount)?;
-    // With no direct line (a stranger, or a peer without a line in this asset) the payment
-    // goes through routers, if this node knows any (else: unknown peer, or no line).
-    let ask_routers = req.routes.is_empty()
-        && peer != state.me
-        && state.routers.any()
-        && (!state.directory.contains(&peer) || !has_line(&state, &peer, &asset).await?);
+    // With no direct line the payment goes through routers, if this node knows any (else:
+    // unknown peer, or no line): a stranger at once, a peer when the ledger finds no line in
+    // the asset (below), so a direct payment costs no extra lookup.
+    let may_ask_routers = req.routes.is_empty() && peer != state.me && state.routers.any();
+    let ask_routers = may_ask_routers && !state.directory.contains(&peer);
     if !req.routes.is_empty() || ask_routers {
-        let p: [u8; 32] = rand::random();
-        let expires_at = unix_now() + DEFAULT_EXPIRY_SECS;
-        let condition = witness_condition(
-            &state.witnesses,
-            &state.cosigning,
-            payment_hash(&p),
-            expires_at,
-        )
-        .await?;
-        let wait = req
-            .wait_ms
-            .map_or(DEFAULT_ROUTED_WAIT, Duration::from_millis)
-            .min(Duration::from_secs(300));
-        let request = RoutedRequest {
-            payee: peer,
-            asset,
-            amount,
-            routes: &req.routes,
-            condition,
-            expires_at,
-            memo: req.memo,
-            payer_secret: Some(p),
-            wait,
-        };
-        if ask_routers {
-            return pay_through_routers(&state, request).await.map(axum::Json);
-        }
-        return routed_payment(&state, request).await.map(axum::Json);
+        return pay_payer_published(&state, peer, asset, amount, &req, ask_routers).await;
     }
     let wait = req
         .wait_ms
@@ -585,7 +557,7 @@ async fn pay(
         .actor
         .call(|reply| Command::Pay {
             peer: peer.clone(),
-            asset,
+            asset: asset.clone(),
             amount,
             payment_id,
             memo: req.memo.clone(),
@@ -593,7 +565,14 @@ async fn pay(
             expires_at: now + OFFER_TTL_SECS,
             reply,
         })
-        .await?;
+        .await
+        .map_err(ApiError::from);
+    let offer = match offer {
+        Err(e) if may_ask_routers && e.code == "no_line" => {
+            return pay_payer_published(&state, peer, asset, amount, &req, true).await;
+        }
+        offer => offer?,
+    };
     let deadline = tokio::time::Instant::now() + wait;
     let mut backoff = Duration::from_millis(50);
     let respond = |status: &str, reason: Option<String>| {
@@ -628,6 +607,46 @@ async fn pay(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// A routed payment the payer publishes the secret of: over `req.routes`, or over routes the
+/// routers give (`ask_routers`).
+async fn pay_payer_published(
+    state: &AppState,
+    payee: PublicKey,
+    asset: Asset,
+    amount: Amount,
+    req: &PayRequest,
+    ask_routers: bool,
+) -> ApiResult<axum::Json<PayResponse>> {
+    let p: [u8; 32] = rand::random();
+    let expires_at = unix_now() + DEFAULT_EXPIRY_SECS;
+    let condition = witness_condition(
+        &state.witnesses,
+        &state.cosigning,
+        payment_hash(&p),
+        expires_at,
+    )
+    .await?;
+    let wait = req
+        .wait_ms
+        .map_or(DEFAULT_ROUTED_WAIT, Duration::from_millis)
+        .min(Duration::from_secs(300));
+    let request = RoutedRequest {
+        payee,
+        asset,
+        amount,
+        routes: &req.routes,
+        condition,
+        expires_at,
+        memo: req.memo.clone(),
+        payer_secret: Some(p),
+        wait,
+    };
+    if ask_routers {
+        return pay_through_routers(state, request).await.map(axum::Json);
+    }
+    routed_payment(state, request).await.map(axum::Json)
 }
 
 fn balance_row(v: &ChannelView) -> BalanceRow {
@@ -862,10 +881,10 @@ async fn pay_invoice(
         .map_or(DEFAULT_ROUTED_WAIT, Duration::from_millis)
         .min(Duration::from_secs(300));
     let direct = [Vec::new()];
-    let ask_routers = req.routes.is_empty()
-        && state.routers.any()
-        && (!state.directory.contains(&invoice.payee)
-            || !has_line(&state, &invoice.payee, &invoice.asset).await?);
+    // No route given: a stranger is paid through routers at once, a peer with no line in the
+    // asset once the ledger says so.
+    let may_ask_routers = req.routes.is_empty() && state.routers.any();
+    let ask_routers = may_ask_routers && !state.directory.contains(&invoice.payee);
     let routes: &[Vec<String>] = if req.routes.is_empty() {
         &direct
     } else {
@@ -885,23 +904,17 @@ async fn pay_invoice(
     if ask_routers {
         return pay_through_routers(&state, request).await.map(axum::Json);
     }
-    routed_payment(&state, request).await.map(axum::Json)
+    match routed_payment(&state, request.clone()).await {
+        Err(e) if may_ask_routers && e.code == "no_line" => {
+            pay_through_routers(&state, request).await.map(axum::Json)
+        }
+        paid => paid.map(axum::Json),
+    }
 }
 
-/// A payment that names no route to a payee that is not my peer: asks routers, and tries their
-/// routes (best rated router first) until one is quoted by every hop; rates the routers by it.
+/// A payment that names no route and has no direct line (the callers check that this node
+/// knows routers): asks routers, and tries their routes (best rated router first) until one is quoted by every hop; rates the routers by it.
 async fn pay_through_routers(state: &AppState, req: RoutedRequest<'_>) -> ApiResult<PayResponse> {
-    if !state.routers.any() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "no_route",
-            format!(
-                "{} is not a peer and this node knows no router (start it with --router URL or \
-                 with the DHT), so give the route with --route K1,K2,..",
-                req.payee
-            ),
-        ));
-    }
     let proposals = state
         .routers
         .propose(
@@ -1335,16 +1348,6 @@ async fn refresh_line(
         seq: refreshed.seq,
         line,
     }))
-}
-
-/// Whether I have a line with `peer` in `asset`.
-async fn has_line(state: &AppState, peer: &PublicKey, asset: &Asset) -> ApiResult<bool> {
-    Ok(state
-        .actor
-        .call(Command::Balances)
-        .await?
-        .iter()
-        .any(|v| &v.peer == peer && &v.asset == asset))
 }
 
 /// The balance row of one line (which the caller just created or changed).
