@@ -673,25 +673,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .await?;
             std::fs::write(data_dir.join("router.url"), format!("{}\n", router.url))?;
             println!("router {} listening on {}", router.key, router.url);
-            let announcing = match dht {
-                Some(dht) => {
-                    let url = router.url.clone();
-                    let port: u16 = url
-                        .rsplit(':')
-                        .next()
-                        .and_then(|p| p.parse().ok())
-                        .with_context(|| format!("no port in {url}"))?;
-                    Some(tokio::spawn(async move {
-                        dht.announce_forever(
-                            atomicity_discovery::Service::Router,
-                            port,
-                            ANNOUNCE_EVERY,
-                        )
-                        .await;
-                    }))
-                }
-                None => None,
-            };
+            let announcing = announce(
+                dht.as_deref().cloned(),
+                atomicity_discovery::Service::Router,
+                &router.url,
+            )?;
             stop_signal().await?;
             eprintln!("shutting down");
             if let Some(task) = announcing {

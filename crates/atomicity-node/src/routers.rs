@@ -222,7 +222,9 @@ impl Routers {
                 p.fees,
             )
         });
-        proposals.dedup_by(|a, b| a.path == b.path);
+        // The same route from two routers is tried once (under the better rated one).
+        let mut seen = std::collections::HashSet::new();
+        proposals.retain(|p| seen.insert(p.path.clone()));
         proposals
     }
 
