@@ -1,8 +1,12 @@
 //! `Signed::<Envelope>::decode_verified` on arbitrary bytes, and every message inside: offers,
-//! states, answers, forwards (IOU and instructions), proofs and issued IOUs.
+//! states, answers, forwards (IOU and instructions), proofs, issued IOUs, and settlement
+//! requests and updates.
 #![no_main]
 
-use atomicity_core::{Acceptance, ConditionalIou, Envelope, IouState, Message, Release};
+use atomicity_core::{
+    Acceptance, ConditionalIou, Envelope, IouState, Message, Release, SettlementRequest,
+    SettlementUpdate,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,6 +38,16 @@ fuzz_target!(|data: &[u8]| {
                 Message::Proof { proof, .. } => {
                     let bytes = proof.to_bytes();
                     assert_eq!(atomicity_fuzz::check_proof(&bytes).as_ref(), Some(proof));
+                }
+                Message::Settle(r) => {
+                    assert!(
+                        atomicity_fuzz::check_signed::<SettlementRequest>(&r.to_bytes()).is_some()
+                    );
+                }
+                Message::SettleUpdate(u) => {
+                    assert!(
+                        atomicity_fuzz::check_signed::<SettlementUpdate>(&u.to_bytes()).is_some()
+                    );
                 }
             }
             // The message's object bytes are what the envelope carried (the envelope's own

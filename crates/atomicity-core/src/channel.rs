@@ -235,6 +235,10 @@ pub enum Rejection {
     /// The numbers would overflow.
     #[error("amount overflow")]
     Overflow,
+    /// A settlement request or update that cannot be taken (over what is owed, expired, not
+    /// for me, conflicting).
+    #[error("settlement: {0}")]
+    BadSettlement(String),
 }
 
 impl Rejection {
@@ -261,6 +265,7 @@ impl Rejection {
             Rejection::NotExpired { .. } => 26,
             Rejection::BadProof(_) => 35,
             Rejection::AlreadyClaimed { .. } => 36,
+            Rejection::BadSettlement(_) => 50,
         }
     }
 
@@ -628,6 +633,19 @@ impl Channel {
         now: u64,
         veto: Option<ReleaseReason>,
     ) -> Result<(Answer, bool), Rejection> {
+        self.handle_offer_checked(key, iou, now, veto, true)
+    }
+
+    /// [`Channel::handle_offer`], with my accept limit checked or not: a settlement's receipt
+    /// is taken whatever the limit, since it only pays back what I paid for the peer.
+    pub fn handle_offer_checked(
+        &mut self,
+        key: &Keypair,
+        iou: Signed<ConditionalIou>,
+        now: u64,
+        veto: Option<ReleaseReason>,
+        check_limit: bool,
+    ) -> Result<(Answer, bool), Rejection> {
         let body = iou.body();
         if body.line != self.in_line() {
             return Err(Rejection::WrongLine(format!(
@@ -662,7 +680,7 @@ impl Channel {
         };
         let answer = if body.expires_at <= now {
             refuse(ReleaseReason::Expired)
-        } else if let Some(reason) = self.would_accept(body.amount)? {
+        } else if let Some(reason) = self.would_accept(body.amount)?.filter(|_| check_limit) {
             refuse(reason)
         } else if let Some(reason) = veto {
             refuse(reason)

@@ -120,6 +120,9 @@ pub enum HashlockRole {
     /// I pay and publish the secret myself once the last hop issued to the payee (the
     /// offline-receiver flow).
     Payer,
+    /// I am paid by a settlement request's conditional IOU once I pay its Lightning invoice:
+    /// the secret is the invoice's preimage, unknown (zero) until my wallet paid it.
+    Swap,
 }
 
 /// Where a payment hash stands.
@@ -279,6 +282,8 @@ pub enum StoreOp {
     },
     /// Insert or replace a payment secret.
     PutHashlock(HashlockRecord),
+    /// Insert or replace a settlement.
+    PutSettlement(Box<crate::settle::SettlementRecord>),
     /// Keep the proof that a payment hash's secret was published (kept after the IOUs it
     /// fulfilled are resolved: the hop's evidence of what it paid and was paid).
     PutProof(ProofRecord),
@@ -310,6 +315,8 @@ pub struct Snapshot {
     pub forwards: Vec<ForwardRecord>,
     /// Payment secrets not yet paid or failed.
     pub hashlocks: Vec<HashlockRecord>,
+    /// Every settlement (they are few: one per human request).
+    pub settlements: Vec<crate::settle::SettlementRecord>,
 }
 
 /// The store holds something this code cannot read back.
@@ -354,6 +361,9 @@ pub enum LedgerError {
     /// No payment secret with that hash.
     #[error("no invoice or payment with hash {0}")]
     UnknownHash(String),
+    /// A settlement step that cannot be taken now.
+    #[error("{0}")]
+    Settlement(String),
 }
 
 /// Why an envelope was refused as a whole; nothing changed.
@@ -423,6 +433,10 @@ pub struct Ledger {
     pub(crate) grace: u64,
     /// Proofs already verified against a condition.
     pub(crate) proof_cache: crate::condition::ProofCache,
+    /// Every settlement, by id.
+    pub(crate) settlements: HashMap<[u8; 32], crate::settle::SettlementRecord>,
+    /// When a settlement message was last queued (to pace resends).
+    pub(crate) settle_sent: HashMap<[u8; 32], u64>,
 }
 
 impl Ledger {
@@ -444,6 +458,8 @@ impl Ledger {
             last_sent: HashMap::new(),
             grace: DEFAULT_EXPIRY_GRACE_SECS,
             proof_cache: Default::default(),
+            settlements: HashMap::new(),
+            settle_sent: HashMap::new(),
         }
     }
 
@@ -568,6 +584,9 @@ impl Ledger {
         }
         for h in snapshot.hashlocks {
             ledger.hashlocks.insert(h.hash, h);
+        }
+        for s in snapshot.settlements {
+            ledger.settlements.insert(s.id, s);
         }
         Ok(ledger)
     }
@@ -810,6 +829,7 @@ impl Ledger {
                     ));
                 }
                 let key = (from.clone(), line.asset.clone());
+                let receipt = self.is_settlement_receipt(from, iou.body());
                 self.open_channel_for_offer(from, &line.asset, ops)?;
                 let Some(channel) = self.channels.get_mut(&key) else {
                     return Err(Rejection::UnknownAsset(line.asset.to_string()));
@@ -821,10 +841,12 @@ impl Ledger {
                     iou.body().amount,
                     iou.body().memo.clone(),
                 );
-                let (answer, changed) = channel.handle_offer(&self.key, iou, now, None)?;
+                let (answer, changed) =
+                    channel.handle_offer_checked(&self.key, iou, now, None, !receipt)?;
                 if changed {
                     ops.push(StoreOp::PutConditional(in_record(channel, id)?));
                     if answer.is_accepted() {
+                        let iou = channel.in_conditionals().get(&id).map(|c| c.iou.clone());
                         ops.push(StoreOp::PutPayment(PaymentRecord {
                             entry: iou_hash,
                             payment_id,
@@ -837,6 +859,9 @@ impl Ledger {
                             created_at: now,
                             updated_at: now,
                         }));
+                        if let Some(iou) = iou {
+                            self.settlement_receipt_arrived(from, iou.body(), now, ops);
+                        }
                     }
                 }
                 Ok(match answer {
@@ -868,6 +893,8 @@ impl Ledger {
             Message::Forward(iou, onward) => self.handle_forward(from, iou, onward, now, ops),
             Message::Proof { hash, proof } => self.handle_proof(from, hash, proof, now, ops),
             Message::Issued(iou) => self.handle_issued(from, iou, now, ops),
+            Message::Settle(request) => self.handle_settle(from, *request, now, ops),
+            Message::SettleUpdate(update) => self.handle_settle_update(from, *update, now, ops),
         }
     }
 
@@ -893,6 +920,7 @@ impl Ledger {
         ops.push(StoreOp::PutConditional(out_record(channel, id)?));
         self.mark_dirty(from, &asset);
         let key = (from.clone(), asset, id);
+        self.settlement_payout_answered(&key, now, ops);
         match answer {
             Answer::Accepted(_) => self.part_accepted(&key, now, ops),
             Answer::Released(r) => {

@@ -18,6 +18,8 @@ pub mod objects;
 pub mod published;
 pub mod routed;
 pub mod router_api;
+pub mod settle;
+pub mod settlement;
 pub mod signed;
 
 pub use amount::{Amount, AmountError, Asset, Total};
@@ -38,6 +40,11 @@ pub use objects::{
 };
 pub use pkarr::{Keypair, PublicKey};
 pub use routed::{NewHashlock, Publication, RoutePart};
+pub use settle::{PayWith, SettlementRecord, SettlementRole, SettlementStatus};
+pub use settlement::{
+    Evidence, EvidenceError, Outcome, SettlementKind, SettlementRequest, SettlementUpdate,
+    payout_payment_id, receipt_payment_id,
+};
 pub use signed::{BadSignature, Signed, SignedBody, SignedError};
 
 /// Parses a public key in z-base32 (the Pkarr form), also accepting a `pk:` prefix.

@@ -6,6 +6,7 @@ use crate::condition::WitnessProof;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::forward::Onward;
 use crate::objects::{Acceptance, ConditionalIou, IouState, Release};
+use crate::settlement::{SettlementRequest, SettlementUpdate};
 use crate::signed::{Signed, SignedBody, VERSION};
 
 /// Most messages in one envelope.
@@ -42,6 +43,10 @@ pub enum Message {
     /// The IOU the last hop of a payer-published route issued to the payee, passed back up the
     /// route to the payer (who publishes the secret once every part is in place).
     Issued(Signed<ConditionalIou>),
+    /// A request to pay out credit (or to pay an invoice against a conditional IOU).
+    Settle(Box<Signed<SettlementRequest>>),
+    /// The payer's answer to a settlement request: refused, or paid with evidence.
+    SettleUpdate(Box<Signed<SettlementUpdate>>),
 }
 
 impl Message {
@@ -54,6 +59,8 @@ impl Message {
             Message::Forward(..) => 5,
             Message::Proof { .. } => 6,
             Message::Issued(_) => 7,
+            Message::Settle(_) => 8,
+            Message::SettleUpdate(_) => 9,
         }
     }
 
@@ -63,6 +70,8 @@ impl Message {
         match self {
             Message::Offer(o) | Message::Issued(o) => o.to_bytes(),
             Message::State(s) => s.to_bytes(),
+            Message::Settle(r) => r.to_bytes(),
+            Message::SettleUpdate(u) => u.to_bytes(),
             Message::Accept(a) => a.to_bytes(),
             Message::Release(r) => r.to_bytes(),
             Message::Forward(iou, onward) => {
@@ -103,6 +112,8 @@ impl Message {
                 Message::Proof { hash, proof }
             }
             7 => Message::Issued(Signed::decode(bytes)?),
+            8 => Message::Settle(Box::new(Signed::decode(bytes)?)),
+            9 => Message::SettleUpdate(Box::new(Signed::decode(bytes)?)),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     field: "message",

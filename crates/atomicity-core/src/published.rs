@@ -57,6 +57,9 @@ pub const CHANNELS_PATH: &str = "/pub/atomicity/v1/channels";
 pub const WITNESSES_PATH: &str = "/pub/atomicity/v1/witnesses";
 /// The node's ratings of the routers it asked (value: key → `{url, good, bad, silent}`).
 pub const ROUTERS_PATH: &str = "/pub/atomicity/v1/routers";
+/// The path of the rails a node can pay out through for others (settlements and swaps):
+/// `{"pays": ["lightning-bolt11", ...], "lightning_network": "bitcoin"}`.
+pub const CAPABILITIES_PATH: &str = "/pub/atomicity/v1/capabilities";
 /// The directory of the issuer's newest IOU states: `{STATES_DIR}{holder z32}/{asset}`.
 pub const STATES_DIR: &str = "/pub/atomicity/v1/states/";
 

@@ -67,7 +67,7 @@ pub struct NewHashlock {
     pub memo: String,
 }
 
-fn encode_condition(c: &WitnessCondition) -> Vec<u8> {
+pub(crate) fn encode_condition(c: &WitnessCondition) -> Vec<u8> {
     let mut w = Writer::new();
     c.encode(&mut w);
     w.into_bytes()
@@ -167,7 +167,7 @@ impl Ledger {
         Ok(record)
     }
 
-    fn set_hashlock_status(
+    pub(crate) fn set_hashlock_status(
         &mut self,
         hash: &[u8; 32],
         status: HashlockStatus,
@@ -187,8 +187,19 @@ impl Ledger {
         }
         h.updated_at = now;
         ops.push(StoreOp::PutHashlock(h.clone()));
+        let role = h.role;
+        let done = status == HashlockStatus::Done;
+        // A payer-published payment may have paid a settlement's endpoint key: its IOUs and
+        // proof are the evidence (cloned only then: this is on every routed payment's path).
+        let proved = (role == HashlockRole::Payer && done).then(|| h.clone());
         if matches!(status, HashlockStatus::Done | HashlockStatus::Failed) {
             self.hashlocks.remove(hash);
+            if role == HashlockRole::Swap {
+                self.settlement_hashlock_finished(hash, done, now, ops);
+            }
+            if let Some(lock) = proved {
+                self.settlement_payout_proved(&lock, now, ops);
+            }
         }
     }
 
@@ -398,9 +409,17 @@ impl Ledger {
         record.status = status;
         record.updated_at = now;
         ops.push(StoreOp::PutPayment(record.clone()));
+        let failure = match &record.status {
+            PaymentStatus::Failed(why) => Some(why.clone()),
+            _ => None,
+        };
         if matches!(record.status, PaymentStatus::Completed) {
             self.pending.remove(&payment_id);
             self.part_of.retain(|_, id| *id != payment_id);
+        }
+        self.settlement_payment_finished(&payment_id, failure.as_deref(), now, ops);
+        if let Some(why) = &failure {
+            self.settlement_payout_failed(&payment_id, why, now, ops);
         }
     }
 
@@ -582,7 +601,7 @@ impl Ledger {
                 return Ok(None);
             }
             let matches = self.hashlocks.get(&condition.hash).is_some_and(|h| {
-                h.role == HashlockRole::Payee
+                matches!(h.role, HashlockRole::Payee | HashlockRole::Swap)
                     && matches!(h.status, HashlockStatus::Open | HashlockStatus::Publishing)
                     && h.asset == body.line.asset
                     && h.expires_at == body.expires_at
@@ -687,7 +706,8 @@ impl Ledger {
         let Some(h) = self.hashlocks.get(&condition.hash) else {
             return;
         };
-        if h.status != HashlockStatus::Open {
+        // A swap's secret comes from paying its invoice ([`Ledger::settlement_paid`]).
+        if h.status != HashlockStatus::Open || h.role == HashlockRole::Swap {
             return;
         }
         let arrived = self.accepted_with_hash(&condition.hash, &body.line.asset);
@@ -698,7 +718,7 @@ impl Ledger {
     }
 
     /// The sum of the routed IOUs with `hash` I accepted and have not released.
-    fn accepted_with_hash(&self, hash: &[u8; 32], asset: &Asset) -> u128 {
+    pub(crate) fn accepted_with_hash(&self, hash: &[u8; 32], asset: &Asset) -> u128 {
         self.channels
             .values()
             .filter(|c| c.asset() == asset)
@@ -760,7 +780,7 @@ impl Ledger {
         self.fail_hashlock(hash, ReleaseReason::WitnessUnavailable, now, ops);
     }
 
-    fn fail_hashlock(
+    pub(crate) fn fail_hashlock(
         &mut self,
         hash: &[u8; 32],
         reason: ReleaseReason,
@@ -770,7 +790,7 @@ impl Ledger {
         let Some(h) = self.hashlocks.get(hash) else {
             return;
         };
-        if h.role == HashlockRole::Payee {
+        if matches!(h.role, HashlockRole::Payee | HashlockRole::Swap) {
             let parts: Vec<IouKey> = self
                 .channels
                 .values()
@@ -1123,6 +1143,7 @@ impl Ledger {
         for key in sent {
             self.last_sent.insert(key, now);
         }
+        out.extend(self.settlement_resends(now, min_age));
         out
     }
 }

@@ -122,6 +122,8 @@ fn signed_bytes(m: &Message) -> Vec<u8> {
         Message::Accept(a) => a.to_bytes(),
         Message::Release(r) => r.to_bytes(),
         Message::Proof { proof, .. } => proof.to_bytes(),
+        Message::Settle(r) => r.to_bytes(),
+        Message::SettleUpdate(u) => u.to_bytes(),
     }
 }
 
@@ -237,6 +239,8 @@ fn feed_decoders(bytes: &[u8]) -> Outcome {
                 Message::State(s) => redecodes(s)?,
                 Message::Accept(a) => redecodes(a)?,
                 Message::Release(r) => redecodes(r)?,
+                Message::Settle(r) => redecodes(r)?,
+                Message::SettleUpdate(u) => redecodes(u)?,
                 Message::Forward(o, onward) => {
                     redecodes(o)?;
                     let bytes = onward_bytes(onward);

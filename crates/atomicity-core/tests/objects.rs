@@ -114,6 +114,8 @@ proptest! {
                 Message::Release(r) => r.verify().is_ok(),
                 Message::Forward(o, _) | Message::Issued(o) => o.verify().is_ok(),
                 Message::Proof { .. } => true,
+                Message::Settle(r) => r.verify().is_ok(),
+                Message::SettleUpdate(u) => u.verify().is_ok(),
             };
             prop_assert!(ok);
         }
@@ -161,6 +163,8 @@ proptest! {
             Message::Forward(..) => 5,
             Message::Proof { .. } => 6,
             Message::Issued(_) => 7,
+            Message::Settle(_) => 8,
+            Message::SettleUpdate(_) => 9,
         };
         prop_assert_eq!(tag, expected_tag);
         // One byte more, or one byte less, inside the object: refused (the signature is not
@@ -723,7 +727,7 @@ fn non_canonical_encodings_are_rejected() {
         (
             "unknown message tag",
             envelope_bytes(1, |w| {
-                w.u8(9);
+                w.u8(10);
                 w.bytes(&ok_state);
             }),
             Box::new(|e| {
@@ -731,7 +735,7 @@ fn non_canonical_encodings_are_rejected() {
                     e,
                     DecodeError::UnknownTag {
                         field: "message",
-                        tag: 9
+                        tag: 10
                     }
                 )
             }),
@@ -1190,12 +1194,12 @@ fn non_canonical_routed_encodings_are_rejected() {
             Box::new(tag("kind", Release::KIND)),
         ),
         (
-            "message tag 8",
+            "message tag 10",
             envelope_bytes(1, |w| {
-                w.u8(8);
+                w.u8(10);
                 w.bytes(&ok_iou);
             }),
-            Box::new(tag("message", 8)),
+            Box::new(tag("message", 10)),
         ),
     ];
     for (name, result, check) in cases {

@@ -2,13 +2,16 @@
 //! deterministic, so the signatures are fixed too. `docs/protocol.md` repeats every vector for
 //! other implementations; a test here checks that it still does.
 
+use atomicity_core::published::EndpointId;
 use atomicity_core::signed::{SignedBody, signing_input};
 use atomicity_core::{
-    Acceptance, Amount, Asset, Condition, ConditionalIou, Envelope, Hop, Invoice, IouState,
-    Keypair, LineId, Message, Onward, ProofError, Release, ReleaseReason, Reply, ResolvedSet,
-    Signed, Total, WitnessCondition, WitnessProof, WitnessTerms, decode_replies, encode_replies,
-    payment_hash,
+    Acceptance, Amount, Asset, Condition, ConditionalIou, Envelope, Evidence, Hop, Invoice,
+    IouState, Keypair, LineId, Message, Onward, Outcome, ProofError, Release, ReleaseReason, Reply,
+    ResolvedSet, SettlementKind, SettlementRequest, SettlementUpdate, Signed, Total,
+    WitnessCondition, WitnessProof, WitnessTerms, decode_replies, encode_replies, payment_hash,
+    payout_payment_id, receipt_payment_id,
 };
+use sha2::{Digest, Sha256};
 
 /// The issuer (and envelope sender): secret key `[1; 32]`.
 const ISSUER_PUBLIC: &str = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c";
@@ -269,6 +272,60 @@ const REPLIES: &str = concat!(
     "0007040500000014000000057374616c65",
 );
 
+/// The settlement-request vector: a swap from the issuer to the holder with the routed vectors'
+/// witness condition.
+const SETTLEMENT_REQUEST: Vector = Vector {
+    name: "settlement-request",
+    signing_prefix: "61746f6d69636974792f76312f736574746c656d656e742d7265717565737400",
+    unsigned: concat!(
+        "0106202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d",
+        "3e3f8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f",
+        "6f5c8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9",
+        "b39402035553440200000000000003e800000001000000146274632d6c696768",
+        "746e696e672d626f6c7431310000000b6c6e626331766563746f7201425ed4e4",
+        "a36b30ea21b90e21c712c649e8214c29b7eaf68089d1039c6e55384c00000001",
+        "000000497769746e6573732e6578616d706c652f6c6f672b6433386433643436",
+        "2b4165314a4b4d596f30634c4736756b444f4a425a6c57457057536336584750",
+        "354e6a624252685373687a665200000000000000000000000064000000000000",
+        "00a0000000006553f100000000006553ff100000000473776170",
+    ),
+    signature: concat!(
+        "41e18a91125eb040546a204170aa4498258b1f39648c9cbf2229bdd40bf06188",
+        "1e8b9c17ae3644b55ff53e694aa01b0e9b9dcdae7c4654119f57f428630a9605",
+    ),
+    hash: "cd5953f587d075f25930e4abf04cc8fc7b2c312f0d8b374c5d8966ec30cddcd4",
+};
+
+/// The settlement-update vector: the holder paid the request's invoice (preimage evidence).
+const SETTLEMENT_UPDATE: Vector = Vector {
+    name: "settlement-update",
+    signing_prefix: "61746f6d69636974792f76312f736574746c656d656e742d75706461746500",
+    unsigned: concat!(
+        "0107202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d",
+        "3e3fcd5953f587d075f25930e4abf04cc8fc7b2c312f0d8b374c5d8966ec30cd",
+        "dcd48139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9",
+        "b3948a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f",
+        "6f5c02000000146274632d6c696768746e696e672d626f6c7431310242424242",
+        "42424242424242424242424242424242424242424242424242424242",
+    ),
+    signature: concat!(
+        "17729aee0f06470cf3ea6005c28551a8a43f6772e7b76eaf215ecb23c694473f",
+        "53d2b30be7e3d2a442594384da9f108174f84819a5be7a9cad770d3b0d7b7c02",
+    ),
+    hash: "ef39f04190375022eac915e536b5aa2f90752d96b5387761bd3cef2735fbfd76",
+};
+
+/// The settlement vectors' id: the bytes `20 21 22 .. 3f`.
+const SETTLEMENT_ID: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+/// `payout_payment_id(SETTLEMENT_ID)`.
+const PAYOUT_PAYMENT_ID: &str = "40ea66b62e824c1fe12986073857f2655bdde6ed283adcea26b2d43690b67aca";
+/// `receipt_payment_id(SETTLEMENT_ID)`.
+const RECEIPT_PAYMENT_ID: &str = "bd415a53791f5c5ba474d95cc37de7981585fd8bd564544cc277a86492b9f851";
+/// The endpoint id of the request's one method, `btc-lightning-bolt11`, in hex.
+const LIGHTNING_METHOD_HEX: &str = "6274632d6c696768746e696e672d626f6c743131";
+/// The request's invoice, a stand-in (the decoder only checks that it is ASCII).
+const SETTLEMENT_INVOICE: &str = "lnbc1vector";
+
 fn issuer() -> Keypair {
     Keypair::from_secret_key(&[1; 32])
 }
@@ -485,6 +542,55 @@ fn invoice() -> Invoice {
     }
 }
 
+/// The settlement id `20 21 .. 3f`.
+fn settlement_id() -> [u8; 32] {
+    let mut id = [0u8; 32];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = 0x20 + i as u8;
+    }
+    id
+}
+
+/// A swap request from the issuer (who will issue the conditional IOU) to the holder (who is to
+/// pay the invoice): 10.00 USD of credit for the invoice, the routed vectors' witness condition,
+/// created at 1700000000, payable until 1700003600 (the IOU's deadline too), memo "swap".
+fn settlement_request() -> Signed<SettlementRequest> {
+    Signed::sign(
+        SettlementRequest {
+            id: settlement_id(),
+            from: issuer().public_key(),
+            to: holder().public_key(),
+            kind: SettlementKind::Swap,
+            asset: Asset::new("USD", 2).expect("USD"),
+            amount: Amount::from_minor(1000),
+            methods: vec![EndpointId::parse("btc-lightning-bolt11").expect("endpoint id")],
+            invoice: SETTLEMENT_INVOICE.into(),
+            condition: Some(witness_condition()),
+            created_at: 1_700_000_000,
+            expires_at: 1_700_003_600,
+            memo: "swap".into(),
+        },
+        &issuer(),
+    )
+}
+
+/// The holder's answer: paid through `btc-lightning-bolt11`, the evidence the preimage.
+fn settlement_update() -> Signed<SettlementUpdate> {
+    Signed::sign(
+        SettlementUpdate {
+            id: settlement_id(),
+            request_hash: settlement_request().hash(),
+            from: holder().public_key(),
+            to: issuer().public_key(),
+            outcome: Outcome::Paid {
+                method: EndpointId::parse("btc-lightning-bolt11").expect("endpoint id"),
+                evidence: Evidence::Preimage(SECRET),
+            },
+        },
+        &holder(),
+    )
+}
+
 fn check<T: SignedBody + PartialEq + std::fmt::Debug>(signed: &Signed<T>, v: &Vector) {
     assert_eq!(T::NAME, v.name);
     let wire = signed.to_bytes();
@@ -668,6 +774,94 @@ fn invoice_vector() {
 }
 
 #[test]
+fn settlement_request_vector() {
+    check(&settlement_request(), &SETTLEMENT_REQUEST);
+    assert_eq!(hex::encode(settlement_id()), SETTLEMENT_ID);
+    assert_eq!(hex::encode("btc-lightning-bolt11"), LIGHTNING_METHOD_HEX);
+    // id, from, to, kind 2 (swap), USD:2, 10.00, one method, the invoice, the condition (flag 1,
+    // then exactly the routed IOU's condition without its tag 02), created at, expires at, memo.
+    let condition = format!(
+        "{PAYMENT_HASH}00000001{:08x}{WITNESS_VKEY_HEX}000000000000000000000000640000000000000\
+         0a0",
+        WITNESS_VKEY.len()
+    );
+    assert!(ROUTED_IOU.unsigned.contains(&format!("02{condition}")));
+    let expected = format!(
+        "0106{SETTLEMENT_ID}{ISSUER_PUBLIC}{HOLDER_PUBLIC}02035553440200000000000003e8\
+         00000001{:08x}{LIGHTNING_METHOD_HEX}{:08x}{}01{condition}{:016x}{:016x}{:08x}{}",
+        LIGHTNING_METHOD_HEX.len() / 2,
+        SETTLEMENT_INVOICE.len(),
+        hex::encode(SETTLEMENT_INVOICE),
+        1_700_000_000u64,
+        1_700_003_600u64,
+        4,
+        hex::encode("swap"),
+    );
+    assert_eq!(SETTLEMENT_REQUEST.unsigned, expected);
+    // The conditional IOU that comes with it: the routed IOU's condition and deadline, payable
+    // to the request's payer, under the request's receipt payment id.
+    let request = settlement_request();
+    let routed = routed_iou();
+    assert_eq!(
+        routed.body().condition,
+        Condition::WitnessCommit(request.body().condition.clone().expect("condition"))
+    );
+    assert_eq!(routed.body().expires_at, request.body().expires_at);
+    assert_eq!(routed.body().line.issuer, request.body().from);
+    assert_eq!(routed.body().line.holder, request.body().to);
+    assert_eq!(
+        hex::encode(receipt_payment_id(&settlement_id())),
+        RECEIPT_PAYMENT_ID
+    );
+    assert_eq!(
+        hex::encode(payout_payment_id(&settlement_id())),
+        PAYOUT_PAYMENT_ID
+    );
+    // The derived ids: SHA-256 of the tag, 0x00 and the id.
+    for (tag, id) in [
+        ("atomicity/v1/settlement-payout", PAYOUT_PAYMENT_ID),
+        ("atomicity/v1/settlement-receipt", RECEIPT_PAYMENT_ID),
+    ] {
+        let mut input = tag.as_bytes().to_vec();
+        input.push(0);
+        input.extend(settlement_id());
+        assert_eq!(hex::encode(Sha256::digest(&input)), id, "{tag}");
+    }
+}
+
+#[test]
+fn settlement_update_vector() {
+    check(&settlement_update(), &SETTLEMENT_UPDATE);
+    assert_eq!(
+        hex::encode(settlement_update().body().request_hash),
+        SETTLEMENT_REQUEST.hash
+    );
+    // id, request hash, from (the holder), to (the issuer), outcome 2 (paid), the method, the
+    // evidence: tag 2 (preimage) and the 32 bytes of p.
+    let evidence = format!("02{}", "42".repeat(32));
+    assert_eq!(
+        SETTLEMENT_UPDATE.unsigned,
+        format!(
+            "0107{SETTLEMENT_ID}{}{HOLDER_PUBLIC}{ISSUER_PUBLIC}02{:08x}{LIGHTNING_METHOD_HEX}\
+             {evidence}",
+            SETTLEMENT_REQUEST.hash,
+            LIGHTNING_METHOD_HEX.len() / 2,
+        )
+    );
+    assert_eq!(hex::encode(Evidence::Preimage(SECRET).to_bytes()), evidence);
+    // The preimage is the invoice's: it hashes to the request's payment hash.
+    let update = settlement_update();
+    let Outcome::Paid {
+        evidence: Evidence::Preimage(p),
+        ..
+    } = &update.body().outcome
+    else {
+        unreachable!()
+    };
+    assert_eq!(hex::encode(payment_hash(p)), PAYMENT_HASH);
+}
+
+#[test]
 fn replies_vector() {
     assert_eq!(hex::encode(encode_replies(&replies())), REPLIES);
     let bytes = hex::decode(REPLIES).expect("hex");
@@ -694,6 +888,10 @@ fn the_protocol_document_repeats_every_vector() {
         FORWARD_OBJECT,
         PROOF_OBJECT,
         INVOICE_URI,
+        SETTLEMENT_ID,
+        PAYOUT_PAYMENT_ID,
+        RECEIPT_PAYMENT_ID,
+        LIGHTNING_METHOD_HEX,
     ];
     for v in [
         &STATE,
@@ -704,6 +902,8 @@ fn the_protocol_document_repeats_every_vector() {
         &ROUTED_IOU,
         &FORWARD_ENVELOPE,
         &PROOF_ENVELOPE,
+        &SETTLEMENT_REQUEST,
+        &SETTLEMENT_UPDATE,
     ] {
         expected.extend([v.signing_prefix, v.unsigned, v.signature, v.hash]);
     }

@@ -2355,6 +2355,8 @@ impl RoutedSim {
 /// The order messages to one peer go out in, within a batch.
 fn rank(m: &Message) -> u8 {
     match m {
+        // A settlement request goes before the conditional IOU that comes with it.
+        Message::Settle(_) | Message::SettleUpdate(_) => 0,
         Message::Forward(..) => 0,
         Message::Release(_) => 1,
         Message::Proof { .. } => 2,
@@ -2384,6 +2386,8 @@ fn describe_message(m: &Message) -> String {
         Message::Accept(a) => format!("accept #{}", a.body().id),
         Message::Release(r) => format!("release #{} ({:?})", r.body().id, r.body().reason),
         Message::Proof { hash, .. } => format!("proof {}", short(hash)),
+        Message::Settle(r) => format!("settle {}", short(&r.body().id)),
+        Message::SettleUpdate(u) => format!("settle update {}", short(&u.body().id)),
     }
 }
 

@@ -12,15 +12,16 @@
 //!
 //! What the store holds is "N + C": the newest state of each line plus the unresolved
 //! conditional IOUs, together with the peers, the forwarding links and payment secrets of routed
-//! payments and the proofs of publication, the user's payment history and the evidence of
-//! misbehaviour. Both stores enforce the two references the ledger relies on when it restores:
+//! payments and the proofs of publication, the user's payment history, the settlements and the
+//! evidence of misbehaviour. Both stores enforce the two references the ledger relies on when it restores:
 //! a line's peer must be stored, and a conditional's line must be stored, by the end of each
 //! commit (otherwise the commit fails with [`StoreError::Dangling`] and changes nothing).
 #![deny(missing_docs)]
 
 use atomicity_core::{
-    Direction, EvidenceRecord, HashlockRecord, HashlockRole, HashlockStatus, PaymentRecord,
-    PaymentStatus, ProofRecord, Snapshot, StoreOp,
+    Direction, Evidence, EvidenceRecord, HashlockRecord, HashlockRole, HashlockStatus,
+    PaymentRecord, PaymentStatus, ProofRecord, SettlementRecord, SettlementRequest, Signed,
+    Snapshot, StoreOp,
 };
 use thiserror::Error;
 
@@ -69,6 +70,16 @@ pub enum StoreError {
         /// The value given.
         value: u64,
     },
+    /// A record could not be read back as it is: a settlement whose signed request names
+    /// another settlement, or whose request or evidence does not decode from its own canonical
+    /// bytes. Refused by the commit rather than stored as a row that would not load.
+    #[error("{field} cannot be stored: {why}")]
+    Unstorable {
+        /// Which field, e.g. `settlement.request`.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
     /// After the commit a line's peer, or a conditional IOU's line, would be missing.
     #[error("dangling reference: {0}")]
     Dangling(String),
@@ -80,20 +91,23 @@ pub enum StoreError {
 ///
 /// * `Put*` ops insert or replace the record with the same key (peer key; peer and asset for a
 ///   line; peer, asset, direction and id for a conditional; history entry for a payment; asset,
-///   incoming peer and incoming id for a forwarding link; hash for a hashlock). `PutEvidence`
-///   always appends. `PutProof` keeps the first proof stored for a hash and ignores later ones
+///   incoming peer and incoming id for a forwarding link; hash for a hashlock; id for a
+///   settlement). `PutEvidence` always appends. `PutProof` keeps the first proof stored for a hash and ignores later ones
 ///   (its `at` is when the proof was first learned).
 /// * `DeleteConditional` and `DeleteForward` remove the row if it is there.
 /// * Unix-second timestamps (`created_at`, `updated_at`, `at`) must be at most `i64::MAX`;
 ///   amounts, ids, counters, fees and a hashlock's `expires_at` use their type's whole range.
-/// * Forwarding links, hashlocks and proofs reference nothing: they may name peers, lines and
-///   conditionals that are not stored.
+/// * A settlement is stored only if it reads back as it is ([`StoreError::Unstorable`]
+///   otherwise): its signed request is for its id, and the request and its evidence decode from
+///   their canonical bytes.
+/// * Forwarding links, hashlocks, settlements and proofs reference nothing: they may name peers,
+///   lines and conditionals that are not stored.
 pub trait Store: Send {
     /// Everything needed to rebuild the ledger: all peers, lines, conditional IOUs and
     /// forwarding links, the payments whose status is [`PaymentStatus::Pending`], and the
     /// hashlocks whose status is [`HashlockStatus::Open`] or [`HashlockStatus::Publishing`]
-    /// (finished ones stay stored, as the record of a paid invoice, but are not loaded). The
-    /// vectors are in no particular order.
+    /// (finished ones stay stored, as the record of a paid invoice, but are not loaded), and
+    /// every settlement, whatever its status. The vectors are in no particular order.
     fn load(&mut self) -> Result<Snapshot, StoreError>;
 
     /// Applies `ops` in order, atomically (all or nothing) and durably: when this returns `Ok`
@@ -114,6 +128,13 @@ pub trait Store: Send {
 
     /// The hashlock with this hash, whatever its status.
     fn hashlock(&self, hash: &[u8; 32]) -> Result<Option<HashlockRecord>, StoreError>;
+
+    /// At most `limit` settlements of any status, newest first: by `created_at` descending,
+    /// then by id.
+    fn settlements(&self, limit: usize) -> Result<Vec<SettlementRecord>, StoreError>;
+
+    /// The settlement with this id, whatever its status.
+    fn settlement(&self, id: &[u8; 32]) -> Result<Option<SettlementRecord>, StoreError>;
 
     /// The proof of publication kept for this payment hash, if any.
     fn proof(&self, hash: &[u8; 32]) -> Result<Option<ProofRecord>, StoreError>;
@@ -142,6 +163,14 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
     fn hashlock(&self, hash: &[u8; 32]) -> Result<Option<HashlockRecord>, StoreError> {
         (**self).hashlock(hash)
+    }
+
+    fn settlements(&self, limit: usize) -> Result<Vec<SettlementRecord>, StoreError> {
+        (**self).settlements(limit)
+    }
+
+    fn settlement(&self, id: &[u8; 32]) -> Result<Option<SettlementRecord>, StoreError> {
+        (**self).settlement(id)
     }
 
     fn proof(&self, hash: &[u8; 32]) -> Result<Option<ProofRecord>, StoreError> {
@@ -180,6 +209,74 @@ pub(crate) fn check_hashlock(h: &HashlockRecord) -> Result<(i64, i64, Vec<u8>), 
         time_to_sql("hashlock.updated_at", h.updated_at)?,
         encode_issued(&h.issued)?,
     ))
+}
+
+/// A settlement checked for storing, with the values the SQLite store binds that are not in the
+/// record as is.
+pub(crate) struct SettlementRow {
+    /// `created_at` as an SQLite integer.
+    pub(crate) created_at: i64,
+    /// `updated_at` as an SQLite integer.
+    pub(crate) updated_at: i64,
+    /// The signed request's canonical bytes ([`Signed::to_bytes`]).
+    pub(crate) request: Vec<u8>,
+    /// The evidence's canonical bytes ([`Evidence::to_bytes`]), if any.
+    pub(crate) evidence: Option<Vec<u8>>,
+}
+
+/// Checks that a settlement can be stored and read back as it is: its timestamps fit in an
+/// `i64`, its request decodes from its bytes into the same request and is for the record's id,
+/// and its evidence decodes from its bytes into the same evidence.
+pub(crate) fn check_settlement(s: &SettlementRecord) -> Result<SettlementRow, StoreError> {
+    let created_at = time_to_sql("settlement.created_at", s.created_at)?;
+    let updated_at = time_to_sql("settlement.updated_at", s.updated_at)?;
+    let request = s.request.to_bytes();
+    let unstorable = |field, why| StoreError::Unstorable { field, why };
+    let decoded = decode_settlement_request(&request, &s.id)
+        .map_err(|why| unstorable("settlement.request", why))?;
+    if decoded.body() != s.request.body() {
+        return Err(unstorable(
+            "settlement.request",
+            "its bytes decode to another request".into(),
+        ));
+    }
+    let evidence = match &s.evidence {
+        None => None,
+        Some(e) => {
+            let bytes = e.to_bytes();
+            match Evidence::from_bytes(&bytes) {
+                Ok(back) if back == *e => {}
+                Ok(_) => {
+                    return Err(unstorable(
+                        "settlement.evidence",
+                        "its bytes decode to other evidence".into(),
+                    ));
+                }
+                Err(err) => return Err(unstorable("settlement.evidence", err.to_string())),
+            }
+            Some(bytes)
+        }
+    };
+    Ok(SettlementRow {
+        created_at,
+        updated_at,
+        request,
+        evidence,
+    })
+}
+
+/// Decodes a settlement's stored request ([`Signed::to_bytes`], signature not checked) and
+/// checks that it is for settlement `id`; the error says why not.
+pub(crate) fn decode_settlement_request(
+    bytes: &[u8],
+    id: &[u8; 32],
+) -> Result<Signed<SettlementRequest>, String> {
+    let request = Signed::<SettlementRequest>::decode(bytes)
+        .map_err(|e| format!("the request does not decode: {e}"))?;
+    if request.body().id != *id {
+        return Err("the request is for another settlement id".into());
+    }
+    Ok(request)
 }
 
 /// Encodes a hashlock's `issued` list as one blob: each item as its length (a `u32`,
@@ -225,16 +322,22 @@ pub(crate) fn hashlocks_key(
     )
 }
 
+/// The order of [`Store::settlements`]: the key of a settlement, smallest first.
+pub(crate) fn settlements_key(s: &SettlementRecord) -> (std::cmp::Reverse<u64>, [u8; 32]) {
+    (std::cmp::Reverse(s.created_at), s.id)
+}
+
 /// Whether a hashlock belongs in [`Snapshot::hashlocks`].
 pub(crate) fn is_unfinished(h: &HashlockRecord) -> bool {
     matches!(h.status, HashlockStatus::Open | HashlockStatus::Publishing)
 }
 
-/// `payee` or `payer`.
+/// `payee`, `payer` or `swap`.
 pub(crate) fn role_as_str(role: HashlockRole) -> &'static str {
     match role {
         HashlockRole::Payee => "payee",
         HashlockRole::Payer => "payer",
+        HashlockRole::Swap => "swap",
     }
 }
 
@@ -243,6 +346,7 @@ pub(crate) fn parse_role(s: &str) -> Option<HashlockRole> {
     match s {
         "payee" => Some(HashlockRole::Payee),
         "payer" => Some(HashlockRole::Payer),
+        "swap" => Some(HashlockRole::Swap),
         _ => None,
     }
 }

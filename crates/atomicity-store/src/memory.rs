@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use atomicity_core::{
     Asset, ConditionalRecord, Direction, EvidenceRecord, ForwardRecord, HashlockRecord, LineRecord,
-    PaymentRecord, PeerRecord, ProofRecord, Snapshot, StoreOp,
+    PaymentRecord, PeerRecord, ProofRecord, SettlementRecord, Snapshot, StoreOp,
 };
 
 use crate::{
     Store, StoreError, check_evidence_time, check_hashlock, check_payment_times, check_proof_time,
-    hashlocks_key, history_key, is_pending, is_unfinished,
+    check_settlement, hashlocks_key, history_key, is_pending, is_unfinished, settlements_key,
 };
 
 /// A line's key: the peer's key bytes and the asset.
@@ -32,6 +32,7 @@ pub struct MemoryStore {
     evidence: Vec<EvidenceRecord>,
     forwards: BTreeMap<ForwardKey, ForwardRecord>,
     hashlocks: BTreeMap<[u8; 32], HashlockRecord>,
+    settlements: BTreeMap<[u8; 32], SettlementRecord>,
     proofs: BTreeMap<[u8; 32], ProofRecord>,
 }
 
@@ -41,8 +42,8 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// Refuses `ops` if the SQLite store would: a timestamp out of range or an unstorable
-    /// hashlock (the first in op order), or, at the end of the batch, a line without its peer or
+    /// Refuses `ops` if the SQLite store would: a timestamp out of range, an unstorable
+    /// hashlock or settlement (the first in op order), or, at the end of the batch, a line without its peer or
     /// a conditional without its line.
     fn check(&self, ops: &[StoreOp]) -> Result<(), StoreError> {
         let mut new_peers = HashSet::new();
@@ -78,6 +79,9 @@ impl MemoryStore {
                 }
                 StoreOp::PutHashlock(h) => {
                     check_hashlock(h)?;
+                }
+                StoreOp::PutSettlement(s) => {
+                    check_settlement(s)?;
                 }
                 StoreOp::PutProof(p) => {
                     check_proof_time(p)?;
@@ -153,6 +157,9 @@ impl MemoryStore {
             StoreOp::PutHashlock(h) => {
                 self.hashlocks.insert(h.hash, h.clone());
             }
+            StoreOp::PutSettlement(s) => {
+                self.settlements.insert(s.id, (**s).clone());
+            }
             StoreOp::PutProof(p) => {
                 self.proofs.entry(p.hash).or_insert_with(|| p.clone());
             }
@@ -179,6 +186,7 @@ impl Store for MemoryStore {
                 .filter(|h| is_unfinished(h))
                 .cloned()
                 .collect(),
+            settlements: self.settlements.values().cloned().collect(),
         })
     }
 
@@ -208,6 +216,16 @@ impl Store for MemoryStore {
 
     fn hashlock(&self, hash: &[u8; 32]) -> Result<Option<HashlockRecord>, StoreError> {
         Ok(self.hashlocks.get(hash).cloned())
+    }
+
+    fn settlements(&self, limit: usize) -> Result<Vec<SettlementRecord>, StoreError> {
+        let mut all: Vec<&SettlementRecord> = self.settlements.values().collect();
+        all.sort_by_key(|s| settlements_key(s));
+        Ok(all.into_iter().take(limit).cloned().collect())
+    }
+
+    fn settlement(&self, id: &[u8; 32]) -> Result<Option<SettlementRecord>, StoreError> {
+        Ok(self.settlements.get(id).cloned())
     }
 
     fn proof(&self, hash: &[u8; 32]) -> Result<Option<ProofRecord>, StoreError> {

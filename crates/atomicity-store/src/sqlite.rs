@@ -12,29 +12,42 @@
 //!   with the failure reason in its own column;
 //! * a line's fee policy: `fee_base` (an amount, as above) and `fee_ppm` (the `u32` as is);
 //! * a conditional IOU's `claimed`: `INTEGER` 0 or 1;
-//! * a hashlock's role `'payee'` / `'payer'`, its status [`HashlockStatus::as_str`]
+//! * a hashlock's role `'payee'` / `'payer'` / `'swap'` (a swap's secret is 32 zero bytes until
+//!   it is known), its status [`HashlockStatus::as_str`]
 //!   (`'open'` / `'publishing'` / `'paid'` / `'failed'`), its `expires_at` bit-cast like a
 //!   `u64` (it is never compared in SQL), and its `issued` list as one `BLOB`: each item as a
 //!   4-byte big-endian length followed by its bytes, concatenated (the empty list is the empty
 //!   blob);
+//! * a settlement's role [`SettlementRole::as_str`] (`'requester'` / `'payer'`), its status
+//!   [`SettlementStatus::as_str`] (`'requested'` / `'paying'` / `'paid'` / `'done'` /
+//!   `'refused'` / `'failed'`), its signed request as [`Signed::to_bytes`] (decoded without
+//!   checking the signature; its id must be the row's), its method as the endpoint id's text or
+//!   `NULL`, its evidence as [`Evidence::to_bytes`] or `NULL`, and `delivered` as `INTEGER` 0
+//!   or 1;
 //! * signed states, IOUs, answers, forwarding instructions, conditions and proofs: opaque
 //!   `BLOB`s in the core's canonical encoding.
 //!
 //! [`HashlockStatus::as_str`]: atomicity_core::HashlockStatus::as_str
+//! [`SettlementRole::as_str`]: atomicity_core::SettlementRole::as_str
+//! [`SettlementStatus::as_str`]: atomicity_core::SettlementStatus::as_str
+//! [`Signed::to_bytes`]: atomicity_core::Signed::to_bytes
+//! [`Evidence::to_bytes`]: atomicity_core::Evidence::to_bytes
 
 use std::path::Path;
 use std::time::Duration;
 
 use atomicity_core::{
-    Amount, Asset, ConditionalRecord, EvidenceRecord, FeePolicy, ForwardRecord, HashlockRecord,
-    Limits, LineRecord, PaymentRecord, PaymentStatus, PeerRecord, ProofRecord, PublicKey, Snapshot,
-    StoreOp,
+    Amount, Asset, ConditionalRecord, Evidence, EvidenceRecord, FeePolicy, ForwardRecord,
+    HashlockRecord, Limits, LineRecord, PaymentRecord, PaymentStatus, PeerRecord, ProofRecord,
+    PublicKey, SettlementRecord, SettlementRole, SettlementStatus, Snapshot, StoreOp,
+    published::EndpointId,
 };
 use rusqlite::{Connection, Row, TransactionBehavior, ffi, params};
 
 use crate::{
     Store, StoreError, check_evidence_time, check_hashlock, check_payment_times, check_proof_time,
-    decode_issued, parse_direction, parse_hashlock_status, parse_role, role_as_str,
+    check_settlement, decode_issued, decode_settlement_request, parse_direction,
+    parse_hashlock_status, parse_role, role_as_str,
 };
 
 /// `PRAGMA application_id` of an Atomicity database: `ATOM` in ASCII.
@@ -161,6 +174,60 @@ const MIGRATIONS: &[&str] = &[
         at    INTEGER NOT NULL CHECK (at >= 0)
     ) STRICT;
     ",
+    // 3: settlements, and hashlocks of role 'swap'. SQLite cannot alter a CHECK, so hashlocks
+    // is rebuilt with the same columns, constraints and indexes and its rows copied over.
+    "
+    CREATE TABLE hashlocks_new (
+        hash        BLOB    NOT NULL PRIMARY KEY CHECK (length(hash) = 32),
+        p           BLOB    NOT NULL CHECK (length(p) = 32),
+        role        TEXT    NOT NULL CHECK (role IN ('payee', 'payer', 'swap')),
+        payee       BLOB    NOT NULL CHECK (length(payee) = 32),
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        amount      INTEGER NOT NULL,
+        condition   BLOB    NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        memo        TEXT    NOT NULL,
+        status      TEXT    NOT NULL
+            CHECK (status IN ('open', 'publishing', 'paid', 'failed')),
+        proof       BLOB,
+        issued      BLOB    NOT NULL,
+        created_at  INTEGER NOT NULL CHECK (created_at >= 0),
+        updated_at  INTEGER NOT NULL CHECK (updated_at >= 0)
+    ) STRICT;
+
+    INSERT INTO hashlocks_new (hash, p, role, payee, asset_code, asset_scale, amount, condition,
+                               expires_at, memo, status, proof, issued, created_at, updated_at)
+    SELECT hash, p, role, payee, asset_code, asset_scale, amount, condition, expires_at, memo,
+           status, proof, issued, created_at, updated_at
+    FROM hashlocks;
+
+    DROP TABLE hashlocks;
+    ALTER TABLE hashlocks_new RENAME TO hashlocks;
+
+    CREATE INDEX hashlocks_newest
+        ON hashlocks (updated_at DESC, created_at DESC, hash);
+    CREATE INDEX hashlocks_unfinished
+        ON hashlocks (hash) WHERE status IN ('open', 'publishing');
+
+    CREATE TABLE settlements (
+        id          BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 32),
+        role        TEXT    NOT NULL CHECK (role IN ('requester', 'payer')),
+        peer        BLOB    NOT NULL CHECK (length(peer) = 32),
+        request     BLOB    NOT NULL,
+        status      TEXT    NOT NULL
+            CHECK (status IN ('requested', 'paying', 'paid', 'done', 'refused', 'failed')),
+        method      TEXT,
+        evidence    BLOB,
+        note        TEXT    NOT NULL,
+        delivered   INTEGER NOT NULL CHECK (delivered IN (0, 1)),
+        created_at  INTEGER NOT NULL CHECK (created_at >= 0),
+        updated_at  INTEGER NOT NULL CHECK (updated_at >= 0)
+    ) STRICT;
+
+    CREATE INDEX settlements_newest
+        ON settlements (created_at DESC, id);
+    ",
 ];
 
 /// The newest schema version this code knows (the database's `PRAGMA user_version`).
@@ -226,6 +293,11 @@ const PUT_HASHLOCK: &str = "
         proof = excluded.proof, issued = excluded.issued, created_at = excluded.created_at,
         updated_at = excluded.updated_at";
 
+const PUT_SETTLEMENT: &str = "
+    INSERT OR REPLACE INTO settlements (id, role, peer, request, status, method, evidence, note,
+                                        delivered, created_at, updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
 /// The first proof for a hash is kept: `at` is when it was first learned.
 const PUT_PROOF: &str = "
     INSERT INTO proofs (hash, proof, at) VALUES (?1, ?2, ?3) ON CONFLICT (hash) DO NOTHING";
@@ -250,6 +322,11 @@ const HASHLOCK_COLUMNS: &str = "
     SELECT hash, p, role, payee, asset_code, asset_scale, amount, condition, expires_at, memo,
            status, proof, issued, created_at, updated_at
     FROM hashlocks";
+
+const SETTLEMENT_COLUMNS: &str = "
+    SELECT id, role, peer, request, status, method, evidence, note, delivered, created_at,
+           updated_at
+    FROM settlements";
 
 const PAYMENT_COLUMNS: &str = "
     SELECT payment_id, dir, peer, asset_code, asset_scale, amount, status, failure, memo,
@@ -352,6 +429,7 @@ impl Store for SqliteStore {
                 [],
                 hashlock_from_row,
             )?,
+            settlements: query(&tx, SETTLEMENT_COLUMNS, [], settlement_from_row)?,
         };
         tx.commit()?;
         Ok(snapshot)
@@ -416,6 +494,24 @@ impl Store for SqliteStore {
             .prepare_cached(&format!("{HASHLOCK_COLUMNS} WHERE hash = ?1"))?;
         let mut rows = stmt.query([&hash[..]])?;
         rows.next()?.map(hashlock_from_row).transpose()
+    }
+
+    fn settlements(&self, limit: usize) -> Result<Vec<SettlementRecord>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        query(
+            &self.conn,
+            &format!("{SETTLEMENT_COLUMNS} ORDER BY created_at DESC, id LIMIT ?1"),
+            [limit],
+            settlement_from_row,
+        )
+    }
+
+    fn settlement(&self, id: &[u8; 32]) -> Result<Option<SettlementRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{SETTLEMENT_COLUMNS} WHERE id = ?1"))?;
+        let mut rows = stmt.query([&id[..]])?;
+        rows.next()?.map(settlement_from_row).transpose()
     }
 
     fn proof(&self, hash: &[u8; 32]) -> Result<Option<ProofRecord>, StoreError> {
@@ -544,6 +640,22 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
                 issued,
                 created_at,
                 updated_at,
+            ])?;
+        }
+        StoreOp::PutSettlement(s) => {
+            let row = check_settlement(s)?;
+            conn.prepare_cached(PUT_SETTLEMENT)?.execute(params![
+                &s.id[..],
+                s.role.as_str(),
+                &s.peer.as_bytes()[..],
+                row.request,
+                s.status.as_str(),
+                s.method.as_ref().map(EndpointId::as_str),
+                row.evidence,
+                s.note,
+                s.delivered,
+                row.created_at,
+                row.updated_at,
             ])?;
         }
         StoreOp::PutProof(p) => {
@@ -720,6 +832,45 @@ fn hashlock_from_row(row: &Row<'_>) -> Result<HashlockRecord, StoreError> {
     })
 }
 
+fn settlement_from_row(row: &Row<'_>) -> Result<SettlementRecord, StoreError> {
+    let id = bytes32_from_row(row, 0, "settlement id")?;
+    let role: String = row.get(1)?;
+    let request: Vec<u8> = row.get(3)?;
+    let status: String = row.get(4)?;
+    let method: Option<String> = row.get(5)?;
+    let evidence: Option<Vec<u8>> = row.get(6)?;
+    Ok(SettlementRecord {
+        id,
+        role: SettlementRole::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("settlement role {role:?}")))?,
+        peer: key_from_row(row, 2, "settlement peer")?,
+        request: decode_settlement_request(&request, &id)
+            .map_err(|why| StoreError::Corrupt(format!("settlement: {why}")))?,
+        status: SettlementStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("settlement status {status:?}")))?,
+        method: method
+            .map(|m| EndpointId::parse(&m))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("settlement method: {e}")))?,
+        evidence: evidence
+            .map(|e| Evidence::from_bytes(&e))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("settlement evidence: {e}")))?,
+        note: row.get(7)?,
+        delivered: match row.get::<_, i64>(8)? {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "settlement delivered = {other}"
+                )));
+            }
+        },
+        created_at: time_from_row(row, 9, "settlement created_at")?,
+        updated_at: time_from_row(row, 10, "settlement updated_at")?,
+    })
+}
+
 fn payment_from_row(row: &Row<'_>) -> Result<PaymentRecord, StoreError> {
     let status: String = row.get(6)?;
     let failure: Option<String> = row.get(7)?;
@@ -805,6 +956,11 @@ mod tests {
             "{HASHLOCK_COLUMNS} WHERE status IN ('open', 'publishing')"
         ))?;
         assert!(unfinished.contains("hashlocks_unfinished"), "{unfinished}");
+        let settlements = plan(&format!(
+            "{SETTLEMENT_COLUMNS} ORDER BY created_at DESC, id LIMIT 5"
+        ))?;
+        assert!(settlements.contains("settlements_newest"), "{settlements}");
+        assert!(!settlements.contains("TEMP B-TREE"), "{settlements}");
         Ok(())
     }
 

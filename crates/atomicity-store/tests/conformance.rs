@@ -4,8 +4,8 @@
 mod common;
 
 use atomicity_core::{
-    Amount, Direction, FeePolicy, HashlockRecord, HashlockRole, HashlockStatus, Limits, LineRecord,
-    PaymentStatus, Snapshot, StoreOp,
+    Amount, Direction, Evidence, FeePolicy, HashlockRecord, HashlockRole, HashlockStatus, Limits,
+    LineRecord, PaymentStatus, SettlementRecord, SettlementStatus, Snapshot, StoreOp,
 };
 use atomicity_store::{MemoryStore, SqliteStore, Store, StoreError};
 use common::*;
@@ -44,6 +44,10 @@ fn round_trip_every_op(store: &mut dyn Store) {
     let gone_link = forward(&b, 2, &a, 5);
     let open = hashlock(1, HashlockStatus::Open, 20, 20);
     let paid = hashlock(2, HashlockStatus::Done, 21, 22);
+    let swap = swap_hashlock(3, HashlockStatus::Open, 19);
+    let requested = settlement(1, SettlementStatus::Requested, 30, 30);
+    let credited = paid_settlement(2, "usd-atomicity-key", credit_evidence(2), 31, 33);
+    let swapped = swap_settlement(3, 32, 34);
     commit(
         store,
         vec![
@@ -64,6 +68,10 @@ fn round_trip_every_op(store: &mut dyn Store) {
             delete_forward(&gone_link),
             StoreOp::PutHashlock(open.clone()),
             StoreOp::PutHashlock(paid.clone()),
+            StoreOp::PutHashlock(swap.clone()),
+            StoreOp::PutSettlement(Box::new(requested.clone())),
+            StoreOp::PutSettlement(Box::new(credited.clone())),
+            StoreOp::PutSettlement(Box::new(swapped.clone())),
         ],
     );
     let expected = sorted(Snapshot {
@@ -72,7 +80,8 @@ fn round_trip_every_op(store: &mut dyn Store) {
         conditionals: vec![out_a, in_a],
         pending_payments: vec![pending.clone()],
         forwards: vec![link],
-        hashlocks: vec![open.clone()],
+        hashlocks: vec![open.clone(), swap.clone()],
+        settlements: vec![requested.clone(), credited.clone(), swapped.clone()],
     });
     assert_eq!(load(store), expected);
     assert_eq!(
@@ -80,7 +89,14 @@ fn round_trip_every_op(store: &mut dyn Store) {
         vec![completed, pending, failed]
     );
     assert_eq!(store.evidence().expect("evidence"), vec![proof]);
-    assert_eq!(store.hashlocks(10).expect("hashlocks"), vec![paid, open]);
+    assert_eq!(
+        store.hashlocks(10).expect("hashlocks"),
+        vec![paid, open, swap]
+    );
+    assert_eq!(
+        store.settlements(10).expect("settlements"),
+        vec![swapped, credited, requested]
+    );
 }
 
 fn extreme_values_round_trip(store: &mut dyn Store) {
@@ -620,6 +636,151 @@ fn hashlocks_order_and_limit(store: &mut dyn Store) {
     assert_eq!(store.hashlocks(1).expect("hashlocks"), vec![updated]);
 }
 
+/// Every kind of evidence, and none, reads back through the snapshot and both queries.
+fn settlements_round_trip(store: &mut dyn Store) {
+    let requested = settlement(1, SettlementStatus::Requested, 10, 10);
+    let credited = paid_settlement(2, "usd-atomicity-key", credit_evidence(2), 11, 12);
+    let swapped = swap_settlement(3, 12, 15);
+    let mut referenced = paid_settlement(
+        4,
+        "usd-manual-note",
+        Evidence::Reference("wire 2024-05-01 #88".into()),
+        13,
+        13,
+    );
+    referenced.role = atomicity_core::SettlementRole::Payer;
+    referenced.peer = key(1);
+    let mut refused = settlement(5, SettlementStatus::Refused, 14, 20);
+    refused.note = "no mutual method ✗".into();
+    refused.delivered = true;
+    let all = [&requested, &credited, &swapped, &referenced, &refused];
+    commit(
+        store,
+        all.iter()
+            .map(|s| StoreOp::PutSettlement(Box::new((*s).clone())))
+            .collect(),
+    );
+    // Settlements reference nothing: no peer or line needs to be stored.
+    let s = load(store);
+    assert_eq!(
+        s.settlements,
+        vec![
+            requested.clone(),
+            credited.clone(),
+            swapped.clone(),
+            referenced.clone(),
+            refused.clone()
+        ]
+    );
+    assert!(s.peers.is_empty());
+    for record in all {
+        assert_eq!(
+            store.settlement(&record.id).expect("settlement").as_ref(),
+            Some(record)
+        );
+    }
+    assert_eq!(store.settlement(&[9; 32]).expect("settlement"), None);
+    let got = store.settlement(&credited.id).expect("settlement");
+    let Some(Evidence::Credit { iou, acceptance }) = got.and_then(|r| r.evidence) else {
+        panic!("credit evidence");
+    };
+    iou.verify().expect("the IOU's signature survives");
+    acceptance
+        .verify()
+        .expect("the acceptance's signature survives");
+    assert_eq!(
+        store.settlements(10).expect("settlements"),
+        vec![refused, referenced, swapped, credited, requested]
+    );
+}
+
+fn settlements_put_replaces(store: &mut dyn Store) {
+    let first = settlement(1, SettlementStatus::Requested, 10, 10);
+    let mut paying = first.clone();
+    paying.status = SettlementStatus::Paying;
+    paying.method = Some(method("usd-atomicity-key"));
+    paying.updated_at = 11;
+    commit(
+        store,
+        vec![
+            StoreOp::PutSettlement(Box::new(first.clone())),
+            StoreOp::PutSettlement(Box::new(paying.clone())),
+        ],
+    );
+    assert_eq!(load(store).settlements, vec![paying.clone()]);
+    let done = SettlementRecord {
+        status: SettlementStatus::Done,
+        evidence: Some(Evidence::Preimage([7; 32])),
+        note: "receipt issued".into(),
+        delivered: true,
+        updated_at: 12,
+        ..paying
+    };
+    commit(store, vec![StoreOp::PutSettlement(Box::new(done.clone()))]);
+    assert_eq!(load(store).settlements, vec![done.clone()]);
+    assert_eq!(
+        store.settlements(10).expect("settlements"),
+        vec![done.clone()]
+    );
+    assert_eq!(store.settlement(&first.id).expect("settlement"), Some(done));
+    // Back to no method and no evidence: the columns go back to NULL.
+    commit(store, vec![StoreOp::PutSettlement(Box::new(first.clone()))]);
+    assert_eq!(
+        store.settlement(&first.id).expect("settlement"),
+        Some(first)
+    );
+}
+
+fn settlements_order_and_limit(store: &mut dyn Store) {
+    let newest = settlement(1, SettlementStatus::Requested, 100, 100);
+    // Same created_at: by id, whatever updated_at says.
+    let tie_low = settlement(2, SettlementStatus::Done, 50, 50);
+    let tie_high = settlement(3, SettlementStatus::Failed, 50, 90);
+    let oldest = settlement(0, SettlementStatus::Refused, 0, 200);
+    let expected = vec![newest, tie_low, tie_high, oldest];
+    let mut ops: Vec<StoreOp> = expected
+        .iter()
+        .cloned()
+        .map(|s| StoreOp::PutSettlement(Box::new(s)))
+        .collect();
+    ops.reverse();
+    let later = ops.split_off(2);
+    commit(store, ops);
+    commit(store, later);
+    assert_eq!(
+        store.settlements(usize::MAX).expect("settlements"),
+        expected
+    );
+    assert_eq!(store.settlements(100).expect("settlements"), expected);
+    assert_eq!(
+        store.settlements(2).expect("settlements"),
+        expected[..2].to_vec()
+    );
+    assert_eq!(store.settlements(0).expect("settlements"), Vec::new());
+    // Final or not, every settlement is loaded.
+    assert_eq!(load(store).settlements.len(), 4);
+}
+
+fn swap_hashlocks_round_trip(store: &mut dyn Store) {
+    // Its secret is zero until the wallet paid the invoice.
+    let open = swap_hashlock(1, HashlockStatus::Open, 5);
+    commit(store, vec![StoreOp::PutHashlock(open.clone())]);
+    assert_eq!(load(store).hashlocks, vec![open.clone()]);
+    assert_eq!(
+        store.hashlock(&open.hash).expect("hashlock"),
+        Some(open.clone())
+    );
+    let publishing = HashlockRecord {
+        p: [0x42; 32],
+        status: HashlockStatus::Publishing,
+        updated_at: 6,
+        ..open
+    };
+    commit(store, vec![StoreOp::PutHashlock(publishing.clone())]);
+    assert_eq!(load(store).hashlocks, vec![publishing.clone()]);
+    assert_eq!(store.hashlocks(10).expect("hashlocks"), vec![publishing]);
+}
+
 fn proofs_keep_the_first(store: &mut dyn Store) {
     let first = proof(1, 10);
     let other = proof(2, 11);
@@ -662,6 +823,8 @@ fn empty_store_and_empty_commit(store: &mut dyn Store) {
     assert_eq!(store.evidence().expect("evidence"), Vec::new());
     assert_eq!(store.hashlocks(10).expect("hashlocks"), Vec::new());
     assert_eq!(store.hashlock(&[0; 32]).expect("hashlock"), None);
+    assert_eq!(store.settlements(10).expect("settlements"), Vec::new());
+    assert_eq!(store.settlement(&[0; 32]).expect("settlement"), None);
     assert_eq!(store.proof(&[0; 32]).expect("proof"), None);
 }
 
@@ -678,6 +841,7 @@ fn populated(store: &mut dyn Store) -> Snapshot {
             StoreOp::PutEvidence(evidence(&a, "first", 1)),
             StoreOp::PutForward(forward(&a, 0, &key(2), 0)),
             StoreOp::PutHashlock(hashlock(1, HashlockStatus::Open, 1, 1)),
+            StoreOp::PutSettlement(Box::new(settlement(1, SettlementStatus::Requested, 1, 1))),
             StoreOp::PutProof(proof(1, 1)),
         ],
     );
@@ -706,6 +870,8 @@ fn harmless_ops() -> Vec<StoreOp> {
         StoreOp::PutForward(forward(&b, 3, &a, 1)),
         StoreOp::PutHashlock(hashlock(1, HashlockStatus::Done, 1, 2)),
         StoreOp::PutHashlock(hashlock(2, HashlockStatus::Open, 2, 2)),
+        StoreOp::PutSettlement(Box::new(settlement(1, SettlementStatus::Paying, 1, 2))),
+        StoreOp::PutSettlement(Box::new(swap_settlement(2, 2, 2))),
         StoreOp::PutProof(proof(2, 2)),
     ]
 }
@@ -719,6 +885,10 @@ fn assert_unchanged(store: &mut dyn Store, before: &Snapshot) {
     assert_eq!(
         store.hashlocks(10).expect("hashlocks"),
         vec![hashlock(1, HashlockStatus::Open, 1, 1)]
+    );
+    assert_eq!(
+        store.settlements(10).expect("settlements"),
+        vec![settlement(1, SettlementStatus::Requested, 1, 1)]
     );
     assert_eq!(store.proof(&[1; 32]).expect("proof"), Some(proof(1, 1)));
     assert_eq!(store.proof(&[2; 32]).expect("proof"), None);
@@ -786,6 +956,27 @@ fn failed_commit_out_of_range_changes_nothing(store: &mut dyn Store) {
         assert_unchanged(store, &before);
     }
 
+    for (late, field) in [
+        (
+            settlement(3, SettlementStatus::Requested, u64::MAX, 0),
+            "settlement.created_at",
+        ),
+        (
+            settlement(3, SettlementStatus::Requested, 0, 1 << 63),
+            "settlement.updated_at",
+        ),
+    ] {
+        let mut ops = harmless_ops();
+        ops.push(StoreOp::PutSettlement(Box::new(late)));
+        ops.extend(harmless_ops());
+        let err = store.commit(&ops).expect_err("out of range");
+        assert!(
+            matches!(err, StoreError::OutOfRange { field: f, .. } if f == field),
+            "{err:?}"
+        );
+        assert_unchanged(store, &before);
+    }
+
     let mut ops = harmless_ops();
     ops.push(StoreOp::PutProof(proof(4, u64::MAX)));
     let err = store.commit(&ops).expect_err("out of range");
@@ -805,6 +996,52 @@ fn failed_commit_out_of_range_changes_nothing(store: &mut dyn Store) {
     commit(store, harmless_ops());
     assert_eq!(load(store).peers.len(), 2);
     assert_eq!(store.proof(&[2; 32]).expect("proof"), Some(proof(2, 2)));
+}
+
+/// A settlement that would not read back is refused rather than stored as a corrupt row.
+fn failed_commit_unstorable_settlement_changes_nothing(store: &mut dyn Store) {
+    let before = populated(store);
+    // The request names another settlement.
+    let mut misfiled = settlement(3, SettlementStatus::Requested, 1, 1);
+    misfiled.id = [4; 32];
+    // Evidence whose bytes do not decode: a reference over MAX_NOTE_LEN.
+    let long = paid_settlement(
+        3,
+        "usd-manual-note",
+        Evidence::Reference("x".repeat(atomicity_core::settlement::MAX_NOTE_LEN + 1)),
+        1,
+        1,
+    );
+    for (bad, field) in [
+        (misfiled, "settlement.request"),
+        (long, "settlement.evidence"),
+    ] {
+        let mut ops = harmless_ops();
+        ops.push(StoreOp::PutSettlement(Box::new(bad)));
+        ops.extend(harmless_ops());
+        let err = store.commit(&ops).expect_err("unstorable");
+        assert!(
+            matches!(err, StoreError::Unstorable { field: f, .. } if f == field),
+            "{err:?}"
+        );
+        assert_unchanged(store, &before);
+    }
+    // At the limit it is fine.
+    let longest = paid_settlement(
+        3,
+        "usd-manual-note",
+        Evidence::Reference("x".repeat(atomicity_core::settlement::MAX_NOTE_LEN)),
+        1,
+        1,
+    );
+    commit(
+        store,
+        vec![StoreOp::PutSettlement(Box::new(longest.clone()))],
+    );
+    assert_eq!(
+        store.settlement(&longest.id).expect("settlement"),
+        Some(longest)
+    );
 }
 
 fn failed_commit_dangling_changes_nothing(store: &mut dyn Store) {
@@ -963,9 +1200,14 @@ conformance!(
     forwards_put_replace_delete,
     hashlocks_load_only_unfinished,
     hashlocks_order_and_limit,
+    settlements_round_trip,
+    settlements_put_replaces,
+    settlements_order_and_limit,
+    swap_hashlocks_round_trip,
     proofs_keep_the_first,
     empty_store_and_empty_commit,
     failed_commit_out_of_range_changes_nothing,
+    failed_commit_unstorable_settlement_changes_nothing,
     failed_commit_dangling_changes_nothing,
     references_are_checked_at_the_end_of_the_batch,
     many_ops_in_one_commit,

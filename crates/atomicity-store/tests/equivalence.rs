@@ -6,12 +6,13 @@ mod common;
 use std::sync::LazyLock;
 
 use atomicity_core::{
-    Amount, Asset, ConditionalRecord, Direction, EvidenceRecord, FeePolicy, ForwardRecord,
-    HashlockRecord, HashlockRole, HashlockStatus, Limits, LineRecord, PaymentRecord, PaymentStatus,
-    PeerRecord, ProofRecord, PublicKey, StoreOp,
+    Amount, Asset, ConditionalRecord, Direction, Evidence, EvidenceRecord, FeePolicy,
+    ForwardRecord, HashlockRecord, HashlockRole, HashlockStatus, Limits, LineRecord, PaymentRecord,
+    PaymentStatus, PeerRecord, ProofRecord, PublicKey, SettlementRecord, SettlementRequest,
+    SettlementRole, SettlementStatus, Signed, StoreOp, settlement::MAX_NOTE_LEN,
 };
 use atomicity_store::{MemoryStore, SqliteStore, Store, StoreError};
-use common::{entry_key, key, sorted};
+use common::{credit_evidence, entry_key, key, method, settle_request, sorted, swap_request};
 use proptest::prelude::*;
 
 static KEYS: LazyLock<Vec<PublicKey>> = LazyLock::new(|| (1..=3).map(key).collect());
@@ -99,12 +100,20 @@ fn a_hashlock_status() -> impl Strategy<Value = HashlockStatus> {
     ]
 }
 
+fn a_hashlock_role() -> impl Strategy<Value = HashlockRole> {
+    prop_oneof![
+        Just(HashlockRole::Payee),
+        Just(HashlockRole::Payer),
+        Just(HashlockRole::Swap),
+    ]
+}
+
 fn a_hashlock() -> impl Strategy<Value = HashlockRecord> {
     (
         (
             a_hash(),
             any::<[u8; 32]>(),
-            any::<bool>(),
+            a_hashlock_role(),
             a_key(),
             an_asset(),
         ),
@@ -124,17 +133,13 @@ fn a_hashlock() -> impl Strategy<Value = HashlockRecord> {
     )
         .prop_map(
             |(
-                (hash, p, payee_role, payee, asset),
+                (hash, p, role, payee, asset),
                 (amount, condition, expires_at, memo, status),
                 (proof, issued, created_at, updated_at),
             )| HashlockRecord {
                 hash,
                 p,
-                role: if payee_role {
-                    HashlockRole::Payee
-                } else {
-                    HashlockRole::Payer
-                },
+                role,
                 payee,
                 asset,
                 amount: Amount::from_minor(amount),
@@ -146,6 +151,85 @@ fn a_hashlock() -> impl Strategy<Value = HashlockRecord> {
                 issued,
                 created_at,
                 updated_at,
+            },
+        )
+}
+
+/// Signed requests for settlement ids `[0; 32]` to `[3; 32]`: a settle and a swap request each.
+static REQUESTS: LazyLock<Vec<Signed<SettlementRequest>>> = LazyLock::new(|| {
+    (0..4u8)
+        .flat_map(|n| [settle_request(n), swap_request(n)])
+        .collect()
+});
+
+/// Credit evidence for settlement `[0; 32]` (signed once).
+static CREDIT: LazyLock<Evidence> = LazyLock::new(|| credit_evidence(0));
+
+fn a_settlement_status() -> impl Strategy<Value = SettlementStatus> {
+    prop_oneof![
+        Just(SettlementStatus::Requested),
+        Just(SettlementStatus::Paying),
+        Just(SettlementStatus::Paid),
+        Just(SettlementStatus::Done),
+        Just(SettlementStatus::Refused),
+        Just(SettlementStatus::Failed),
+    ]
+}
+
+/// Mostly storable, sometimes a reference too long to decode (which must fail the commit in
+/// both stores).
+fn some_evidence() -> impl Strategy<Value = Option<Evidence>> {
+    prop_oneof![
+        3 => Just(None),
+        2 => any::<[u8; 32]>().prop_map(|p| Some(Evidence::Preimage(p))),
+        2 => some_text().prop_map(|t| Some(Evidence::Reference(t))),
+        1 => Just(Some(Evidence::Reference("r".repeat(MAX_NOTE_LEN + 1)))),
+        2 => Just(Some(CREDIT.clone())),
+    ]
+}
+
+/// A settlement with an id from a small pool, so that puts meet; sometimes its request is for
+/// another id (which must fail the commit in both stores).
+fn a_settlement() -> impl Strategy<Value = SettlementRecord> {
+    (
+        (0..4u8, prop_oneof![8 => Just(0u8), 1 => 1..4u8], 0..2usize),
+        (any::<bool>(), a_key(), a_settlement_status()),
+        (
+            proptest::option::of(prop_oneof![
+                Just("usd-atomicity-key"),
+                Just("btc-lightning-bolt11"),
+            ]),
+            some_evidence(),
+            some_text(),
+            any::<bool>(),
+        ),
+        (a_time(), a_time()),
+    )
+        .prop_map(
+            |(
+                (n, shift, kind),
+                (requester, peer, status),
+                (via, evidence, note, delivered),
+                (created_at, updated_at),
+            )| {
+                let request = (n + shift) % 4;
+                SettlementRecord {
+                    id: [n; 32],
+                    role: if requester {
+                        SettlementRole::Requester
+                    } else {
+                        SettlementRole::Payer
+                    },
+                    peer,
+                    request: REQUESTS[usize::from(request) * 2 + kind].clone(),
+                    status,
+                    method: via.map(method),
+                    evidence,
+                    note,
+                    delivered,
+                    created_at,
+                    updated_at,
+                }
             },
         )
 }
@@ -265,6 +349,7 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
             in_id,
         });
     let hashlock = a_hashlock().prop_map(StoreOp::PutHashlock);
+    let settlement = a_settlement().prop_map(|s| StoreOp::PutSettlement(Box::new(s)));
     let proof = (a_hash(), some_bytes(), a_time())
         .prop_map(|(hash, proof, at)| StoreOp::PutProof(ProofRecord { hash, proof, at }));
     prop_oneof![
@@ -277,6 +362,7 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
         2 => forward,
         2 => delete_forward,
         3 => hashlock,
+        3 => settlement,
         1 => proof,
     ]
 }
@@ -316,6 +402,7 @@ fn outcome(result: Result<(), StoreError>) -> Result<(), String> {
     result.map_err(|e| match e {
         StoreError::OutOfRange { field, value } => format!("out of range {field} {value}"),
         StoreError::Dangling(_) => "dangling".to_string(),
+        StoreError::Unstorable { field, .. } => format!("unstorable {field}"),
         other => panic!("unexpected error {other:?}"),
     })
 }
@@ -360,10 +447,22 @@ proptest! {
                 sqlite.hashlocks(limit).expect("sqlite hashlocks"),
                 memory.hashlocks(limit).expect("memory hashlocks")
             );
+            prop_assert_eq!(
+                sqlite.settlements(usize::MAX).expect("sqlite settlements"),
+                memory.settlements(usize::MAX).expect("memory settlements")
+            );
+            prop_assert_eq!(
+                sqlite.settlements(limit).expect("sqlite settlements"),
+                memory.settlements(limit).expect("memory settlements")
+            );
             for n in 0..5u8 {
                 prop_assert_eq!(
                     sqlite.hashlock(&[n; 32]).expect("sqlite hashlock"),
                     memory.hashlock(&[n; 32]).expect("memory hashlock")
+                );
+                prop_assert_eq!(
+                    sqlite.settlement(&[n; 32]).expect("sqlite settlement"),
+                    memory.settlement(&[n; 32]).expect("memory settlement")
                 );
                 prop_assert_eq!(
                     sqlite.proof(&[n; 32]).expect("sqlite proof"),
@@ -381,6 +480,10 @@ proptest! {
         prop_assert_eq!(
             reopened.hashlocks(usize::MAX).expect("reopened hashlocks"),
             memory.hashlocks(usize::MAX).expect("memory hashlocks")
+        );
+        prop_assert_eq!(
+            reopened.settlements(usize::MAX).expect("reopened settlements"),
+            memory.settlements(usize::MAX).expect("memory settlements")
         );
     }
 }

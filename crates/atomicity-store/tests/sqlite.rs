@@ -4,7 +4,8 @@
 mod common;
 
 use atomicity_core::{
-    Amount, Direction, FeePolicy, HashlockStatus, PaymentStatus, Snapshot, StoreOp,
+    Amount, Direction, Evidence, FeePolicy, HashlockRecord, HashlockRole, HashlockStatus,
+    PaymentStatus, SettlementStatus, Snapshot, StoreOp,
 };
 use atomicity_store::{SCHEMA_VERSION, SqliteStore, Store, StoreError};
 use common::*;
@@ -50,7 +51,24 @@ fn all_kinds_of_ops() -> Vec<StoreOp> {
         StoreOp::PutHashlock(hashlock(1, HashlockStatus::Open, 1, 1)),
         StoreOp::PutHashlock(issued),
         StoreOp::PutHashlock(hashlock(3, HashlockStatus::Done, 2, 5)),
+        StoreOp::PutHashlock(swap_hashlock(4, HashlockStatus::Open, 6)),
         StoreOp::PutProof(proof(3, 5)),
+        StoreOp::PutSettlement(Box::new(settlement(1, SettlementStatus::Requested, 1, 1))),
+        StoreOp::PutSettlement(Box::new(paid_settlement(
+            2,
+            "usd-atomicity-key",
+            credit_evidence(2),
+            2,
+            3,
+        ))),
+        StoreOp::PutSettlement(Box::new(swap_settlement(3, 3, 4))),
+        StoreOp::PutSettlement(Box::new(paid_settlement(
+            4,
+            "usd-manual-note",
+            Evidence::Reference("txid 00ff".into()),
+            4,
+            4,
+        ))),
     ]
 }
 
@@ -58,7 +76,7 @@ fn all_kinds_of_ops() -> Vec<StoreOp> {
 fn reopen_returns_what_was_committed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("atomicity.db");
-    let (snapshot, history, evidence, hashlocks) = {
+    let (snapshot, history, evidence, hashlocks, settlements) = {
         let mut store = SqliteStore::open(&path).expect("open");
         store.commit(&all_kinds_of_ops()).expect("commit");
         // A failed commit after it must not disturb what was committed.
@@ -69,19 +87,27 @@ fn reopen_returns_what_was_committed() {
             store.history(100).expect("history"),
             store.evidence().expect("evidence"),
             store.hashlocks(100).expect("hashlocks"),
+            store.settlements(100).expect("settlements"),
         )
     };
     assert_eq!(snapshot.peers.len(), 2);
     assert_eq!(snapshot.conditionals.len(), 2);
     assert_eq!(snapshot.pending_payments.len(), 1);
     assert_eq!(snapshot.forwards.len(), 1);
-    assert_eq!(snapshot.hashlocks.len(), 2);
-    assert_eq!(hashlocks.len(), 3);
+    assert_eq!(snapshot.hashlocks.len(), 3);
+    assert_eq!(hashlocks.len(), 4);
+    assert_eq!(snapshot.settlements.len(), 4);
+    assert_eq!(settlements.len(), 4);
     let mut store = SqliteStore::open(&path).expect("reopen");
     assert_eq!(sorted(store.load().expect("load")), snapshot);
     assert_eq!(store.history(100).expect("history"), history);
     assert_eq!(store.evidence().expect("evidence"), evidence);
     assert_eq!(store.hashlocks(100).expect("hashlocks"), hashlocks);
+    assert_eq!(store.settlements(100).expect("settlements"), settlements);
+    assert_eq!(
+        store.settlement(&[3; 32]).expect("settlement"),
+        Some(swap_settlement(3, 3, 4))
+    );
     assert_eq!(store.proof(&[3; 32]).expect("proof"), Some(proof(3, 5)));
 }
 
@@ -262,6 +288,105 @@ fn corrupt_rows_are_reported() {
     // A secret of the wrong length cannot be written.
     raw.execute("UPDATE hashlocks SET p = X'00' WHERE status = 'paid'", [])
         .expect_err("the schema checks the secret's length");
+    raw.execute("UPDATE hashlocks SET payee = ?1", [&key(1).as_bytes()[..]])
+        .expect("repair");
+    store.hashlocks(10).expect("repaired");
+}
+
+#[test]
+fn corrupt_settlement_rows_are_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("atomicity.db");
+    let mut store = SqliteStore::open(&path).expect("open");
+    store.commit(&all_kinds_of_ops()).expect("commit");
+    let raw = Connection::open(&path).expect("raw");
+    let id = [2u8; 32];
+    let good: Vec<u8> = raw
+        .query_row(
+            "SELECT request FROM settlements WHERE id = ?1",
+            [&id[..]],
+            |r| r.get(0),
+        )
+        .expect("stored request");
+    assert_eq!(good, settle_request(2).to_bytes());
+
+    // What the schema refuses: an unknown status or role, `delivered` other than 0/1, an id or
+    // peer of the wrong length, a negative timestamp.
+    for bad in [
+        "UPDATE settlements SET status = 'settled'",
+        "UPDATE settlements SET role = 'bystander'",
+        "UPDATE settlements SET delivered = 2",
+        "UPDATE settlements SET id = X'02'",
+        "UPDATE settlements SET peer = X'02'",
+        "UPDATE settlements SET created_at = -1",
+        "UPDATE settlements SET note = NULL",
+        "UPDATE settlements SET request = NULL",
+    ] {
+        assert!(raw.execute(bad, []).is_err(), "{bad}");
+    }
+
+    // What only decoding catches: each is reported by load, settlements and settlement(id) as
+    // corruption, and repaired before the next.
+    let bad_key = (0u8..=255)
+        .map(|b| [b; 32])
+        .find(|bytes| atomicity_core::PublicKey::try_from(bytes).is_err())
+        .expect("some invalid key");
+    let corruptions: Vec<(&str, Vec<u8>)> = vec![
+        // Not a signed request.
+        (
+            "UPDATE settlements SET request = ?2 WHERE id = ?1",
+            vec![1, 2, 3],
+        ),
+        // A valid request, for another settlement.
+        (
+            "UPDATE settlements SET request = ?2 WHERE id = ?1",
+            settle_request(1).to_bytes(),
+        ),
+        // Evidence that does not decode.
+        (
+            "UPDATE settlements SET evidence = ?2 WHERE id = ?1",
+            vec![9, 9],
+        ),
+        // Evidence with trailing bytes.
+        (
+            "UPDATE settlements SET evidence = ?2 WHERE id = ?1",
+            [Evidence::Preimage([1; 32]).to_bytes(), vec![0]].concat(),
+        ),
+        // Not a public key.
+        (
+            "UPDATE settlements SET peer = ?2 WHERE id = ?1",
+            bad_key.to_vec(),
+        ),
+        // Not an endpoint id.
+        (
+            "UPDATE settlements SET method = CAST(?2 AS TEXT) WHERE id = ?1",
+            b"Lightning".to_vec(),
+        ),
+    ];
+    let before = store.settlement(&id).expect("intact");
+    for (sql, value) in corruptions {
+        raw.execute(sql, rusqlite::params![&id[..], value])
+            .expect(sql);
+        let err = store.load().expect_err(sql);
+        assert!(matches!(err, StoreError::Corrupt(_)), "{sql}: {err:?}");
+        assert!(
+            matches!(store.settlements(10), Err(StoreError::Corrupt(_))),
+            "{sql}"
+        );
+        assert!(
+            matches!(store.settlement(&id), Err(StoreError::Corrupt(_))),
+            "{sql}"
+        );
+        // The other rows still read.
+        assert!(store.settlement(&[1; 32]).expect("intact").is_some());
+        store
+            .commit(&[StoreOp::PutSettlement(Box::new(
+                before.clone().expect("stored"),
+            ))])
+            .expect("repair");
+        assert_eq!(store.settlement(&id).expect("repaired"), before);
+    }
+    store.load().expect("repaired");
 }
 
 /// The schema of version 1 exactly as it shipped (migration 1), frozen here so that this test
@@ -439,7 +564,185 @@ fn version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("user_version");
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
+}
+
+/// What migration 2 added, exactly as it shipped, frozen like [`SCHEMA_V1`]: with it, a
+/// version-2 file.
+const SCHEMA_V2: &str = "
+    ALTER TABLE lines ADD COLUMN fee_base INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE lines ADD COLUMN fee_ppm INTEGER NOT NULL DEFAULT 0
+        CHECK (fee_ppm BETWEEN 0 AND 4294967295);
+
+    ALTER TABLE conditionals ADD COLUMN onward BLOB;
+    ALTER TABLE conditionals ADD COLUMN proof BLOB;
+    ALTER TABLE conditionals ADD COLUMN claimed INTEGER NOT NULL DEFAULT 0
+        CHECK (claimed IN (0, 1));
+
+    CREATE TABLE forwards (
+        in_peer     BLOB    NOT NULL CHECK (length(in_peer) = 32),
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        in_id       INTEGER NOT NULL,
+        out_peer    BLOB    NOT NULL CHECK (length(out_peer) = 32),
+        out_id      INTEGER NOT NULL,
+        PRIMARY KEY (in_peer, asset_code, asset_scale, in_id)
+    ) STRICT;
+
+    CREATE TABLE hashlocks (
+        hash        BLOB    NOT NULL PRIMARY KEY CHECK (length(hash) = 32),
+        p           BLOB    NOT NULL CHECK (length(p) = 32),
+        role        TEXT    NOT NULL CHECK (role IN ('payee', 'payer')),
+        payee       BLOB    NOT NULL CHECK (length(payee) = 32),
+        asset_code  TEXT    NOT NULL,
+        asset_scale INTEGER NOT NULL,
+        amount      INTEGER NOT NULL,
+        condition   BLOB    NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        memo        TEXT    NOT NULL,
+        status      TEXT    NOT NULL
+            CHECK (status IN ('open', 'publishing', 'paid', 'failed')),
+        proof       BLOB,
+        issued      BLOB    NOT NULL,
+        created_at  INTEGER NOT NULL CHECK (created_at >= 0),
+        updated_at  INTEGER NOT NULL CHECK (updated_at >= 0)
+    ) STRICT;
+
+    CREATE INDEX hashlocks_newest
+        ON hashlocks (updated_at DESC, created_at DESC, hash);
+    CREATE INDEX hashlocks_unfinished
+        ON hashlocks (hash) WHERE status IN ('open', 'publishing');
+
+    CREATE TABLE proofs (
+        hash  BLOB    NOT NULL PRIMARY KEY CHECK (length(hash) = 32),
+        proof BLOB    NOT NULL,
+        at    INTEGER NOT NULL CHECK (at >= 0)
+    ) STRICT;
+
+    PRAGMA user_version = 2;
+";
+
+/// Writes a hashlock row the way version 2 of the program did.
+fn insert_v2_hashlock(conn: &Connection, h: &HashlockRecord, role: &str) {
+    conn.execute(
+        "INSERT INTO hashlocks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
+                                       ?14, ?15)",
+        rusqlite::params![
+            &h.hash[..],
+            &h.p[..],
+            role,
+            &h.payee.as_bytes()[..],
+            h.asset.code(),
+            h.asset.scale(),
+            h.amount.minor().cast_signed(),
+            h.condition,
+            h.expires_at.cast_signed(),
+            h.memo,
+            h.status.as_str(),
+            h.proof,
+            // Each item as a 4-byte big-endian length and its bytes.
+            h.issued
+                .iter()
+                .flat_map(|i| {
+                    let len = u32::try_from(i.len()).expect("short item");
+                    len.to_be_bytes().into_iter().chain(i.iter().copied())
+                })
+                .collect::<Vec<u8>>(),
+            i64::try_from(h.created_at).expect("time"),
+            i64::try_from(h.updated_at).expect("time"),
+        ],
+    )
+    .expect("v2 hashlock");
+}
+
+#[test]
+fn version_2_database_is_migrated_and_keeps_its_hashlocks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v2.db");
+    let mut open = hashlock(1, HashlockStatus::Open, 10, 11);
+    open.issued = vec![vec![1, 2], Vec::new()];
+    let mut paid = hashlock(2, HashlockStatus::Done, 12, 13);
+    paid.role = HashlockRole::Payer;
+    paid.expires_at = u64::MAX;
+    paid.amount = Amount::from_minor(u64::MAX);
+    {
+        let conn = Connection::open(&path).expect("raw");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("wal");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        conn.execute_batch(SCHEMA_V2).expect("v2 schema");
+        insert_v2_hashlock(&conn, &open, "payee");
+        insert_v2_hashlock(&conn, &paid, "payer");
+        // Version 2 could not store a swap.
+        let refused = conn.execute(
+            "INSERT INTO hashlocks SELECT ?1, p, 'swap', payee, asset_code, asset_scale, amount,
+                    condition, expires_at, memo, status, proof, issued, created_at, updated_at
+             FROM hashlocks LIMIT 1",
+            [&[3u8; 32][..]],
+        );
+        assert!(refused.is_err());
+    }
+
+    let mut store = SqliteStore::open(&path).expect("open and migrate");
+    assert_eq!(
+        store.hashlocks(10).expect("hashlocks"),
+        vec![paid.clone(), open.clone()]
+    );
+    assert_eq!(store.load().expect("load").hashlocks, vec![open.clone()]);
+    assert_eq!(store.settlements(10).expect("settlements"), Vec::new());
+
+    // The rebuilt table has its indexes back, and nothing of the copy is left.
+    let raw = Connection::open(&path).expect("raw");
+    let mut names: Vec<String> = raw
+        .prepare("SELECT name FROM sqlite_schema WHERE tbl_name IN ('hashlocks', 'hashlocks_new')")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "hashlocks",
+            "hashlocks_newest",
+            "hashlocks_unfinished",
+            "sqlite_autoindex_hashlocks_1",
+        ]
+    );
+    // Its constraints are the same, but for the role.
+    assert!(
+        raw.execute("UPDATE hashlocks SET role = 'bystander'", [])
+            .is_err()
+    );
+    assert!(raw.execute("UPDATE hashlocks SET p = X'00'", []).is_err());
+    assert!(
+        raw.execute("UPDATE hashlocks SET status = 'paid?'", [])
+            .is_err()
+    );
+    assert!(
+        raw.execute("UPDATE hashlocks SET created_at = -1", [])
+            .is_err()
+    );
+
+    // Swaps and settlements can now be written, and survive a reopen.
+    let swap = swap_hashlock(3, HashlockStatus::Open, 20);
+    let s = swap_settlement(3, 20, 20);
+    store
+        .commit(&[
+            StoreOp::PutHashlock(swap.clone()),
+            StoreOp::PutSettlement(Box::new(s.clone())),
+        ])
+        .expect("commit new records");
+    drop(store);
+    let mut store = SqliteStore::open(&path).expect("reopen");
+    let loaded = sorted(store.load().expect("load"));
+    assert_eq!(loaded.hashlocks, vec![open, swap]);
+    assert_eq!(loaded.settlements, vec![s]);
+    let version: i64 = raw
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    assert_eq!(version, SCHEMA_VERSION);
 }
 
 #[test]

@@ -512,6 +512,7 @@ pub struct Store {
     pub forwards: BTreeMap<(Asset, [u8; 32], u64), ForwardRecord>,
     pub hashlocks: BTreeMap<[u8; 32], HashlockRecord>,
     pub proofs: BTreeMap<[u8; 32], ProofRecord>,
+    pub settlements: BTreeMap<[u8; 32], atomicity_core::SettlementRecord>,
 }
 
 impl Store {
@@ -569,6 +570,9 @@ impl Store {
                 StoreOp::PutProof(p) => {
                     self.proofs.entry(p.hash).or_insert_with(|| p.clone());
                 }
+                StoreOp::PutSettlement(r) => {
+                    self.settlements.insert(r.id, (**r).clone());
+                }
             }
         }
         Ok(())
@@ -587,6 +591,7 @@ impl Store {
                 .cloned()
                 .collect(),
             forwards: self.forwards.values().cloned().collect(),
+            settlements: self.settlements.values().cloned().collect(),
             hashlocks: self
                 .hashlocks
                 .values()

@@ -2,14 +2,22 @@
 #![allow(dead_code, missing_docs)]
 
 use atomicity_core::{
-    Amount, Asset, ConditionalRecord, Direction, EvidenceRecord, FeePolicy, ForwardRecord,
-    HashlockRecord, HashlockRole, HashlockStatus, Keypair, Limits, LineRecord, PaymentRecord,
-    PaymentStatus, PeerRecord, ProofRecord, PublicKey, Snapshot, StoreOp,
+    Acceptance, Amount, Asset, Condition, ConditionalIou, ConditionalRecord, Direction, Evidence,
+    EvidenceRecord, FeePolicy, ForwardRecord, HashlockRecord, HashlockRole, HashlockStatus,
+    Keypair, Limits, LineId, LineRecord, PaymentRecord, PaymentStatus, PeerRecord, ProofRecord,
+    PublicKey, SettlementKind, SettlementRecord, SettlementRequest, SettlementRole,
+    SettlementStatus, Signed, Snapshot, StoreOp, WitnessCondition, WitnessTerms, payout_payment_id,
+    published::EndpointId,
 };
 
 /// A deterministic key (`n` seeds the secret key).
 pub fn key(n: u8) -> PublicKey {
     Keypair::from_secret_key(&[n; 32]).public_key()
+}
+
+/// The key pair of [`key`]`(n)`.
+pub fn keypair(n: u8) -> Keypair {
+    Keypair::from_secret_key(&[n; 32])
 }
 
 pub fn usd() -> Asset {
@@ -170,6 +178,7 @@ pub fn sorted(mut s: Snapshot) -> Snapshot {
         (a.in_peer.as_bytes(), &a.asset, a.in_id).cmp(&(b.in_peer.as_bytes(), &b.asset, b.in_id))
     });
     s.hashlocks.sort_by_key(|h| h.hash);
+    s.settlements.sort_by_key(|s| s.id);
     s
 }
 
@@ -181,4 +190,162 @@ pub fn entry_key(id: u8, dir: Direction) -> [u8; 32] {
         Direction::Out => 1,
     };
     entry
+}
+
+pub fn method(id: &str) -> EndpointId {
+    EndpointId::parse(id).expect("endpoint id")
+}
+
+/// When the test requests were signed (the records' own timestamps are independent of it).
+pub const REQUESTED_AT: u64 = 1_700_000_000;
+
+/// A signed settle request with id `[n; 32]` from `key(1)` (the holder) to `key(2)`.
+pub fn settle_request(n: u8) -> Signed<SettlementRequest> {
+    Signed::sign(
+        SettlementRequest {
+            id: [n; 32],
+            from: key(1),
+            to: key(2),
+            kind: SettlementKind::Settle,
+            asset: usd(),
+            amount: Amount::from_minor(2_500 + u64::from(n)),
+            methods: vec![method("usd-atomicity-key"), method("usd-manual-note")],
+            invoice: String::new(),
+            condition: None,
+            created_at: REQUESTED_AT,
+            expires_at: REQUESTED_AT + 3_600,
+            memo: format!("settle {n}"),
+        },
+        &keypair(1),
+    )
+}
+
+/// The verifier key of a witness log `witness.example` whose key is the public key of RFC 8032's
+/// first Ed25519 test vector.
+pub const WITNESS_VKEY: &str =
+    "witness.example+7ae038f4+AddamAGCsQq31Uv+08lkBzoO4XLz2qYjJa8CGmj3B1Ea";
+
+/// A signed swap request with id `[n; 32]` from `key(1)` to `key(2)`: pay an invoice with
+/// payment hash `[n ^ 0x55; 32]` against a conditional IOU.
+pub fn swap_request(n: u8) -> Signed<SettlementRequest> {
+    Signed::sign(
+        SettlementRequest {
+            id: [n; 32],
+            from: key(1),
+            to: key(2),
+            kind: SettlementKind::Swap,
+            asset: btc(),
+            amount: Amount::from_minor(10_000),
+            methods: vec![method("btc-lightning-bolt11")],
+            invoice: "lnbc100n1pexample".into(),
+            condition: Some(WitnessCondition {
+                hash: [n ^ 0x55; 32],
+                witnesses: vec![WitnessTerms::new(WITNESS_VKEY.into(), 10, 20)],
+            }),
+            created_at: REQUESTED_AT,
+            expires_at: REQUESTED_AT + 600,
+            memo: String::new(),
+        },
+        &keypair(1),
+    )
+}
+
+/// Real credit evidence for settlement `[n; 32]`: the payer `key(2)`'s IOU to the holder's
+/// endpoint key `key(3)`, and `key(3)`'s acceptance of it.
+pub fn credit_evidence(n: u8) -> Evidence {
+    let line = LineId {
+        issuer: key(2),
+        holder: key(3),
+        asset: usd(),
+    };
+    let iou = Signed::sign(
+        ConditionalIou {
+            line: line.clone(),
+            id: u64::from(n),
+            amount: Amount::from_minor(2_500 + u64::from(n)),
+            condition: Condition::HolderAccepts,
+            payment_id: payout_payment_id(&[n; 32]),
+            expires_at: 9_999,
+            memo: "settlement".into(),
+        },
+        &keypair(2),
+    );
+    let acceptance = Signed::sign(
+        Acceptance {
+            line,
+            id: u64::from(n),
+            iou_hash: iou.hash(),
+        },
+        &keypair(3),
+    );
+    Evidence::Credit {
+        iou: Box::new(iou),
+        acceptance: Box::new(acceptance),
+    }
+}
+
+/// The requester's record of settlement `[n; 32]` (a settle request to `key(2)`).
+pub fn settlement(
+    n: u8,
+    status: SettlementStatus,
+    created_at: u64,
+    updated_at: u64,
+) -> SettlementRecord {
+    SettlementRecord {
+        id: [n; 32],
+        role: SettlementRole::Requester,
+        peer: key(2),
+        request: settle_request(n),
+        status,
+        method: None,
+        evidence: None,
+        note: String::new(),
+        delivered: false,
+        created_at,
+        updated_at,
+    }
+}
+
+/// Settlement `[n; 32]` paid with `evidence` through `via`.
+pub fn paid_settlement(
+    n: u8,
+    via: &str,
+    evidence: Evidence,
+    created_at: u64,
+    updated_at: u64,
+) -> SettlementRecord {
+    SettlementRecord {
+        method: Some(method(via)),
+        evidence: Some(evidence),
+        note: format!("paid {n}"),
+        delivered: true,
+        ..settlement(n, SettlementStatus::Paid, created_at, updated_at)
+    }
+}
+
+/// The payer's record of swap `[n; 32]`, paid with the invoice's preimage.
+pub fn swap_settlement(n: u8, created_at: u64, updated_at: u64) -> SettlementRecord {
+    SettlementRecord {
+        id: [n; 32],
+        role: SettlementRole::Payer,
+        peer: key(1),
+        request: swap_request(n),
+        status: SettlementStatus::Done,
+        method: Some(method("btc-lightning-bolt11")),
+        evidence: Some(Evidence::Preimage([n ^ 0xaa; 32])),
+        note: "the invoice was paid and the IOU claimed".into(),
+        delivered: true,
+        created_at,
+        updated_at,
+    }
+}
+
+/// A swap hashlock with hash `[n; 32]` whose secret is not known yet.
+pub fn swap_hashlock(n: u8, status: HashlockStatus, created_at: u64) -> HashlockRecord {
+    HashlockRecord {
+        p: [0; 32],
+        role: HashlockRole::Swap,
+        issued: vec![vec![n, 1], vec![n, 2]],
+        ..hashlock(n, status, created_at, created_at)
+    }
 }
