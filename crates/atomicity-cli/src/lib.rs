@@ -11,3 +11,4 @@ pub mod bench_witness;
 pub mod devnet;
 pub mod harness;
 pub mod output;
+pub mod settle_cmd;

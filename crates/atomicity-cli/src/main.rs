@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use atomicity_cli::{bench, devnet, output};
+use atomicity_cli::settle_cmd::{LnCommand, SettleCommand};
+use atomicity_cli::{bench, devnet, output, settle_cmd};
 use atomicity_node::api::{PayRequest, SetLineRequest};
 use atomicity_node::client::ApiClient;
 use atomicity_node::datadir::DataDir;
@@ -51,6 +52,17 @@ enum Command {
     Endpoint {
         #[command(subcommand)]
         command: EndpointCommand,
+    },
+    /// Settlement: ask an issuer to pay out its credit through my Paykit endpoints, and pay
+    /// what I am asked.
+    Settle {
+        #[command(subcommand)]
+        command: SettleCommand,
+    },
+    /// Lightning through the credit network.
+    Ln {
+        #[command(subcommand)]
+        command: LnCommand,
     },
     /// Pay KEY directly, or through intermediate keys with --route: AMOUNT is a decimal string
     /// ("5", "5.00"), ASSET a code (USD) or CODE:SCALE. A routed payment without an invoice is
@@ -192,6 +204,23 @@ enum NodeCommand {
         /// How many of the --witness-cosigner keys must cosign [default: all].
         #[arg(long, value_name = "N")]
         witness_threshold: Option<u8>,
+        /// My Lightning wallet: a command that pays the BOLT11 invoice given as its last
+        /// argument and prints the preimage (JSON `payment_preimage`, or 64 hex digits), e.g.
+        /// "lncli payinvoice --force --json". It must refuse to pay an invoice twice (every
+        /// wallet does), which makes resuming after a crash safe. With it the node pays
+        /// Lightning settlements and swaps, and says so in its published capabilities.
+        #[arg(long, value_name = "CMD")]
+        ln_pay_cmd: Option<String>,
+        /// The network of the Lightning invoices the node pays and accepts.
+        #[arg(
+            long,
+            default_value = "bitcoin",
+            value_name = "bitcoin|testnet|signet|regtest"
+        )]
+        ln_network: atomicity_node::lightning::LnNetwork,
+        /// Seconds the Lightning wallet command may run.
+        #[arg(long, default_value_t = 120)]
+        ln_timeout: u64,
     },
 }
 
@@ -561,6 +590,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     witness_cosigners,
                     witness_threshold,
                     routers,
+                    ln_pay_cmd,
+                    ln_network,
+                    ln_timeout,
                 },
         } => {
             let node = atomicity_node::start(NodeConfig {
@@ -574,6 +606,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 witness_threshold,
                 dht: dht.mode(),
                 routers,
+                ln_pay_cmd,
+                ln_network,
+                ln_timeout: std::time::Duration::from_secs(ln_timeout),
             })
             .await?;
             println!(
@@ -834,6 +869,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
+        Command::Settle { command } => settle_cmd::settle(api()?, command).await?,
+        Command::Ln { command } => settle_cmd::ln(api()?, command).await?,
         Command::Endpoint { command } => match command {
             EndpointCommand::Add {
                 id,

@@ -85,6 +85,9 @@ pub enum Command {
     Replies {
         /// The peer.
         from: PublicKey,
+        /// The settlement messages among those sent, with their index (replies answer the
+        /// messages one by one).
+        settlements: Vec<(usize, Message)>,
         /// Its replies.
         replies: Vec<Reply>,
         /// Unix seconds.
@@ -141,6 +144,9 @@ pub enum Command {
     Lines(Reply1<Vec<LineInfo>>),
     /// My newest IOU state toward a holder in an asset, if I signed one.
     OutState(PublicKey, Asset, Reply1<Option<Signed<IouState>>>),
+    /// Any other step on the ledger (settlements use it): runs in the batch, its answer is
+    /// held back until the batch is committed like every other answer.
+    Run(LedgerStep),
 }
 
 /// One line as the published documents show it ([`Command::Lines`]).
@@ -211,6 +217,22 @@ impl ActorHandle {
         self.tx.send(make(tx)).map_err(|_| ActorError::Stopped)?;
         rx.await.map_err(|_| ActorError::Stopped)?
     }
+
+    /// Runs `step` on the ledger in the actor's next batch and waits until its changes are
+    /// committed.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        step: impl FnOnce(&mut Ledger, &dyn Store, &mut Vec<StoreOp>) -> Result<T, ActorError>
+        + Send
+        + 'static,
+    ) -> Result<T, ActorError> {
+        self.call(|reply| {
+            Command::Run(Box::new(move |ledger, store, ops| {
+                defer(reply, step(ledger, store, ops))
+            }))
+        })
+        .await
+    }
 }
 
 /// Where the actor sends what it commits.
@@ -252,7 +274,11 @@ struct Actor {
 }
 
 /// An answer held back until the batch is committed.
-type Deferred = Box<dyn FnOnce(Option<&ActorError>) + Send>;
+pub type Deferred = Box<dyn FnOnce(Option<&ActorError>) + Send>;
+
+/// A step [`Command::Run`] runs on the ledger, returning its held-back answer.
+pub type LedgerStep =
+    Box<dyn FnOnce(&mut Ledger, &dyn Store, &mut Vec<StoreOp>) -> Deferred + Send>;
 
 fn defer<T: Send + 'static>(reply: Reply1<T>, result: Result<T, ActorError>) -> Deferred {
     Box::new(move |commit_error| {
@@ -407,10 +433,16 @@ impl Actor {
             }
             Command::Replies {
                 from,
+                settlements,
                 replies,
                 now,
                 reply,
             } => {
+                for (i, message) in &settlements {
+                    if let Some(r) = replies.get(*i) {
+                        ledger.settlement_reply(message, r, now, ops);
+                    }
+                }
                 let outcomes = replies
                     .into_iter()
                     .map(|r| ledger.handle_reply(&from, r, now, ops).ok().flatten())
@@ -511,6 +543,7 @@ impl Actor {
                 });
                 defer(reply, Ok(lines))
             }
+            Command::Run(step) => step(ledger, self.store.as_ref(), ops),
             Command::OutState(peer, asset, reply) => defer(
                 reply,
                 Ok(ledger

@@ -251,3 +251,110 @@ pub struct ErrorBody {
     /// What was wrong, in words.
     pub error: String,
 }
+
+/// One settlement (`GET /v1/settlements`, and the answer of every settlement call).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettlementRow {
+    /// Its id (64 hex digits).
+    pub id: String,
+    /// `requester` (I asked) or `payer` (I was asked).
+    pub role: String,
+    /// `settle` (pay out what you owe me) or `swap` (pay this invoice against my IOU).
+    pub kind: String,
+    /// The other side.
+    pub peer: String,
+    /// The asset of the credit.
+    pub asset: String,
+    /// The amount of credit.
+    pub amount: String,
+    /// The methods the requester accepts, best first.
+    pub methods: Vec<String>,
+    /// The BOLT11 invoice of a Lightning request (empty otherwise).
+    pub invoice: String,
+    /// The payment hash of a Lightning request's conditional IOU.
+    pub payment_hash: Option<String>,
+    /// `requested`, `paying`, `paid`, `done`, `refused` or `failed`.
+    pub status: String,
+    /// The method paid through.
+    pub method: Option<String>,
+    /// What shows the payment, in words.
+    pub evidence: Option<String>,
+    /// Why it was refused or failed, or what is happening.
+    pub note: String,
+    /// Whether the other side has taken my last message about it.
+    pub delivered: bool,
+    /// The requester's note.
+    pub memo: String,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub updated_at: u64,
+    /// Unix seconds after which it may no longer be paid.
+    pub expires_at: u64,
+}
+
+/// `POST /v1/settlements`: ask `peer` to pay out what it owes me.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettleRequestBody {
+    /// The issuer asked to pay.
+    pub peer: String,
+    /// Decimal amount.
+    pub amount: String,
+    /// The asset.
+    pub asset: String,
+    /// The endpoint ids I accept, best first (default: my configured endpoints).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// A BOLT11 invoice to be paid (a Lightning settlement; my conditional IOU comes with it).
+    #[serde(default)]
+    pub invoice: Option<String>,
+    /// A note for the payer.
+    #[serde(default)]
+    pub memo: String,
+    /// Seconds the request stays payable (default one day).
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// `POST /v1/settlements/{id}/pay`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettlePayBody {
+    /// Pay through this endpoint id only.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// What I paid outside (an on-chain transaction id, a note), for on-chain or manual rails.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// The preimage (64 hex digits), when I paid the request's invoice by hand.
+    #[serde(default)]
+    pub preimage: Option<String>,
+    /// Pay the requester's endpoint key through these intermediate keys, in order.
+    #[serde(default)]
+    pub route: Option<Vec<String>>,
+}
+
+/// `POST /v1/settlements/{id}/refuse`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SettleRefuseBody {
+    /// Why, for the requester.
+    pub reason: String,
+}
+
+/// `POST /v1/ln/pay-via-credit`: have a peer pay a Lightning invoice against my credit.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PayViaCreditBody {
+    /// The BOLT11 invoice.
+    pub invoice: String,
+    /// The asset of the credit I give (default `BTC`).
+    #[serde(default)]
+    pub asset: Option<String>,
+    /// How much credit (default: the invoice's amount, for `BTC`).
+    #[serde(default)]
+    pub amount: Option<String>,
+    /// The peer to ask (default: the first that pays Lightning and takes my credit).
+    #[serde(default)]
+    pub via: Option<String>,
+    /// How long to wait for the outcome before answering (default 30 s; 0: do not wait).
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+}

@@ -7,8 +7,9 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AddEndpointRequest, AddPeerRequest, BalanceRow, EndpointRow, ErrorBody, HistoryRow, IdResponse,
-    InvoiceRequest, InvoiceRow, PayInvoiceRequest, PayRequest, PayResponse, PeerRow,
-    RefreshResponse, SetLineRequest,
+    InvoiceRequest, InvoiceRow, PayInvoiceRequest, PayRequest, PayResponse, PayViaCreditBody,
+    PeerRow, RefreshResponse, SetLineRequest, SettlePayBody, SettleRefuseBody, SettleRequestBody,
+    SettlementRow,
 };
 use crate::datadir::{API_TOKEN_FILE, API_URL_FILE, DataDir, DataDirError};
 
@@ -193,6 +194,68 @@ impl ApiClient {
             value,
         };
         self.post("/v1/endpoints", &body).await
+    }
+
+    /// Asks a peer to pay out what it owes me (`settle request`).
+    pub async fn settle_request(
+        &self,
+        request: &SettleRequestBody,
+    ) -> Result<SettlementRow, ClientError> {
+        self.post("/v1/settlements", request).await
+    }
+
+    /// Every settlement, newest first.
+    pub async fn settlements(&self) -> Result<Vec<SettlementRow>, ClientError> {
+        self.get("/v1/settlements").await
+    }
+
+    /// One settlement.
+    pub async fn settlement(&self, id: &str) -> Result<SettlementRow, ClientError> {
+        self.get(&format!("/v1/settlements/{}", path_segment(id)))
+            .await
+    }
+
+    /// Pays a settlement I was asked for.
+    pub async fn settle_pay(
+        &self,
+        id: &str,
+        body: &SettlePayBody,
+    ) -> Result<SettlementRow, ClientError> {
+        self.post(&format!("/v1/settlements/{}/pay", path_segment(id)), body)
+            .await
+    }
+
+    /// Confirms a paid settlement I asked for: my receipt lowers what the payer owes.
+    pub async fn settle_confirm(&self, id: &str) -> Result<SettlementRow, ClientError> {
+        self.post(
+            &format!("/v1/settlements/{}/confirm", path_segment(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Refuses a settlement I was asked for.
+    pub async fn settle_refuse(
+        &self,
+        id: &str,
+        reason: &str,
+    ) -> Result<SettlementRow, ClientError> {
+        let body = SettleRefuseBody {
+            reason: reason.to_string(),
+        };
+        self.post(
+            &format!("/v1/settlements/{}/refuse", path_segment(id)),
+            &body,
+        )
+        .await
+    }
+
+    /// Has a peer pay a Lightning invoice against my credit (the swap).
+    pub async fn pay_via_credit(
+        &self,
+        body: &PayViaCreditBody,
+    ) -> Result<SettlementRow, ClientError> {
+        self.post("/v1/ln/pay-via-credit", body).await
     }
 
     /// Every Paykit endpoint the node publishes, the automatic ones marked.

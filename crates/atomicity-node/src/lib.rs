@@ -15,11 +15,14 @@ pub mod api;
 pub mod client;
 pub mod datadir;
 pub mod directory;
+pub mod lightning;
 pub mod peer;
 pub mod published;
 pub mod publisher;
 pub mod routers;
 pub mod server;
+pub mod settle;
+mod settle_api;
 pub mod waiters;
 pub mod witness_client;
 
@@ -78,6 +81,13 @@ pub struct NodeConfig {
     pub dht: DhtMode,
     /// Routers to ask for routes (base URLs), besides those the DHT finds.
     pub routers: Vec<String>,
+    /// The user's Lightning wallet command (pays the invoice given as its last argument and
+    /// prints the preimage), for settlements and swaps; `None`: the node pays no invoices.
+    pub ln_pay_cmd: Option<String>,
+    /// The Lightning network whose invoices the node pays and accepts.
+    pub ln_network: lightning::LnNetwork,
+    /// How long the wallet command may run.
+    pub ln_timeout: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -96,6 +106,9 @@ impl NodeConfig {
             witness_threshold: None,
             dht: DhtMode::Off,
             routers: Vec::new(),
+            ln_pay_cmd: None,
+            ln_network: lightning::LnNetwork::Bitcoin,
+            ln_timeout: std::time::Duration::from_secs(120),
         }
     }
 }
@@ -269,6 +282,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         payments,
         quotes: Arc::default(),
         published: Arc::new(published::Publisher::open(key.clone(), &dir)?),
+        lightning: Arc::new(settle::Lightning::new(
+            config
+                .ln_pay_cmd
+                .clone()
+                .map(|cmd| lightning::LnPayer::new(cmd, config.ln_timeout)),
+            config.ln_network,
+        )),
     };
 
     dir.write_text(API_TOKEN_FILE, &api_token, true)?;
@@ -292,9 +312,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     };
     let servers = vec![
         serve(peer_listener, server::peer_router(state.clone())),
-        serve(api_listener, server::local_router(state)),
+        serve(api_listener, server::local_router(state.clone())),
     ];
     let mut background = vec![
+        tokio::spawn(settle::run(state)),
         tokio::spawn(outbox.run(client, outbound_rx, actor.clone())),
         tokio::spawn(publisher::run(witnesses, actor.clone(), publish_rx)),
         tokio::spawn(tick(actor.clone())),

@@ -175,6 +175,13 @@ impl PeerClient {
         peer: &PublicKey,
         messages: Vec<Message>,
     ) -> Result<Vec<Result<Option<PaymentOutcome>, String>>, PeerError> {
+        // Settlement messages learn from their replies whether they were delivered.
+        let settlements: Vec<(usize, Message)> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| matches!(m, Message::Settle(_) | Message::SettleUpdate(_)))
+            .map(|(i, m)| (i, m.clone()))
+            .collect();
         let replies = self.send(peer, messages).await?;
         let rejections: Vec<Option<String>> = replies
             .iter()
@@ -190,6 +197,7 @@ impl PeerClient {
             .actor
             .call(|reply| Command::Replies {
                 from: peer.clone(),
+                settlements,
                 replies,
                 now: unix_now(),
                 reply,

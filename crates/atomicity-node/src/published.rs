@@ -85,9 +85,11 @@ pub enum EndpointError {
     /// Not `{asset}-{rail}-{format}`.
     #[error(transparent)]
     BadId(#[from] EndpointIdError),
-    /// `*-atomicity-key`: the node publishes those itself.
+    /// `*-atomicity-key` whose value is not a key (the node publishes its own key there unless
+    /// the user names another: credit reassignment).
     #[error(
-        "{0} is reserved: the node publishes its own `<asset>-atomicity-key` endpoints for the assets it takes credit in"
+        "{0} names the Atomicity key to pay in that asset: its value must be a key (z-base32); \
+         by default the node publishes its own"
     )]
     Reserved(EndpointId),
     /// Not a non-empty string or object.
@@ -111,7 +113,11 @@ pub enum EndpointError {
 /// string or a non-empty object of at most [`MAX_ENDPOINT_VALUE_LEN`] bytes of compact JSON.
 pub fn check_endpoint(id: &str, value: &serde_json::Value) -> Result<EndpointId, EndpointError> {
     let id = EndpointId::parse(id)?;
-    if id.is_reserved() {
+    if id.is_reserved()
+        && value
+            .as_str()
+            .is_none_or(|text| atomicity_core::parse_key(text).is_err())
+    {
         return Err(EndpointError::Reserved(id));
     }
     let empty = match value {
@@ -326,19 +332,21 @@ pub async fn endpoints(state: &AppState) -> Result<Vec<Endpoint>, ActorError> {
     let lines = state.actor.call(Command::Lines).await?;
     let me = serde_json::Value::String(state.me.to_z32());
     let mut all: BTreeMap<EndpointId, Endpoint> = BTreeMap::new();
+    // The user's come first: an `<asset>-atomicity-key` naming another key replaces mine
+    // (the holder asks to be paid there: credit reassignment).
+    for (id, value) in state.published.user_endpoints().await {
+        all.entry(id.clone()).or_insert(Endpoint {
+            id,
+            value,
+            automatic: false,
+        });
+    }
     for line in lines.iter().filter(|l| !l.view.limits.accept.is_zero()) {
         let id = EndpointId::atomicity_key(&line.view.asset);
         all.entry(id.clone()).or_insert_with(|| Endpoint {
             id,
             value: me.clone(),
             automatic: true,
-        });
-    }
-    for (id, value) in state.published.user_endpoints().await {
-        all.entry(id.clone()).or_insert(Endpoint {
-            id,
-            value,
-            automatic: false,
         });
     }
     Ok(all.into_values().collect())
@@ -429,6 +437,51 @@ pub async fn witnesses_document(state: &AppState) -> Result<Bytes, PublishError>
     signer
         .document(published::WITNESSES_PATH, to_json(&value)?)
         .await
+}
+
+/// What a node says it can pay out for others ([`published::CAPABILITIES_PATH`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Rails (`{rail}-{format}`) the node pays through for settlements and swaps.
+    #[serde(default)]
+    pub pays: Vec<String>,
+    /// The Lightning network it pays invoices on, if it pays Lightning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lightning_network: Option<String>,
+}
+
+/// The signed list of rails the node pays through for others.
+pub async fn capabilities_document(state: &AppState) -> Result<Bytes, PublishError> {
+    let mut signer = state.published.signer().await;
+    let value = state.lightning.capabilities();
+    signer
+        .document(published::CAPABILITIES_PATH, to_json(&value)?)
+        .await
+}
+
+/// Fetches `peer`'s document at `path` (from its URL as the directory knows it, asking the DHT
+/// again if nothing answers there) and verifies it: signed by `peer`, for `path`. Returns the
+/// value's JSON text.
+pub async fn fetch_document(
+    state: &AppState,
+    peer: &PublicKey,
+    path: &str,
+) -> Result<String, RefreshError> {
+    let base = state
+        .directory
+        .locate(peer)
+        .await
+        .ok_or_else(|| RefreshError::NoUrl(peer.to_z32()))?;
+    let body = match fetch(&state.published.http, &base, path, peer).await {
+        Err(Fetch::Unanswered(why)) => match state.directory.relocate(peer, &base).await {
+            Some(moved) => fetch(&state.published.http, &moved, path, peer).await,
+            None => Err(Fetch::Unanswered(why)),
+        },
+        other => other,
+    }
+    .map_err(RefreshError::from)?;
+    let verified = published::verify_document(&body, peer, path, None)?;
+    Ok(verified.value.get().to_string())
 }
 
 /// The signed ratings of the routers the node asked: what their routes did.

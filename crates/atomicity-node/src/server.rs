@@ -45,7 +45,7 @@ const DEFAULT_PAY_WAIT: Duration = Duration::from_secs(10);
 /// How long a routed payment is waited for by default.
 const DEFAULT_ROUTED_WAIT: Duration = Duration::from_secs(30);
 /// Default seconds from an invoice (or a payer-published payment) to its hard deadline.
-const DEFAULT_EXPIRY_SECS: u64 = 600;
+pub(crate) const DEFAULT_EXPIRY_SECS: u64 = 600;
 /// Most parts of one multi-path payment.
 const MAX_PARTS: usize = 16;
 
@@ -78,6 +78,8 @@ pub struct AppState {
     pub quotes: Arc<QuoteCache>,
     /// Signs and caches the public documents (`/pub/…`); keeps the user's Paykit endpoints.
     pub published: Arc<published::Publisher>,
+    /// The Lightning wallet and network, for settlements and swaps.
+    pub lightning: Arc<crate::settle::Lightning>,
 }
 
 /// Quotes of recent routes, kept for [`QUOTE_TTL`]: a payer that pays the same route again
@@ -131,7 +133,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -139,7 +145,7 @@ impl ApiError {
         }
     }
 
-    fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 }
@@ -151,6 +157,12 @@ impl IntoResponse for ApiError {
             error: self.message,
         };
         (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -167,6 +179,7 @@ impl From<ActorError> for ApiError {
                     LedgerError::BadRoute(_) => "bad_route",
                     LedgerError::BadCondition(_) => "bad_condition",
                     LedgerError::UnknownHash(_) => "unknown_hash",
+                    LedgerError::Settlement(_) => "settlement",
                 };
                 let status = if matches!(e, LedgerError::UnknownPeer(_)) {
                     StatusCode::NOT_FOUND
@@ -229,7 +242,7 @@ impl From<RefreshError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The peer API router.
 pub fn peer_router(state: AppState) -> Router {
@@ -244,6 +257,10 @@ pub fn peer_router(state: AppState) -> Router {
         .route(CHANNELS_PATH, get(channels_document))
         .route(WITNESSES_PATH, get(witnesses_document))
         .route(ROUTERS_PATH, get(routers_document))
+        .route(
+            atomicity_core::published::CAPABILITIES_PATH,
+            get(capabilities_document),
+        )
         .route(
             &format!("{STATES_DIR}{{holder}}/{{asset}}"),
             get(state_document),
@@ -289,6 +306,24 @@ pub fn local_router(state: AppState) -> Router {
         .route("/v1/invoices/{hash}", get(show_invoice))
         .route("/v1/balance", get(balance))
         .route("/v1/history", get(history))
+        .route(
+            "/v1/settlements",
+            get(crate::settle_api::list).post(crate::settle_api::request),
+        )
+        .route("/v1/settlements/{id}", get(crate::settle_api::show))
+        .route("/v1/settlements/{id}/pay", post(crate::settle_api::pay))
+        .route(
+            "/v1/settlements/{id}/confirm",
+            post(crate::settle_api::confirm),
+        )
+        .route(
+            "/v1/settlements/{id}/refuse",
+            post(crate::settle_api::refuse),
+        )
+        .route(
+            "/v1/ln/pay-via-credit",
+            post(crate::settle_api::pay_via_credit),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -364,7 +399,7 @@ async fn take_envelope(State(state): State<AppState>, body: Bytes) -> ApiResult<
         .into_response())
 }
 
-fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
+pub(crate) fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -379,16 +414,16 @@ fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResul
     serde_json::from_slice(body).map_err(|e| ApiError::bad("malformed_json", e.to_string()))
 }
 
-fn key_arg(text: &str) -> ApiResult<PublicKey> {
+pub(crate) fn key_arg(text: &str) -> ApiResult<PublicKey> {
     parse_key(text).map_err(|e| ApiError::bad("bad_key", e))
 }
 
-fn asset_arg(text: &str) -> ApiResult<Asset> {
+pub(crate) fn asset_arg(text: &str) -> ApiResult<Asset> {
     text.parse()
         .map_err(|e: atomicity_core::AmountError| ApiError::bad("bad_asset", e.to_string()))
 }
 
-fn amount_arg(asset: &Asset, text: &str) -> ApiResult<Amount> {
+pub(crate) fn amount_arg(asset: &Asset, text: &str) -> ApiResult<Amount> {
     asset
         .parse_amount(text)
         .map_err(|e| ApiError::bad("bad_amount", e.to_string()))
@@ -712,7 +747,7 @@ async fn history(
 /// The witness condition for a new payment hash: every witness this node uses, with a window
 /// from its current block to the deadline (plus a margin of two blocks), and the cosigners the
 /// node requires.
-async fn witness_condition(
+pub(crate) async fn witness_condition(
     witnesses: &[KnownWitness],
     cosigning: &CosignerRequirement,
     hash: [u8; 32],
@@ -1061,7 +1096,7 @@ async fn routed_payment(state: &AppState, req: RoutedRequest<'_>) -> ApiResult<P
 
 /// Asks the first key of `path` what each hop must receive to deliver `amount` to the last,
 /// and checks the answer.
-async fn quote_route(
+pub(crate) async fn quote_route(
     state: &AppState,
     asset: &Asset,
     amount: Amount,
@@ -1251,6 +1286,12 @@ async fn witnesses_document(State(state): State<AppState>) -> ApiResult<Response
     ))
 }
 
+async fn capabilities_document(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(document_response(
+        published::capabilities_document(&state).await?,
+    ))
+}
+
 async fn routers_document(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(document_response(
         published::routers_document(&state).await?,
@@ -1314,6 +1355,7 @@ async fn remove_endpoint(
 ) -> ApiResult<axum::Json<EndpointRow>> {
     if let Ok(parsed) = EndpointId::parse(&id)
         && parsed.is_reserved()
+        && !state.published.user_endpoints().await.contains_key(&parsed)
     {
         return Err(EndpointError::Reserved(parsed).into());
     }
