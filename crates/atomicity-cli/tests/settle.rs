@@ -85,6 +85,23 @@ fn net(dir: &Path, peer: &str, asset: &str) -> String {
     nets(dir, asset).get(peer).cloned().unwrap_or_default()
 }
 
+/// Waits until every `(dir, peer, asset, net)` holds.
+fn wait_nets(expected: &[(&Path, &str, &str, &str)]) {
+    wait_until(Duration::from_secs(15), "balances settle", || {
+        let got: Vec<String> = expected
+            .iter()
+            .map(|(dir, peer, asset, _)| net(dir, peer, asset))
+            .collect();
+        let want: Vec<&str> = expected.iter().map(|e| e.3).collect();
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("got {got:?}, want {want:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 fn settlements(dir: &Path) -> Vec<Value> {
     json(dir, &["settle", "list", "--json"])
         .as_array()
@@ -187,26 +204,12 @@ fn credit_reassignment_across_three_nodes() {
     );
 
     // I owes H 30, I owes T 20; nothing pending anywhere.
-    wait_until(Duration::from_secs(10), "balances settle", || {
-        let got = (
-            net(h.dir(), &i.key, "USD"),
-            net(i.dir(), &h.key, "USD"),
-            net(i.dir(), &t.key, "USD"),
-            net(t.dir(), &i.key, "USD"),
-        );
-        let want = (
-            "30.00".to_string(),
-            "-30.00".to_string(),
-            "-20.00".to_string(),
-            "20.00".to_string(),
-        );
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!("{got:?}"))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    wait_nets(&[
+        (h.dir(), &i.key, "USD", "30.00"),
+        (i.dir(), &h.key, "USD", "-30.00"),
+        (i.dir(), &t.key, "USD", "-20.00"),
+        (t.dir(), &i.key, "USD", "20.00"),
+    ]);
 
     // Paying again changes nothing.
     let err = fails(i.dir(), &["settle", "pay", &id]);
@@ -275,26 +278,12 @@ fn credit_reassignment_over_a_route() {
             .contains("over a route"),
         "{shown}"
     );
-    wait_until(Duration::from_secs(15), "balances settle", || {
-        let got = (
-            net(h.dir(), &i.key, "USD"),
-            net(i.dir(), &b.key, "USD"),
-            net(b.dir(), &t.key, "USD"),
-            net(t.dir(), &b.key, "USD"),
-        );
-        let want = (
-            "30.00".to_string(),
-            "-20.10".to_string(),
-            "-20.00".to_string(),
-            "20.00".to_string(),
-        );
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!("{got:?}"))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    wait_nets(&[
+        (h.dir(), &i.key, "USD", "30.00"),
+        (i.dir(), &b.key, "USD", "-20.10"),
+        (b.dir(), &t.key, "USD", "-20.00"),
+        (t.dir(), &b.key, "USD", "20.00"),
+    ]);
 }
 
 /// Lightning set-up for the swap tests: a witness, Mom and a helper that pays regtest invoices
@@ -396,22 +385,11 @@ fn mom_pays_a_lightning_invoice_through_the_helper_or_nothing() {
         fake_wallet_payments(&s.wallet).expect("paid"),
         vec![coffee.clone()]
     );
-    wait_until(
-        Duration::from_secs(10),
-        "mom owes the helper 5000 sat",
-        || {
-            let got = (
-                net(s.mom.dir(), &s.helper.key, "BTC"),
-                net(s.helper.dir(), &s.mom.key, "BTC"),
-            );
-            if got == ("-0.00005000".to_string(), "0.00005000".to_string()) {
-                Ok(())
-            } else {
-                Err(format!("{got:?}"))
-            }
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    // Mom owes the helper 5000 sat.
+    wait_nets(&[
+        (s.mom.dir(), &s.helper.key, "BTC", "-0.00005000"),
+        (s.helper.dir(), &s.mom.key, "BTC", "0.00005000"),
+    ]);
 
     // The helper never pays: the IOU expires at its deadline (the invoice's expiry, 35 s).
     let tea = invoice(&s.wallet, [8u8; 32], 2_000, 35);
@@ -631,20 +609,11 @@ fn a_settlement_survives_kill_9_on_either_side() {
         wait_status(i.dir(), &id, "done", 30);
         wait_status(h.dir(), &id, "done", 30);
     }
-    wait_until(Duration::from_secs(15), "balances", || {
-        let got = (
-            net(h.dir(), &i.key, "USD"),
-            net(i.dir(), &t.key, "USD"),
-            net(t.dir(), &i.key, "USD"),
-        );
-        let want = ("30.00".into(), "-30.00".into(), "30.00".into());
-        if got == want {
-            Ok(())
-        } else {
-            Err(format!("{got:?}"))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    wait_nets(&[
+        (h.dir(), &i.key, "USD", "30.00"),
+        (i.dir(), &t.key, "USD", "-30.00"),
+        (t.dir(), &i.key, "USD", "30.00"),
+    ]);
     // One payout and one receipt per settlement in the histories.
     let history = json(i.dir(), &["history", "--json"]);
     let to_t = history

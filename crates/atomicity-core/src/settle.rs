@@ -874,6 +874,18 @@ impl Ledger {
         out
     }
 
+    /// The settlement I am paying with payment id `payment_id` (a payout), if any.
+    fn paying_payout(&self, payment_id: &[u8; 32]) -> Option<[u8; 32]> {
+        self.settlements
+            .values()
+            .find(|r| {
+                r.role == SettlementRole::Payer
+                    && r.status == SettlementStatus::Paying
+                    && payout_payment_id(&r.id) == *payment_id
+            })
+            .map(|r| r.id)
+    }
+
     /// One of my direct IOUs was answered: a settlement's credit payment is then paid (with
     /// the third party's acceptance as evidence) or failed.
     pub(crate) fn settlement_payout_answered(
@@ -882,6 +894,14 @@ impl Ledger {
         now: u64,
         ops: &mut Vec<StoreOp>,
     ) {
+        // On every answer of every payment: cheap when no settlement is being paid.
+        if !self
+            .settlements
+            .values()
+            .any(|r| r.role == SettlementRole::Payer && r.status == SettlementStatus::Paying)
+        {
+            return;
+        }
         let Some(out) = self
             .channel(&key.0, &key.1)
             .and_then(|c| c.out_conditionals().get(&key.2))
@@ -895,16 +915,7 @@ impl Ledger {
             return;
         }
         let payment_id = out.iou.body().payment_id;
-        let Some(id) = self
-            .settlements
-            .values()
-            .find(|r| {
-                r.role == SettlementRole::Payer
-                    && r.status == SettlementStatus::Paying
-                    && payout_payment_id(&r.id) == payment_id
-            })
-            .map(|r| r.id)
-        else {
+        let Some(id) = self.paying_payout(&payment_id) else {
             return;
         };
         match out.answer {
@@ -965,16 +976,7 @@ impl Ledger {
         let Some(payment_id) = issued.first().map(|i| i.body().payment_id) else {
             return;
         };
-        let Some(id) = self
-            .settlements
-            .values()
-            .find(|r| {
-                r.role == SettlementRole::Payer
-                    && r.status == SettlementStatus::Paying
-                    && payout_payment_id(&r.id) == payment_id
-            })
-            .map(|r| r.id)
-        else {
+        let Some(id) = self.paying_payout(&payment_id) else {
             return;
         };
         let evidence = Evidence::Routed {
@@ -996,13 +998,8 @@ impl Ledger {
         ops: &mut Vec<StoreOp>,
     ) {
         let Some(record) = self
-            .settlements
-            .values()
-            .find(|r| {
-                r.role == SettlementRole::Payer
-                    && r.status == SettlementStatus::Paying
-                    && payout_payment_id(&r.id) == *payment_id
-            })
+            .paying_payout(payment_id)
+            .and_then(|id| self.settlements.get(&id))
             .cloned()
         else {
             return;
@@ -1090,9 +1087,9 @@ impl Ledger {
             .values()
             .find(|r| {
                 r.role == SettlementRole::Requester
+                    && r.status != SettlementStatus::Done
                     && r.body().condition.is_some()
                     && receipt_payment_id(&r.id) == *payment_id
-                    && r.status != SettlementStatus::Done
             })
             .map(|r| r.id)
         else {

@@ -19,6 +19,7 @@ pub mod lightning;
 pub mod peer;
 pub mod published;
 pub mod publisher;
+mod rails;
 pub mod routers;
 pub mod server;
 pub mod settle;
