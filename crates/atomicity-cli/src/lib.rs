@@ -12,3 +12,4 @@ pub mod devnet;
 pub mod harness;
 pub mod output;
 pub mod settle_cmd;
+pub mod trust_cmd;

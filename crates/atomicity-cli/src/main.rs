@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use atomicity_cli::settle_cmd::{LnCommand, SettleCommand};
-use atomicity_cli::{bench, devnet, output, settle_cmd};
+use atomicity_cli::trust_cmd::TrustCommand;
+use atomicity_cli::{bench, devnet, output, settle_cmd, trust_cmd};
 use atomicity_node::api::{PayRequest, SetLineRequest};
 use atomicity_node::client::ApiClient;
 use atomicity_node::datadir::DataDir;
@@ -63,6 +64,11 @@ enum Command {
     Ln {
         #[command(subcommand)]
         command: LnCommand,
+    },
+    /// My web of trust: tags, blocked keys, and accept limits by degree of separation.
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
     },
     /// Pay KEY directly, or through intermediate keys with --route: AMOUNT is a decimal string
     /// ("5", "5.00"), ASSET a code (USD) or CODE:SCALE. A routed payment without an invoice is
@@ -221,6 +227,10 @@ enum NodeCommand {
         /// Seconds the Lightning wallet command may run.
         #[arg(long, default_value_t = 120)]
         ln_timeout: u64,
+        /// Seconds between two crawls of the web of trust (it is also crawled after every
+        /// change of mine).
+        #[arg(long, default_value_t = 300)]
+        trust_refresh: u64,
     },
 }
 
@@ -593,6 +603,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     ln_pay_cmd,
                     ln_network,
                     ln_timeout,
+                    trust_refresh,
                 },
         } => {
             let node = atomicity_node::start(NodeConfig {
@@ -609,6 +620,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ln_pay_cmd,
                 ln_network,
                 ln_timeout: std::time::Duration::from_secs(ln_timeout),
+                trust_refresh: std::time::Duration::from_secs(trust_refresh.max(1)),
             })
             .await?;
             println!(
@@ -871,6 +883,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Settle { command } => settle_cmd::settle(api()?, command).await?,
         Command::Ln { command } => settle_cmd::ln(api()?, command).await?,
+        Command::Trust { command } => trust_cmd::run(api()?, command).await?,
         Command::Endpoint { command } => match command {
             EndpointCommand::Add {
                 id,

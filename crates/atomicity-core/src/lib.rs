@@ -21,6 +21,7 @@ pub mod router_api;
 pub mod settle;
 pub mod settlement;
 pub mod signed;
+pub mod trust;
 
 pub use amount::{Amount, AmountError, Asset, Total};
 pub use channel::{Answer, Channel, ChannelView, Limits, OfferError, Rejection};
@@ -46,6 +47,7 @@ pub use settlement::{
     payout_payment_id, receipt_payment_id,
 };
 pub use signed::{BadSignature, Signed, SignedBody, SignedError};
+pub use trust::{DegreeRule, MyTrust, TrustDoc, TrustError};
 
 /// Parses a public key in z-base32 (the Pkarr form), also accepting a `pk:` prefix.
 pub fn parse_key(s: &str) -> Result<PublicKey, String> {

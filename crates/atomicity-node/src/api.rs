@@ -358,3 +358,69 @@ pub struct PayViaCreditBody {
     #[serde(default)]
     pub wait_ms: Option<u64>,
 }
+
+/// `GET /v1/trust`: my web of trust.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TrustView {
+    /// My tags, by key (z-base32).
+    pub tags: std::collections::BTreeMap<String, Vec<String>>,
+    /// Keys I block.
+    pub blocked: Vec<String>,
+    /// My degree rules.
+    pub degrees: Vec<DegreeRow>,
+    /// The accept limits my rules set now.
+    pub auto: Vec<AutoLimitRow>,
+}
+
+/// One degree rule: keys at distance 2..=`depth` through `via` get `accept` in `asset`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DegreeRow {
+    /// The asset.
+    pub asset: String,
+    /// 2 to 4.
+    pub depth: u8,
+    /// The accept limit (decimal).
+    pub accept: String,
+    /// The key the rule goes through (distance 1).
+    pub via: String,
+    /// Only keys tagged with this tag along the way (default: any tag).
+    #[serde(default)]
+    pub tag: Option<String>,
+}
+
+/// An accept limit the web of trust set.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AutoLimitRow {
+    /// The key.
+    pub key: String,
+    /// The asset.
+    pub asset: String,
+    /// The accept limit (decimal).
+    pub accept: String,
+}
+
+/// `POST /v1/trust/tag` and `/v1/trust/untag`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TagRequest {
+    /// The key.
+    pub key: String,
+    /// Tags to add or remove (untag with none: every tag of the key).
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// `POST /v1/trust/block` and `/v1/trust/unblock`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyRequest {
+    /// The key.
+    pub key: String,
+}
+
+/// `POST /v1/trust/degrees/remove`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RemoveDegreeRequest {
+    /// The asset.
+    pub asset: String,
+    /// The key the rule goes through.
+    pub via: String,
+}

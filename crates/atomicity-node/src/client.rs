@@ -9,7 +9,7 @@ use crate::api::{
     AddEndpointRequest, AddPeerRequest, BalanceRow, EndpointRow, ErrorBody, HistoryRow, IdResponse,
     InvoiceRequest, InvoiceRow, PayInvoiceRequest, PayRequest, PayResponse, PayViaCreditBody,
     PeerRow, RefreshResponse, SetLineRequest, SettlePayBody, SettleRefuseBody, SettleRequestBody,
-    SettlementRow,
+    SettlementRow, TrustView,
 };
 use crate::datadir::{API_TOKEN_FILE, API_URL_FILE, DataDir, DataDirError};
 
@@ -256,6 +256,21 @@ impl ApiClient {
         body: &PayViaCreditBody,
     ) -> Result<SettlementRow, ClientError> {
         self.post("/v1/ln/pay-via-credit", body).await
+    }
+
+    /// My web of trust.
+    pub async fn trust(&self) -> Result<TrustView, ClientError> {
+        self.get("/v1/trust").await
+    }
+
+    /// A change to my web of trust: `what` is `tag`, `untag`, `block`, `unblock`, `degrees` or
+    /// `degrees/remove`, `body` its JSON request.
+    pub async fn trust_change<B: Serialize>(
+        &self,
+        what: &str,
+        body: &B,
+    ) -> Result<TrustView, ClientError> {
+        self.post(&format!("/v1/trust/{what}"), body).await
     }
 
     /// Every Paykit endpoint the node publishes, the automatic ones marked.

@@ -24,6 +24,8 @@ pub mod routers;
 pub mod server;
 pub mod settle;
 mod settle_api;
+pub mod trust;
+mod trust_api;
 pub mod waiters;
 pub mod witness_client;
 
@@ -89,6 +91,8 @@ pub struct NodeConfig {
     pub ln_network: lightning::LnNetwork,
     /// How long the wallet command may run.
     pub ln_timeout: std::time::Duration,
+    /// How often the web of trust is crawled again (also at once after every change).
+    pub trust_refresh: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -110,6 +114,7 @@ impl NodeConfig {
             ln_pay_cmd: None,
             ln_network: lightning::LnNetwork::Bitcoin,
             ln_timeout: std::time::Duration::from_secs(120),
+            trust_refresh: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -290,6 +295,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 .map(|cmd| lightning::LnPayer::new(cmd, config.ln_timeout)),
             config.ln_network,
         )),
+        trust: Arc::new(trust::Trust::open(&dir, config.trust_refresh)?),
     };
 
     dir.write_text(API_TOKEN_FILE, &api_token, true)?;
@@ -316,7 +322,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         serve(api_listener, server::local_router(state.clone())),
     ];
     let mut background = vec![
-        tokio::spawn(settle::run(state)),
+        tokio::spawn(settle::run(state.clone())),
+        tokio::spawn(trust::run(state)),
         tokio::spawn(outbox.run(client, outbound_rx, actor.clone())),
         tokio::spawn(publisher::run(witnesses, actor.clone(), publish_rx)),
         tokio::spawn(tick(actor.clone())),

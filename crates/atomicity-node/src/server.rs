@@ -80,6 +80,8 @@ pub struct AppState {
     pub published: Arc<published::Publisher>,
     /// The Lightning wallet and network, for settlements and swaps.
     pub lightning: Arc<crate::settle::Lightning>,
+    /// My web of trust: tags, blocks, degree rules, the limits they set.
+    pub trust: Arc<crate::trust::Trust>,
 }
 
 /// Quotes of recent routes, kept for [`QUOTE_TTL`]: a payer that pays the same route again
@@ -261,6 +263,7 @@ pub fn peer_router(state: AppState) -> Router {
             atomicity_core::published::CAPABILITIES_PATH,
             get(capabilities_document),
         )
+        .route(atomicity_core::trust::TRUST_PATH, get(trust_document))
         .route(
             &format!("{STATES_DIR}{{holder}}/{{asset}}"),
             get(state_document),
@@ -323,6 +326,16 @@ pub fn local_router(state: AppState) -> Router {
         .route(
             "/v1/ln/pay-via-credit",
             post(crate::settle_api::pay_via_credit),
+        )
+        .route("/v1/trust", get(crate::trust_api::show))
+        .route("/v1/trust/tag", post(crate::trust_api::tag))
+        .route("/v1/trust/untag", post(crate::trust_api::untag))
+        .route("/v1/trust/block", post(crate::trust_api::block))
+        .route("/v1/trust/unblock", post(crate::trust_api::unblock))
+        .route("/v1/trust/degrees", post(crate::trust_api::set_degree))
+        .route(
+            "/v1/trust/degrees/remove",
+            post(crate::trust_api::remove_degree),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -1283,6 +1296,12 @@ async fn channels_document(State(state): State<AppState>) -> ApiResult<Response>
 async fn witnesses_document(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(document_response(
         published::witnesses_document(&state).await?,
+    ))
+}
+
+async fn trust_document(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(document_response(
+        crate::trust::trust_document(&state).await?,
     ))
 }
 

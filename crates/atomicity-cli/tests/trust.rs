@@ -1,0 +1,132 @@
+//! The web of trust end to end: real `atomicity node run` processes on 127.0.0.1 that find each
+//! other on a local Mainline DHT. "I assign a second-degree credit acceptance limit to Mom's
+//! friends of $20": a friend of Mom gets exactly that limit, a friend of a friend of Mom gets
+//! nothing (until the rule says depth 3), a key I block gets nothing, Mom untagging her friend
+//! takes the limit back, and a limit I set by hand always wins.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use atomicity_cli::harness::{NodeProcess, cli_ok, wait_until};
+use serde_json::Value;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_atomicity"))
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    cli_ok(&bin(), dir, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// My USD accept limit toward `peer` ("" when I have no line with it).
+fn accept(dir: &Path, peer: &str) -> String {
+    let rows: Value = serde_json::from_str(&ok(dir, &["balance", "--json"])).expect("json");
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["peer"] == peer && r["asset"] == "USD")
+        .map(|r| r["accept"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+/// Waits until my accept limits toward each `(peer, limit)` hold ("" or "0.00": none).
+fn wait_accepts(dir: &Path, want: &[(&str, &str)]) {
+    wait_until(Duration::from_secs(20), "accept limits", || {
+        let got: Vec<String> = want.iter().map(|(p, _)| accept(dir, p)).collect();
+        let norm = |s: &str| {
+            if s.is_empty() {
+                "0.00".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        if got.iter().zip(want).all(|(g, (_, w))| norm(g) == norm(w)) {
+            Ok(())
+        } else {
+            Err(format!("got {got:?}, want {want:?}"))
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn second_degree_limits_follow_moms_tags() {
+    let testnet = atomicity_discovery::mainline::Testnet::builder(8)
+        .bind_address(std::net::Ipv4Addr::LOCALHOST)
+        .build()
+        .expect("a local DHT");
+    let root = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--dht-bootstrap".to_string(),
+        testnet.bootstrap.join(","),
+        "--trust-refresh".to_string(),
+        "1".to_string(),
+    ];
+    let start = |name: &str| {
+        NodeProcess::start_with(&bin(), &root.path().join(name), "127.0.0.1:0", &args)
+            .expect("node starts")
+    };
+    let me = start("me");
+    let mom = start("mom");
+    let friend = start("friend");
+    let fof = start("fof");
+    let stranger = start("stranger");
+    let (m, f, g, x) = (&mom.key, &friend.key, &fof.key, &stranger.key);
+
+    ok(me.dir(), &["peer", "add", m]);
+    ok(me.dir(), &["trust", "tag", m, "family"]);
+    ok(mom.dir(), &["trust", "tag", f, "friend"]);
+    ok(mom.dir(), &["trust", "tag", x, "friend"]);
+    ok(friend.dir(), &["trust", "tag", g, "friend"]);
+    // Mom's published tags, as a friend's node reads them.
+    let listed: Value =
+        serde_json::from_str(&ok(mom.dir(), &["trust", "list", "--json"])).expect("json");
+    assert_eq!(listed["tags"][f.as_str()], serde_json::json!(["friend"]));
+
+    ok(me.dir(), &["trust", "block", x]);
+    ok(
+        me.dir(),
+        &[
+            "trust", "degree", "set", "--asset", "USD", "--depth", "2", "--accept", "20", "--via",
+            m,
+        ],
+    );
+    // Mom's friend: exactly 20.00. Her friend's friend and the key I blocked: nothing.
+    wait_accepts(me.dir(), &[(f, "20.00"), (g, ""), (x, "")]);
+    let listed: Value =
+        serde_json::from_str(&ok(me.dir(), &["trust", "list", "--json"])).expect("json");
+    let auto = listed["auto"].as_array().expect("auto");
+    assert_eq!(auto.len(), 1, "{listed}");
+    assert_eq!(auto[0]["key"], f.as_str());
+
+    // Depth 3 reaches the friend's friend; back to 2 takes it back.
+    ok(
+        me.dir(),
+        &[
+            "trust", "degree", "set", "--asset", "USD", "--depth", "3", "--accept", "20", "--via",
+            m,
+        ],
+    );
+    wait_accepts(me.dir(), &[(f, "20.00"), (g, "20.00"), (x, "")]);
+    ok(
+        me.dir(),
+        &[
+            "trust", "degree", "set", "--asset", "USD", "--depth", "2", "--accept", "20", "--via",
+            m,
+        ],
+    );
+    wait_accepts(me.dir(), &[(f, "20.00"), (g, "0.00")]);
+
+    // Mom untags her friend: the limit goes.
+    ok(mom.dir(), &["trust", "untag", f]);
+    wait_accepts(me.dir(), &[(f, "0.00")]);
+
+    // A limit I set by hand wins over the rule.
+    ok(
+        me.dir(),
+        &["line", "set", f, "--asset", "USD", "--accept", "50"],
+    );
+    ok(mom.dir(), &["trust", "tag", f, "friend"]);
+    std::thread::sleep(Duration::from_secs(3));
+    wait_accepts(me.dir(), &[(f, "50.00")]);
+}
