@@ -361,6 +361,32 @@ enum WitnessCommand {
         #[command(flatten)]
         dht: DhtArgs,
     },
+    /// Accept only listed logs in payment conditions (this one, and others allowed).
+    Allow {
+        /// The log's verifier key (`<origin>+<key id>+<base64>`) or its origin.
+        witness: String,
+    },
+    /// Take a log off the allow list.
+    Disallow {
+        /// The log's verifier key or origin.
+        witness: String,
+    },
+    /// Never accept a payment condition that names this log.
+    Block {
+        /// The log's verifier key or origin.
+        witness: String,
+    },
+    /// Take a log off the block list.
+    Unblock {
+        /// The log's verifier key or origin.
+        witness: String,
+    },
+    /// The witness logs my node accepts in payment conditions.
+    Policy {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -531,6 +557,24 @@ enum EndpointCommand {
     },
 }
 
+fn print_witness_policy(policy: &atomicity_node::api::WitnessPolicyView, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(policy)?);
+        return Ok(());
+    }
+    if policy.allow.is_empty() {
+        println!("accepted: every witness log not blocked");
+    } else {
+        for w in &policy.allow {
+            println!("allowed  {w}");
+        }
+    }
+    for w in &policy.block {
+        println!("blocked  {w}");
+    }
+    Ok(())
+}
+
 fn default_data_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("ATOMICITY_DIR") {
         return Ok(PathBuf::from(dir));
@@ -546,7 +590,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Services log what they do; client commands only speak up when something is wrong.
     let default_level = match cli.command {
-        Command::Node { .. } | Command::Witness { .. } | Command::Watchtower { .. } => "info",
+        Command::Node { .. }
+        | Command::Witness {
+            command: WitnessCommand::Run { .. },
+        }
+        | Command::Watchtower { .. } => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -881,6 +929,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
         }
+        Command::Witness {
+            command: WitnessCommand::Policy { json },
+        } => print_witness_policy(&api()?.witness_policy().await?, json)?,
+        Command::Witness {
+            command: WitnessCommand::Allow { witness },
+        } => print_witness_policy(&api()?.witness_change("allow", &witness).await?, false)?,
+        Command::Witness {
+            command: WitnessCommand::Disallow { witness },
+        } => print_witness_policy(&api()?.witness_change("disallow", &witness).await?, false)?,
+        Command::Witness {
+            command: WitnessCommand::Block { witness },
+        } => print_witness_policy(&api()?.witness_change("block", &witness).await?, false)?,
+        Command::Witness {
+            command: WitnessCommand::Unblock { witness },
+        } => print_witness_policy(&api()?.witness_change("unblock", &witness).await?, false)?,
         Command::Settle { command } => settle_cmd::settle(api()?, command).await?,
         Command::Ln { command } => settle_cmd::ln(api()?, command).await?,
         Command::Trust { command } => trust_cmd::run(api()?, command).await?,

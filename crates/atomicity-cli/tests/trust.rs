@@ -130,3 +130,90 @@ fn second_degree_limits_follow_moms_tags() {
     std::thread::sleep(Duration::from_secs(3));
     wait_accepts(me.dir(), &[(f, "50.00")]);
 }
+
+/// "A blocked witness is never accepted in a condition": a hop that blocks the invoice's
+/// witness log refuses to forward (the payer's IOU is released, nothing is owed); a payer that
+/// blocks it refuses to pay at once; unblocked, the same payment goes through.
+#[test]
+fn a_blocked_witness_is_never_accepted_in_a_condition() {
+    use atomicity_cli::harness::ServiceProcess;
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let args = ["--listen", "127.0.0.1:0", "--block-seconds", "1"].map(String::from);
+    let witness =
+        ServiceProcess::start(&bin(), &root.path().join("w"), "witness", &args).expect("witness");
+    let vkey = witness
+        .read("witness.vkey")
+        .expect("vkey")
+        .trim()
+        .to_string();
+    let node_args = ["--witness".to_string(), witness.url.clone()];
+    let start = |name: &str| {
+        NodeProcess::start_with(&bin(), &root.path().join(name), "127.0.0.1:0", &node_args)
+            .expect("node starts")
+    };
+    let (a, b, c) = (start("a"), start("b"), start("c"));
+    for (x, y) in [(&a, &b), (&b, &c)] {
+        for (me, peer) in [(x, y), (y, x)] {
+            ok(
+                me.dir(),
+                &["peer", "add", &peer.key, "--url", &peer.node_url],
+            );
+            ok(
+                me.dir(),
+                &[
+                    "line", "set", &peer.key, "--asset", "USD", "--accept", "100", "--issue", "100",
+                ],
+            );
+        }
+    }
+    let invoice = || {
+        let out = ok(c.dir(), &["invoice", "new", "10", "USD", "--json"]);
+        let row: Value = serde_json::from_str(&out).expect("json");
+        row["invoice"].as_str().expect("invoice").to_string()
+    };
+
+    // The hop blocks the log (by its origin): the payment fails, nothing is owed.
+    let origin = vkey.split('+').next().expect("origin").to_string();
+    ok(b.dir(), &["witness", "block", &origin]);
+    let policy: Value =
+        serde_json::from_str(&ok(b.dir(), &["witness", "policy", "--json"])).expect("json");
+    assert_eq!(policy["block"], serde_json::json!([origin]));
+    let first = invoice();
+    let (code, out, err) = atomicity_cli::harness::cli(
+        &bin(),
+        a.dir(),
+        &["invoice", "pay", &first, "--route", &b.key, "--json"],
+    )
+    .expect("run");
+    let response: Value = serde_json::from_str(&out).unwrap_or_default();
+    assert!(
+        code != 0 || response["status"] == "failed",
+        "the payment through a hop that blocks the witness failed: {out}{err}"
+    );
+    assert!(
+        format!("{out}{err}").contains("no witness in the condition is accepted"),
+        "{out}{err}"
+    );
+
+    // The payer blocks it: refused before anything is signed.
+    ok(a.dir(), &["witness", "block", &vkey]);
+    let (code, out, err) = atomicity_cli::harness::cli(
+        &bin(),
+        a.dir(),
+        &["invoice", "pay", &invoice(), "--route", &b.key],
+    )
+    .expect("run");
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("which you do not accept"), "{err}");
+
+    // Both unblock: the same kind of payment goes through.
+    ok(a.dir(), &["witness", "unblock", &vkey]);
+    ok(b.dir(), &["witness", "unblock", &origin]);
+    let out = ok(
+        a.dir(),
+        &["invoice", "pay", &invoice(), "--route", &b.key, "--json"],
+    );
+    let response: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(response["status"], "completed", "{response}");
+}

@@ -437,6 +437,8 @@ pub struct Ledger {
     pub(crate) settlements: HashMap<[u8; 32], crate::settle::SettlementRecord>,
     /// When a settlement message was last queued (to pace resends).
     pub(crate) settle_sent: HashMap<[u8; 32], u64>,
+    /// The witness logs I accept in conditions (set by the shell from the user's lists).
+    pub(crate) witness_policy: crate::trust::WitnessPolicy,
 }
 
 impl Ledger {
@@ -460,7 +462,20 @@ impl Ledger {
             proof_cache: Default::default(),
             settlements: HashMap::new(),
             settle_sent: HashMap::new(),
+            witness_policy: Default::default(),
         }
+    }
+
+    /// Sets the witness logs I accept in conditions: a routed IOU or a Lightning request whose
+    /// condition names another is refused (`WitnessNotAccepted`). Not stored: the shell sets it
+    /// at start from the user's settings.
+    pub fn set_witness_policy(&mut self, policy: crate::trust::WitnessPolicy) {
+        self.witness_policy = policy;
+    }
+
+    /// The witness logs I accept.
+    pub fn witness_policy(&self) -> &crate::trust::WitnessPolicy {
+        &self.witness_policy
     }
 
     /// Sets how long after a routed IOU's hard deadline I let it expire unclaimed.

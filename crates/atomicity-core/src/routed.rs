@@ -596,6 +596,10 @@ impl Ledger {
         condition: &WitnessCondition,
         onward: &Onward,
     ) -> Result<Option<ReleaseReason>, Rejection> {
+        // Any listed log's proof would make it payable: one log I do not accept is enough.
+        if self.witness_policy.check(condition).is_err() {
+            return Ok(Some(ReleaseReason::WitnessNotAccepted));
+        }
         let Some(next) = onward.hops.first() else {
             if onward.payer_publishes {
                 return Ok(None);

@@ -347,6 +347,11 @@ impl Ledger {
             }
         }
         if let Some(condition) = &body.condition {
+            if let Err(log) = self.witness_policy.check(condition) {
+                return Err(Rejection::BadSettlement(format!(
+                    "the condition names witness log {log}, which I do not accept"
+                )));
+            }
             if self.hashlocks.contains_key(&condition.hash) {
                 return Err(Rejection::BadSettlement(
                     "a payment with this hash exists".into(),

@@ -963,3 +963,45 @@ fn cut(text: &str, max: usize) -> String {
     }
     text[..end].to_string()
 }
+
+/// Which witness logs I accept in a payment's condition: never a blocked one; with an allow
+/// list, only those. A log is named by its verifier key (`<origin>+<key id>+<base64>`) or by
+/// its origin alone. Since any listed log's proof fulfils a condition (the existential rule),
+/// one log I do not accept is enough to refuse the whole condition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessPolicy {
+    /// Only these logs, if any are listed.
+    #[serde(default)]
+    pub allow: BTreeSet<String>,
+    /// Never these logs.
+    #[serde(default)]
+    pub block: BTreeSet<String>,
+}
+
+/// Most logs a witness allow or block list holds.
+pub const MAX_WITNESS_LIST: usize = 256;
+
+impl WitnessPolicy {
+    fn names(log: &str) -> [&str; 2] {
+        [log, log.split('+').next().unwrap_or(log)]
+    }
+
+    /// Whether I accept the log with verifier key `log`.
+    pub fn accepts_log(&self, log: &str) -> bool {
+        let names = WitnessPolicy::names(log);
+        !names.iter().any(|n| self.block.contains(*n))
+            && (self.allow.is_empty() || names.iter().any(|n| self.allow.contains(*n)))
+    }
+
+    /// Whether I accept every log `condition` lists; the first I do not, if any.
+    pub fn check(&self, condition: &crate::condition::WitnessCondition) -> Result<(), String> {
+        match condition
+            .witnesses
+            .iter()
+            .find(|t| !self.accepts_log(&t.log))
+        {
+            Some(t) => Err(t.log.clone()),
+            None => Ok(()),
+        }
+    }
+}

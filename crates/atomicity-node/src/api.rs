@@ -424,3 +424,19 @@ pub struct RemoveDegreeRequest {
     /// The key the rule goes through.
     pub via: String,
 }
+
+/// `GET /v1/witnesses/policy`, and the answer of its changes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WitnessPolicyView {
+    /// Only these logs, if any (verifier keys or origins).
+    pub allow: Vec<String>,
+    /// Never these logs.
+    pub block: Vec<String>,
+}
+
+/// `POST /v1/witnesses/allow|disallow|block|unblock`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WitnessRequest {
+    /// A log's verifier key (`<origin>+<key id>+<base64>`) or its origin.
+    pub witness: String,
+}

@@ -258,6 +258,23 @@ impl ApiClient {
         self.post("/v1/ln/pay-via-credit", body).await
     }
 
+    /// The witness logs my node accepts in payment conditions.
+    pub async fn witness_policy(&self) -> Result<crate::api::WitnessPolicyView, ClientError> {
+        self.get("/v1/witnesses/policy").await
+    }
+
+    /// Changes my witness lists: `what` is `allow`, `disallow`, `block` or `unblock`.
+    pub async fn witness_change(
+        &self,
+        what: &str,
+        witness: &str,
+    ) -> Result<crate::api::WitnessPolicyView, ClientError> {
+        let body = crate::api::WitnessRequest {
+            witness: witness.to_string(),
+        };
+        self.post(&format!("/v1/witnesses/{what}"), &body).await
+    }
+
     /// My web of trust.
     pub async fn trust(&self) -> Result<TrustView, ClientError> {
         self.get("/v1/trust").await

@@ -297,6 +297,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         )),
         trust: Arc::new(trust::Trust::open(&dir, config.trust_refresh)?),
     };
+    // The witness lists hold before any peer is heard.
+    trust::apply_witness_policy(&state)
+        .await
+        .map_err(|e| NodeError::Store(e.to_string()))?;
 
     dir.write_text(API_TOKEN_FILE, &api_token, true)?;
     dir.write_text(NODE_URL_FILE, &node_url, false)?;

@@ -327,6 +327,14 @@ pub fn local_router(state: AppState) -> Router {
             "/v1/ln/pay-via-credit",
             post(crate::settle_api::pay_via_credit),
         )
+        .route(
+            "/v1/witnesses/policy",
+            get(crate::trust_api::witness_policy),
+        )
+        .route(
+            "/v1/witnesses/{change}",
+            post(crate::trust_api::witness_change),
+        )
         .route("/v1/trust", get(crate::trust_api::show))
         .route("/v1/trust/tag", post(crate::trust_api::tag))
         .route("/v1/trust/untag", post(crate::trust_api::untag))
@@ -922,6 +930,13 @@ async fn pay_invoice(
             StatusCode::UNPROCESSABLE_ENTITY,
             "expired",
             "the invoice has expired",
+        ));
+    }
+    if let Err(log) = state.trust.witnesses().await.check(&invoice.condition) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "witness_not_accepted",
+            format!("the invoice names witness log {log}, which you do not accept"),
         ));
     }
     let wait = req

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atomicity_core::trust::{
-    DegreeRule, MyTrust, TRUST_PATH, TrustDoc, auto_limits, keys_to_crawl,
+    DegreeRule, MyTrust, TRUST_PATH, TrustDoc, WitnessPolicy, auto_limits, keys_to_crawl,
 };
 use atomicity_core::{Amount, Asset, PublicKey};
 use axum::body::Bytes;
@@ -46,6 +46,9 @@ struct TrustFile {
     mine: MyTrust,
     #[serde(default)]
     applied: Vec<Applied>,
+    /// The witness logs I accept in conditions.
+    #[serde(default)]
+    witnesses: WitnessPolicy,
 }
 
 /// My trust settings and what the crawl applied.
@@ -103,6 +106,31 @@ impl Trust {
         self.file.lock().await.mine.clone()
     }
 
+    /// The witness logs I accept.
+    pub async fn witnesses(&self) -> WitnessPolicy {
+        self.file.lock().await.witnesses.clone()
+    }
+
+    /// Changes my witness lists with `change` and makes them durable; on error nothing
+    /// changed. The caller hands the result to the ledger ([`apply_witness_policy`]).
+    pub async fn update_witnesses(
+        &self,
+        change: impl FnOnce(&mut WitnessPolicy) -> Result<(), String>,
+    ) -> Result<WitnessPolicy, TrustChangeError> {
+        let mut file = self.file.lock().await;
+        let mut next = file.clone();
+        change(&mut next.witnesses).map_err(TrustChangeError::Bad)?;
+        let max = atomicity_core::trust::MAX_WITNESS_LIST;
+        if next.witnesses.allow.len() > max || next.witnesses.block.len() > max {
+            return Err(TrustChangeError::Bad(format!(
+                "at most {max} logs in each list"
+            )));
+        }
+        self.persist(&next).await?;
+        *file = next;
+        Ok(file.witnesses.clone())
+    }
+
     /// The limits the crawl set.
     pub async fn applied(&self) -> Vec<Applied> {
         self.file.lock().await.applied.clone()
@@ -142,6 +170,18 @@ pub async fn trust_document(state: &AppState) -> Result<Bytes, PublishError> {
     let doc = TrustDoc::from_mine(&state.trust.mine().await);
     signer
         .document(TRUST_PATH, doc.to_json().into_bytes())
+        .await
+}
+
+/// Hands my witness lists to the ledger.
+pub async fn apply_witness_policy(state: &AppState) -> Result<(), ActorError> {
+    let policy = state.trust.witnesses().await;
+    state
+        .actor
+        .run(move |ledger, _, _| {
+            ledger.set_witness_policy(policy);
+            Ok(())
+        })
         .await
 }
 

@@ -234,3 +234,54 @@ pub async fn remove_degree(
         .await?;
     Ok(axum::Json(view(&state, &mine).await))
 }
+
+fn policy_view(p: &atomicity_core::trust::WitnessPolicy) -> crate::api::WitnessPolicyView {
+    crate::api::WitnessPolicyView {
+        allow: p.allow.iter().cloned().collect(),
+        block: p.block.iter().cloned().collect(),
+    }
+}
+
+/// `GET /v1/witnesses/policy`.
+pub async fn witness_policy(State(state): State<AppState>) -> Json<crate::api::WitnessPolicyView> {
+    axum::Json(policy_view(&state.trust.witnesses().await))
+}
+
+/// `POST /v1/witnesses/{allow|disallow|block|unblock}`.
+pub async fn witness_change(
+    State(state): State<AppState>,
+    axum::extract::Path(what): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<crate::api::WitnessPolicyView>> {
+    let req: crate::api::WitnessRequest = parse_json(&headers, &body)?;
+    let name = req.witness.trim().to_string();
+    let valid = !name.is_empty()
+        && name.len() <= 512
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid {
+        return Err(ApiError::bad(
+            "bad_witness",
+            "name a witness log by its verifier key or its origin",
+        ));
+    }
+    let policy = state
+        .trust
+        .update_witnesses(|p| {
+            let changed = match what.as_str() {
+                "allow" => p.allow.insert(name.clone()),
+                "disallow" => p.allow.remove(&name),
+                "block" => p.block.insert(name.clone()),
+                "unblock" => p.block.remove(&name),
+                other => return Err(format!("unknown change {other:?}")),
+            };
+            if changed {
+                Ok(())
+            } else {
+                Err(format!("{name} is already so"))
+            }
+        })
+        .await?;
+    crate::trust::apply_witness_policy(&state).await?;
+    Ok(axum::Json(policy_view(&policy)))
+}
