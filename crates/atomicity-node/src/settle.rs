@@ -622,8 +622,9 @@ pub async fn pay_via_credit(
     .await
 }
 
-/// The first peer (most room first) I can issue `amount` of `asset` to that pays Lightning
-/// invoices on my network.
+/// The first peer I can issue `amount` of `asset` to that pays Lightning invoices on my
+/// network: the top of my web of trust first (tagged `family`, then tagged at all), then the
+/// most room.
 async fn find_helper(
     state: &AppState,
     asset: &Asset,
@@ -641,7 +642,20 @@ async fn find_helper(
                 .collect())
         })
         .await?;
-    candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.to_z32().cmp(&b.1.to_z32())));
+    // The top of my web of trust first (keys I tag `family`, then any other tag), then the
+    // most room.
+    let mine = state.trust.mine().await;
+    let rank = |key: &PublicKey| match mine.tags.get(&key.to_z32()) {
+        Some(tags) if tags.contains("family") => 0,
+        Some(_) => 1,
+        None => 2,
+    };
+    candidates.sort_by(|a, b| {
+        rank(&a.1)
+            .cmp(&rank(&b.1))
+            .then_with(|| b.0.cmp(&a.0))
+            .then_with(|| a.1.to_z32().cmp(&b.1.to_z32()))
+    });
     if candidates.is_empty() {
         return Err(SettleError::Bad(format!(
             "no peer takes {} of your {asset} credit",
