@@ -25,6 +25,9 @@ use crate::settlement::{
 };
 use crate::signed::Signed;
 
+/// Most requests one peer may have open with me (waiting, being paid or paid).
+pub const MAX_OPEN_PER_PEER: usize = 64;
+
 /// Which side of a settlement I am.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SettlementRole {
@@ -335,6 +338,17 @@ impl Ledger {
         }
         if body.expires_at <= now {
             return Err(Rejection::BadSettlement("the request has expired".into()));
+        }
+        let open = self
+            .settlements
+            .values()
+            .filter(|r| r.peer == *from && r.role == SettlementRole::Payer)
+            .filter(|r| !r.status.is_final())
+            .count();
+        if open >= MAX_OPEN_PER_PEER {
+            return Err(Rejection::BadSettlement(format!(
+                "you have {MAX_OPEN_PER_PEER} requests open with me already"
+            )));
         }
         if body.kind == SettlementKind::Settle {
             let owed = self.net_with(from, &body.asset).map_or(0, |n| -n);

@@ -1289,3 +1289,24 @@ fn a_swap_on_a_hash_in_use_is_rejected_and_its_iou_released() {
     );
     assert_eq!(net.net(X, M), 0);
 }
+
+#[test]
+fn a_peer_may_have_only_so_many_requests_open() {
+    let mut net = holder_issuer_key();
+    let max = atomicity_core::settle::MAX_OPEN_PER_PEER;
+    for i in 0..max {
+        let body = net.body(u8::try_from(i + 1).expect("few"), H, I, "0.01");
+        let request = Message::Settle(Box::new(Signed::sign(body, key(H))));
+        let delivered = net.deliver(H, I, request);
+        assert!(
+            matches!(delivered.reply, Reply::Ok),
+            "{:?}",
+            delivered.reply
+        );
+    }
+    let body = net.body(200, H, I, "0.01");
+    let request = Message::Settle(Box::new(Signed::sign(body, key(H))));
+    let delivered = net.deliver(H, I, request);
+    assert!(is_rejected(&delivered.reply, 50), "{:?}", delivered.reply);
+    assert!(net.nodes[I].settlement(&[200; 32]).is_none());
+}
