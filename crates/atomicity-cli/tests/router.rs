@@ -266,6 +266,19 @@ async fn a_router_crawls_ten_nodes_and_payments_without_routes_use_it() {
         assert_ne!(code, 0, "{out}{err}");
         assert!(err.contains("no router gave a route"), "{err}");
 
+        // n0 blocks n7: its routers are asked to avoid it, and every way to n8 goes through
+        // it; unblocked, n8 is paid again.
+        cli_ok(&dir(0), &["trust", "block", &key(7)]);
+        let (code, out, err) = cli(&dir(0), &["pay", &key(8), "1", "USD"]);
+        assert_ne!(code, 0, "a route avoiding n7 does not exist: {out}{err}");
+        assert!(
+            err.contains("no router gave a route") || err.contains("refused"),
+            "{err}"
+        );
+        cli_ok(&dir(0), &["trust", "unblock", &key(7)]);
+        let (code, out, err) = cli(&dir(0), &["pay", &key(8), "1", "USD", "--json"]);
+        assert_eq!(code, 0, "{out}{err}");
+
         // n0 rated both routers, and publishes the ratings.
         let ratings: Value = rt
             .block_on(async {

@@ -235,7 +235,14 @@ async fn routed_plan(
         }
         None if state.routers.any() => state
             .routers
-            .propose(&state.me, &payee, amount, asset, &state.directory)
+            .propose(
+                &state.me,
+                &payee,
+                amount,
+                asset,
+                &state.directory,
+                &crate::trust::blocked_keys(state).await,
+            )
             .await
             .into_iter()
             .take(crate::routers::MAX_TRIES)

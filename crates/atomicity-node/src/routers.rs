@@ -31,6 +31,8 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 const LIST_TTL: Duration = Duration::from_secs(60);
 /// Most routes a payment tries.
 pub const MAX_TRIES: usize = 6;
+/// Most keys a query asks routers to avoid (the router's own bound).
+const MAX_AVOID: usize = 256;
 /// Longest route accepted (keys after the payer).
 const MAX_ROUTE_LEN: usize = atomicity_core::forward::MAX_HOPS + 1;
 
@@ -156,8 +158,9 @@ impl Routers {
         found
     }
 
-    /// Asks up to three routers for routes from `me` to `payee`; returns the checked proposals,
-    /// best rated router first, then by fees.
+    /// Asks up to three routers for routes from `me` to `payee` that pass through none of
+    /// `avoid` (the keys I block: my policy is the routers' filter, and checked again here);
+    /// returns the checked proposals, best rated router first, then by fees.
     pub async fn propose(
         &self,
         me: &PublicKey,
@@ -165,7 +168,9 @@ impl Routers {
         amount: Amount,
         asset: &Asset,
         directory: &Directory,
+        avoid: &[PublicKey],
     ) -> Vec<Proposal> {
+        let avoid: Vec<PublicKey> = avoid.iter().take(MAX_AVOID).cloned().collect();
         let routers: Vec<VerifiedService> =
             self.list().await.into_iter().take(ASK_AT_ONCE).collect();
         let echo = QueryEcho {
@@ -177,9 +182,9 @@ impl Routers {
         };
         let mut asks = JoinSet::new();
         for router in routers {
-            let (http, echo) = (self.http.clone(), echo.clone());
+            let (http, echo, avoid) = (self.http.clone(), echo.clone(), avoid.clone());
             asks.spawn(async move {
-                let answer = ask(&http, &router, &echo).await;
+                let answer = ask(&http, &router, &echo, &avoid).await;
                 (router, answer)
             });
         }
@@ -201,7 +206,7 @@ impl Routers {
             };
             let mut bogus = None;
             for route in routes.routes {
-                match check_route(&route, payee, asset, directory) {
+                match check_route(&route, payee, asset, directory, &avoid) {
                     Ok((path, fees)) => proposals.push(Proposal {
                         router: router.key.clone(),
                         path,
@@ -273,16 +278,19 @@ async fn ask(
     http: &reqwest::Client,
     router: &VerifiedService,
     echo: &QueryEcho,
+    avoid: &[PublicKey],
 ) -> Result<RoutesAnswer, Ask> {
     let key = atomicity_core::parse_key(&router.key).map_err(Ask::Bogus)?;
+    let mut query: Vec<(&str, String)> = vec![
+        ("from", echo.from.clone()),
+        ("to", echo.to.clone()),
+        ("amount", echo.amount.clone()),
+        ("asset", echo.asset.clone()),
+    ];
+    query.extend(avoid.iter().map(|k| ("avoid", k.to_z32())));
     let response = http
         .get(format!("{}{ROUTE_PATH}", router.url))
-        .query(&[
-            ("from", echo.from.as_str()),
-            ("to", echo.to.as_str()),
-            ("amount", echo.amount.as_str()),
-            ("asset", echo.asset.as_str()),
-        ])
+        .query(&query)
         .send()
         .await
         .map_err(|e| Ask::Silent(e.to_string()))?;
@@ -313,6 +321,7 @@ fn check_route(
     payee: &PublicKey,
     asset: &Asset,
     directory: &Directory,
+    avoid: &[PublicKey],
 ) -> Result<(Vec<PublicKey>, Amount), String> {
     if route.hops.is_empty() || route.hops.len() > MAX_ROUTE_LEN {
         return Err(format!("a route of {} keys", route.hops.len()));
@@ -328,6 +337,11 @@ fn check_route(
     let mut seen = std::collections::HashSet::new();
     if !path.iter().all(|k| seen.insert(k)) {
         return Err("the route visits a node twice".into());
+    }
+    if let Some(k) = path.iter().find(|k| avoid.contains(k)) {
+        return Err(format!(
+            "the route passes through {k}, which I asked to avoid"
+        ));
     }
     if !directory.contains(&path[0]) {
         return Err(format!(

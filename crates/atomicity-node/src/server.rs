@@ -986,6 +986,7 @@ async fn pay_through_routers(state: &AppState, req: RoutedRequest<'_>) -> ApiRes
             req.amount,
             &req.asset,
             &state.directory,
+            &crate::trust::blocked_keys(state).await,
         )
         .await;
     let mut refused = Vec::new();

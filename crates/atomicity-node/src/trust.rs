@@ -173,6 +173,18 @@ pub async fn trust_document(state: &AppState) -> Result<Bytes, PublishError> {
         .await
 }
 
+/// The keys I block, to avoid in routes.
+pub async fn blocked_keys(state: &AppState) -> Vec<PublicKey> {
+    state
+        .trust
+        .mine()
+        .await
+        .blocked
+        .iter()
+        .filter_map(|k| atomicity_core::parse_key(k).ok())
+        .collect()
+}
+
 /// Hands my witness lists to the ledger.
 pub async fn apply_witness_policy(state: &AppState) -> Result<(), ActorError> {
     let policy = state.trust.witnesses().await;
