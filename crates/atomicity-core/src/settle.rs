@@ -573,9 +573,9 @@ impl Ledger {
                 record.status.as_str()
             )));
         }
-        let Some(method) = record.method.clone() else {
+        if record.method.is_none() {
             return Err(LedgerError::Settlement("no method was chosen".into()));
-        };
+        }
         if let Evidence::Preimage(p) = &evidence {
             let Some(condition) = &record.body().condition else {
                 return Err(LedgerError::Settlement("no invoice in this request".into()));
@@ -595,18 +595,11 @@ impl Ledger {
         }
         self.update_settlement(id, now, ops, |r| {
             r.status = SettlementStatus::Paid;
-            r.evidence = Some(evidence.clone());
+            r.evidence = Some(evidence);
             r.note = String::new();
             r.delivered = false;
         });
-        self.send_update(
-            id,
-            Outcome::Paid {
-                method,
-                evidence: evidence.clone(),
-            },
-            now,
-        );
+        self.send_update(id, now);
         Ok(())
     }
 
@@ -657,32 +650,26 @@ impl Ledger {
         }
         self.update_settlement(&record.id, now, ops, |r| {
             r.status = SettlementStatus::Refused;
-            r.note = reason.clone();
+            r.note = reason;
             r.delivered = false;
         });
-        self.send_update(&record.id, Outcome::Refused(reason), now);
+        self.send_update(&record.id, now);
     }
 
-    fn send_update(&mut self, id: &[u8; 32], outcome: Outcome, now: u64) {
-        let Some(record) = self.settlements.get(id) else {
+    /// Queues my update for the record as it now stands (paid or refused).
+    fn send_update(&mut self, id: &[u8; 32], now: u64) {
+        let Some((peer, message)) = self
+            .settlements
+            .get(id)
+            .and_then(|r| Some((r.peer.clone(), self.update_message(r)?)))
+        else {
             return;
         };
-        let update = Signed::sign(
-            SettlementUpdate {
-                id: *id,
-                request_hash: record.request.hash(),
-                from: self.me.clone(),
-                to: record.peer.clone(),
-                outcome,
-            },
-            &self.key,
-        );
-        let peer = record.peer.clone();
         self.settle_sent.insert(*id, now);
-        self.outgoing
-            .push((peer, Message::SettleUpdate(Box::new(update))));
+        self.outgoing.push((peer, message));
     }
 
+    /// The signed update that answers the record's request as it now stands.
     fn update_message(&self, record: &SettlementRecord) -> Option<Message> {
         let outcome = match record.status {
             SettlementStatus::Refused => Outcome::Refused(record.note.clone()),

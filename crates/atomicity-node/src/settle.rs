@@ -4,7 +4,7 @@
 //! and each step it takes is committed before anything depending on it leaves the node.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use atomicity_core::published::EndpointId;
@@ -91,11 +91,6 @@ pub enum SettleError {
     Fetch(String),
 }
 
-/// The ledger error of a step, as a settlement error.
-fn ledger(e: atomicity_core::LedgerError) -> ActorError {
-    ActorError::Ledger(e)
-}
-
 /// A request the user makes (`settle request`).
 pub struct NewRequest {
     /// The issuer asked to pay.
@@ -117,14 +112,13 @@ pub struct NewRequest {
 /// Makes and sends a settlement request. With an invoice, the request carries my conditional
 /// IOU to the payer on the invoice's payment hash (committed in the same batch).
 pub async fn request(state: &AppState, new: NewRequest) -> Result<SettlementRecord, SettleError> {
-    if new.invoice.is_some() {
-        let invoice = new.invoice.clone().unwrap_or_default();
+    if let Some(invoice) = &new.invoice {
         return lightning_request(
             state,
             new.peer,
             new.asset,
             Some(new.amount),
-            &invoice,
+            invoice,
             SettlementKind::Settle,
             new.memo,
         )
@@ -264,7 +258,7 @@ pub async fn lightning_request(
             // is sent first in the batch, so the payer knows the hash when the IOU arrives.
             ledger
                 .check_settlement_request(&body, now)
-                .map_err(ledger_err)?;
+                .map_err(ActorError::Ledger)?;
             ledger
                 .pay_routed(
                     &peer,
@@ -283,17 +277,13 @@ pub async fn lightning_request(
                     now,
                     ops,
                 )
-                .map_err(ledger_err)?;
+                .map_err(ActorError::Ledger)?;
             ledger
                 .request_settlement(body, now, ops)
-                .map_err(ledger_err)
+                .map_err(ActorError::Ledger)
         })
         .await?;
     Ok(record)
-}
-
-fn ledger_err(e: atomicity_core::LedgerError) -> ActorError {
-    ledger(e)
 }
 
 /// `amount` of `asset` in millisatoshis, if the asset is bitcoin.
@@ -433,7 +423,7 @@ pub async fn pay(
         .run(move |ledger, _, ops| {
             ledger
                 .refuse_settlement(&id, text, now, ops)
-                .map_err(ledger_err)
+                .map_err(ActorError::Ledger)
         })
         .await?;
     Err(SettleError::Refused(reason))
@@ -469,7 +459,7 @@ async fn execute(
                     now.saturating_add(PAYOUT_EXPIRY_SECS),
                     ops,
                 )
-                .map_err(ledger_err)
+                .map_err(ActorError::Ledger)
         })
         .await?;
     if lightning {
@@ -510,7 +500,7 @@ async fn resume_lightning(
                 .run(move |ledger, _, ops| {
                     ledger
                         .settlement_paid(&id, Evidence::Preimage(p), now, ops)
-                        .map_err(ledger_err)
+                        .map_err(ActorError::Ledger)
                 })
                 .await?;
             Ok(())
@@ -533,7 +523,7 @@ async fn resume_lightning(
                 .run(move |ledger, _, ops| {
                     ledger
                         .refuse_settlement(&id, text, now, ops)
-                        .map_err(ledger_err)
+                        .map_err(ActorError::Ledger)
                 })
                 .await?;
             Err(SettleError::Refused(reason))
@@ -556,7 +546,7 @@ pub async fn refuse(
         .run(move |ledger, _, ops| {
             ledger
                 .refuse_settlement(&id, reason, now, ops)
-                .map_err(ledger_err)
+                .map_err(ActorError::Ledger)
         })
         .await?;
     record(state, id).await
@@ -572,7 +562,7 @@ pub async fn confirm(state: &AppState, id: [u8; 32]) -> Result<SettlementRecord,
             ledger
                 .receipt_settlement(&id, now, now.saturating_add(PAYOUT_EXPIRY_SECS), ops)
                 .map(drop)
-                .map_err(ledger_err)
+                .map_err(ActorError::Ledger)
         })
         .await?;
     record(state, id).await
@@ -857,6 +847,3 @@ pub fn parse_id(text: &str) -> Result<[u8; 32], SettleError> {
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| SettleError::Bad("a settlement id is 64 hex digits".into()))
 }
-
-/// Whether an `Arc` of this module's set-up exists (keeps `Arc` imported for the state type).
-pub type Shared = Arc<Lightning>;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atomicity_core::trust::{
-    DegreeRule, MyTrust, TRUST_PATH, TrustDoc, WitnessPolicy, auto_limits, keys_to_crawl,
+    MyTrust, TRUST_PATH, TrustDoc, WitnessPolicy, auto_limits, keys_to_crawl,
 };
 use atomicity_core::{Amount, Asset, PublicKey};
 use axum::body::Bytes;
@@ -344,21 +344,4 @@ async fn set_accept(
         })
         .await
         .map(drop)
-}
-
-/// A degree rule from the user's words.
-pub fn degree_rule(
-    asset: Asset,
-    depth: u8,
-    accept: Amount,
-    via: PublicKey,
-    tag: Option<String>,
-) -> DegreeRule {
-    DegreeRule {
-        asset,
-        depth,
-        accept,
-        via,
-        tag,
-    }
 }

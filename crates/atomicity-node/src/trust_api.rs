@@ -1,13 +1,13 @@
 //! The local API of the web of trust (`/v1/trust…`).
 
-use atomicity_core::trust::{MyTrust, check_tag};
+use atomicity_core::trust::{DegreeRule, MyTrust, check_tag};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
 use crate::api::{AutoLimitRow, DegreeRow, KeyRequest, RemoveDegreeRequest, TagRequest, TrustView};
 use crate::server::{ApiError, ApiResult, AppState, amount_arg, asset_arg, key_arg, parse_json};
-use crate::trust::{TrustChangeError, degree_rule};
+use crate::trust::TrustChangeError;
 
 type Json<T> = axum::Json<T>;
 
@@ -83,15 +83,13 @@ pub async fn tag(
     if tags.is_empty() {
         return Err(ApiError::bad("bad_tag", "give at least one tag"));
     }
-    let z32 = key.to_z32();
     let mine = state
         .trust
         .update(|mine| {
-            if mine.blocked.contains(&z32) {
-                return Err(format!("{z32} is blocked; unblock it first"));
+            for t in &tags {
+                mine.tag(&key, t).map_err(|e| e.to_string())?;
             }
-            mine.tags.entry(z32.clone()).or_default().extend(tags);
-            mine.check().map_err(|e| e.to_string())
+            Ok(())
         })
         .await?;
     Ok(axum::Json(view(&state, &mine).await))
@@ -104,25 +102,21 @@ pub async fn untag(
     body: Bytes,
 ) -> ApiResult<Json<TrustView>> {
     let req: TagRequest = parse_json(&headers, &body)?;
-    let z32 = key_arg(&req.key)?.to_z32();
+    let key = key_arg(&req.key)?;
     let tags = tags_arg(&req.tags)?;
     let mine = state
         .trust
         .update(|mine| {
-            let Some(held) = mine.tags.get_mut(&z32) else {
-                return Err(format!("{z32} has no tags"));
-            };
             if tags.is_empty() {
-                held.clear();
-            } else {
-                for t in &tags {
-                    if !held.remove(t) {
-                        return Err(format!("{z32} is not tagged {t}"));
-                    }
-                }
+                return match mine.untag(&key, None) {
+                    true => Ok(()),
+                    false => Err(format!("{key} has no tags")),
+                };
             }
-            if held.is_empty() {
-                mine.tags.remove(&z32);
+            for t in &tags {
+                if !mine.untag(&key, Some(t)) {
+                    return Err(format!("{key} is not tagged {t}"));
+                }
             }
             Ok(())
         })
@@ -141,14 +135,9 @@ pub async fn block(
     if key == state.me {
         return Err(ApiError::bad("self_peer", "you cannot block your own key"));
     }
-    let z32 = key.to_z32();
     let mine = state
         .trust
-        .update(|mine| {
-            mine.tags.remove(&z32);
-            mine.blocked.insert(z32.clone());
-            mine.check().map_err(|e| e.to_string())
-        })
+        .update(|mine| mine.block(&key).map(drop).map_err(|e| e.to_string()))
         .await?;
     Ok(axum::Json(view(&state, &mine).await))
 }
@@ -160,15 +149,12 @@ pub async fn unblock(
     body: Bytes,
 ) -> ApiResult<Json<TrustView>> {
     let req: KeyRequest = parse_json(&headers, &body)?;
-    let z32 = key_arg(&req.key)?.to_z32();
+    let key = key_arg(&req.key)?;
     let mine = state
         .trust
-        .update(|mine| {
-            if mine.blocked.remove(&z32) {
-                Ok(())
-            } else {
-                Err(format!("{z32} is not blocked"))
-            }
+        .update(|mine| match mine.unblock(&key) {
+            true => Ok(()),
+            false => Err(format!("{key} is not blocked")),
         })
         .await?;
     Ok(axum::Json(view(&state, &mine).await))
@@ -199,7 +185,13 @@ pub async fn set_degree(
     if let Some(t) = &req.tag {
         check_tag(t).map_err(|e| ApiError::bad("bad_tag", e.to_string()))?;
     }
-    let rule = degree_rule(asset, req.depth, accept, via, req.tag);
+    let rule = DegreeRule {
+        asset,
+        depth: req.depth,
+        accept,
+        via,
+        tag: req.tag,
+    };
     let mine = state
         .trust
         .update(|mine| {
