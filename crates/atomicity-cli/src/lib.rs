@@ -11,5 +11,6 @@ pub mod bench_witness;
 pub mod devnet;
 pub mod harness;
 pub mod output;
+pub mod request_cmd;
 pub mod settle_cmd;
 pub mod trust_cmd;

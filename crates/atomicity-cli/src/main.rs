@@ -65,6 +65,29 @@ enum Command {
         #[command(subcommand)]
         command: LnCommand,
     },
+    /// Payment requests: ask many payers for parts of an amount (credit, Lightning,
+    /// on-chain), follow it live, pay someone's.
+    Request {
+        #[command(subcommand)]
+        command: atomicity_cli::request_cmd::RequestCommand,
+    },
+    /// The fake Lightning wallet's invoice maker (devnet and tests): prints a BOLT11 invoice
+    /// for AMOUNT_MSAT that the fake wallet in WALLET can pay.
+    #[command(hide = true)]
+    FakeLnInvoice {
+        /// The fake wallet's directory.
+        #[arg(long)]
+        wallet: PathBuf,
+        /// The invoice's network.
+        #[arg(long, default_value = "regtest")]
+        network: atomicity_node::lightning::LnNetwork,
+        /// Millisatoshis.
+        amount_msat: u64,
+        /// Seconds until it expires.
+        expiry: u64,
+        /// Ignored (the description is fixed).
+        description: Option<String>,
+    },
     /// My web of trust: tags, blocked keys, and accept limits by degree of separation.
     Trust {
         #[command(subcommand)]
@@ -217,6 +240,11 @@ enum NodeCommand {
         /// Lightning settlements and swaps, and says so in its published capabilities.
         #[arg(long, value_name = "CMD")]
         ln_pay_cmd: Option<String>,
+        /// My Lightning wallet's invoice maker, for payment requests paid by Lightning: a
+        /// command run as `CMD <amount msat> <expiry seconds> <description>` that prints a
+        /// BOLT11 invoice (alone or in JSON), e.g. a script around "lncli addinvoice".
+        #[arg(long, value_name = "CMD")]
+        ln_invoice_cmd: Option<String>,
         /// The network of the Lightning invoices the node pays and accepts.
         #[arg(
             long,
@@ -649,6 +677,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     witness_threshold,
                     routers,
                     ln_pay_cmd,
+                    ln_invoice_cmd,
                     ln_network,
                     ln_timeout,
                     trust_refresh,
@@ -666,6 +695,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 dht: dht.mode(),
                 routers,
                 ln_pay_cmd,
+                ln_invoice_cmd,
                 ln_network,
                 ln_timeout: std::time::Duration::from_secs(ln_timeout),
                 trust_refresh: std::time::Duration::from_secs(trust_refresh.max(1)),
@@ -947,6 +977,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Settle { command } => settle_cmd::settle(api()?, command).await?,
         Command::Ln { command } => settle_cmd::ln(api()?, command).await?,
         Command::Trust { command } => trust_cmd::run(api()?, command).await?,
+        Command::Request { command } => {
+            return atomicity_cli::request_cmd::run(api()?, command).await;
+        }
+        Command::FakeLnInvoice {
+            wallet,
+            network,
+            amount_msat,
+            expiry,
+            description: _,
+        } => atomicity_cli::request_cmd::fake_ln_invoice(&wallet, network, amount_msat, expiry)?,
         Command::Endpoint { command } => match command {
             EndpointCommand::Add {
                 id,

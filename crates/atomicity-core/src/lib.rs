@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod message;
 pub mod objects;
 pub mod published;
+pub mod request;
 pub mod routed;
 pub mod router_api;
 pub mod settle;

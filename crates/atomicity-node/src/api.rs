@@ -440,3 +440,193 @@ pub struct WitnessRequest {
     /// A log's verifier key (`<origin>+<key id>+<base64>`) or its origin.
     pub witness: String,
 }
+
+/// `POST /v1/requests`: a new payment request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewRequestBody {
+    /// Decimal amount.
+    pub amount: String,
+    /// The asset.
+    pub asset: String,
+    /// What it is for.
+    #[serde(default)]
+    pub memo: String,
+    /// `credit`, `lightning`, `onchain` (default: credit only).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Satoshis per whole unit of the asset, for Lightning and on-chain (implied for BTC).
+    pub sats_per_unit: Option<u64>,
+    /// The on-chain address (default: the value of my first `*-bitcoin-*` or `*-onchain-*`
+    /// Paykit endpoint).
+    pub address: Option<String>,
+    /// Seconds until it expires (default one day).
+    pub expires_in: Option<u64>,
+    /// A BOLT11 invoice the node pays with its wallet once the request is filled.
+    pub then_pay: Option<String>,
+}
+
+/// A payment request as the payee sees it (`GET /v1/requests/{id}`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestRow {
+    /// Its id (32 hex).
+    pub id: String,
+    /// The `atomicity:` URI to share (the QR code's content).
+    pub uri: String,
+    /// The payee.
+    pub payee: String,
+    /// Decimal amount asked.
+    pub amount: String,
+    /// The asset.
+    pub asset: String,
+    /// What it is for.
+    pub memo: String,
+    /// The methods it accepts.
+    pub methods: Vec<String>,
+    /// `open`, `filled`, `expired` or `cancelled`.
+    pub status: String,
+    /// Paid so far (decimal).
+    pub paid: String,
+    /// Reserved or awaiting confirmation (decimal).
+    pub pending: String,
+    /// Still free to fill (decimal).
+    pub left: String,
+    /// Paid after its reservation ran out with no room left: owed back (decimal).
+    pub excess: String,
+    /// Whole percent paid.
+    pub percent: u8,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Every fill.
+    pub fills: Vec<FillRow>,
+    /// What the node does once it is filled, and how that went.
+    pub action: Option<crate::request::Action>,
+}
+
+/// One fill of a request.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FillRow {
+    /// Its number in the request.
+    pub id: u32,
+    /// `credit`, `lightning` or `onchain`.
+    pub method: String,
+    /// Decimal amount in the request's asset.
+    pub amount: String,
+    /// Satoshis (Lightning, on-chain).
+    pub sats: Option<u64>,
+    /// Invoice payment hash (hex) or transaction id.
+    pub reference: String,
+    /// Who said they pay it.
+    pub payer: Option<String>,
+    /// `reserved`, `claimed`, `paid`, `released` or `excess`.
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// `POST /peer/v1/requests/{id}/fill` (peer API, JSON): a payer asks to pay part of a request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FillAsk {
+    /// `credit`, `lightning` or `onchain`.
+    pub method: String,
+    /// Decimal amount in the request's asset.
+    pub amount: String,
+    /// The payer's key, to show the payee (not checked).
+    pub payer: Option<String>,
+    /// On-chain: the transaction already sent.
+    pub txid: Option<String>,
+}
+
+/// The payee's answer to a [`FillAsk`]: the fill is reserved; pay it so.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FillOfferRow {
+    /// The request id.
+    pub request: String,
+    /// The fill's number.
+    pub fill: u32,
+    /// The method.
+    pub method: String,
+    /// Decimal amount in the request's asset.
+    pub amount: String,
+    /// The asset.
+    pub asset: String,
+    /// What to pay in satoshis (Lightning, on-chain).
+    pub sats: Option<u64>,
+    /// Credit: the `atomicity:` invoice to pay; Lightning: the BOLT11 invoice.
+    pub invoice: Option<String>,
+    /// On-chain: the payee's address.
+    pub address: Option<String>,
+    /// The fill's status (`reserved`, or `claimed` for on-chain).
+    pub status: String,
+    /// Unix seconds: the reservation is given up from then on.
+    pub reserved_until: u64,
+}
+
+/// `POST /peer/v1/requests/{id}/fills/{fill}/preimage`: proof of a Lightning fill's payment.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PreimageBody {
+    /// 64 hex digits.
+    pub preimage: String,
+}
+
+/// `GET /peer/v1/requests/{id}`: how far a request is filled (public, for payers).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestProgressRow {
+    /// The request id.
+    pub id: String,
+    /// `open`, `filled`, `expired` or `cancelled`.
+    pub status: String,
+    /// Decimal amount asked.
+    pub amount: String,
+    /// Paid (decimal).
+    pub paid: String,
+    /// Reserved or awaiting confirmation (decimal).
+    pub pending: String,
+    /// Free to fill (decimal).
+    pub left: String,
+    /// The asset.
+    pub asset: String,
+}
+
+/// `POST /v1/requests/pay`: pay part of someone's payment request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PayRequestBody {
+    /// The request's `atomicity:` URI.
+    pub uri: String,
+    /// Decimal amount in the request's asset.
+    pub amount: String,
+    /// `credit` (default), `lightning` or `onchain`.
+    pub method: Option<String>,
+    /// On-chain: the id of the transaction the payer sent to the request's address.
+    pub txid: Option<String>,
+    /// Credit: routes as for [`PayRequest::routes`].
+    #[serde(default)]
+    pub routes: Vec<Vec<String>>,
+    /// Credit: how long to wait for the outcome.
+    pub wait_ms: Option<u64>,
+}
+
+/// The answer of `POST /v1/requests/pay`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaidFillRow {
+    /// The request id.
+    pub request: String,
+    /// The fill's number.
+    pub fill: u32,
+    /// The method.
+    pub method: String,
+    /// Decimal amount in the request's asset.
+    pub amount: String,
+    /// The asset.
+    pub asset: String,
+    /// Satoshis paid (Lightning, on-chain).
+    pub sats: Option<u64>,
+    /// `paid`, `claimed` (on-chain: the payee confirms), `pending` (credit: not yet known) or
+    /// `failed`.
+    pub status: String,
+    /// Why it failed, or what it waits for.
+    pub reason: Option<String>,
+}

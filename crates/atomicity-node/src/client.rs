@@ -275,6 +275,43 @@ impl ApiClient {
         self.post(&format!("/v1/witnesses/{what}"), &body).await
     }
 
+    /// A new payment request of mine.
+    pub async fn new_request(
+        &self,
+        body: &crate::api::NewRequestBody,
+    ) -> Result<crate::api::RequestRow, ClientError> {
+        self.post("/v1/requests", body).await
+    }
+
+    /// My payment requests, newest first.
+    pub async fn requests(&self) -> Result<Vec<crate::api::RequestRow>, ClientError> {
+        self.get("/v1/requests").await
+    }
+
+    /// One of my payment requests, with its fills.
+    pub async fn request(&self, id: &str) -> Result<crate::api::RequestRow, ClientError> {
+        self.get(&format!("/v1/requests/{id}")).await
+    }
+
+    /// A change to one of my requests: `what` is `cancel`, `fills/N/confirm` or
+    /// `fills/N/reject`.
+    pub async fn request_change(
+        &self,
+        id: &str,
+        what: &str,
+    ) -> Result<crate::api::RequestRow, ClientError> {
+        self.post(&format!("/v1/requests/{id}/{what}"), &serde_json::json!({}))
+            .await
+    }
+
+    /// Pays part of someone's payment request.
+    pub async fn pay_request(
+        &self,
+        body: &crate::api::PayRequestBody,
+    ) -> Result<crate::api::PaidFillRow, ClientError> {
+        self.post("/v1/requests/pay", body).await
+    }
+
     /// My web of trust.
     pub async fn trust(&self) -> Result<TrustView, ClientError> {
         self.get("/v1/trust").await

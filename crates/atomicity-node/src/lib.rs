@@ -20,6 +20,8 @@ pub mod peer;
 pub mod published;
 pub mod publisher;
 mod rails;
+pub mod request;
+mod request_api;
 pub mod routers;
 pub mod server;
 pub mod settle;
@@ -87,6 +89,10 @@ pub struct NodeConfig {
     /// The user's Lightning wallet command (pays the invoice given as its last argument and
     /// prints the preimage), for settlements and swaps; `None`: the node pays no invoices.
     pub ln_pay_cmd: Option<String>,
+    /// The user's Lightning invoice command (run as `CMD <amount msat> <expiry secs>
+    /// <description>`, prints a BOLT11 invoice), for payment requests paid by Lightning;
+    /// `None`: the node's requests do not offer Lightning.
+    pub ln_invoice_cmd: Option<String>,
     /// The Lightning network whose invoices the node pays and accepts.
     pub ln_network: lightning::LnNetwork,
     /// How long the wallet command may run.
@@ -112,6 +118,7 @@ impl NodeConfig {
             dht: DhtMode::Off,
             routers: Vec::new(),
             ln_pay_cmd: None,
+            ln_invoice_cmd: None,
             ln_network: lightning::LnNetwork::Bitcoin,
             ln_timeout: std::time::Duration::from_secs(120),
             trust_refresh: std::time::Duration::from_secs(300),
@@ -288,13 +295,22 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         payments,
         quotes: Arc::default(),
         published: Arc::new(published::Publisher::open(key.clone(), &dir)?),
-        lightning: Arc::new(settle::Lightning::new(
-            config
-                .ln_pay_cmd
-                .clone()
-                .map(|cmd| lightning::LnPayer::new(cmd, config.ln_timeout)),
-            config.ln_network,
-        )),
+        lightning: Arc::new(
+            settle::Lightning::new(
+                config
+                    .ln_pay_cmd
+                    .clone()
+                    .map(|cmd| lightning::LnPayer::new(cmd, config.ln_timeout)),
+                config.ln_network,
+            )
+            .with_invoicer(
+                config
+                    .ln_invoice_cmd
+                    .clone()
+                    .map(|cmd| lightning::LnInvoicer::new(cmd, config.ln_timeout)),
+            ),
+        ),
+        requests: Arc::new(request::Requests::open(&dir)?),
         trust: Arc::new(trust::Trust::open(&dir, config.trust_refresh)?),
     };
     // The witness lists hold before any peer is heard.
@@ -327,6 +343,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     ];
     let mut background = vec![
         tokio::spawn(settle::run(state.clone())),
+        tokio::spawn(request::run(state.clone())),
         tokio::spawn(trust::run(state)),
         tokio::spawn(outbox.run(client, outbound_rx, actor.clone())),
         tokio::spawn(publisher::run(witnesses, actor.clone(), publish_rx)),

@@ -392,53 +392,22 @@ impl LnPayer {
     /// After a timeout or a crash, calling this again for the same invoice is safe as long as
     /// the command is idempotent per invoice (see [`LnPayer`]).
     pub async fn pay(&self, invoice: &Bolt11) -> Result<[u8; 32], LnError> {
-        let script = format!("{} \"$1\"", self.command);
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(script)
-            .arg("atomicity-ln-pay")
-            .arg(&invoice.invoice)
-            .env("ATOMICITY_INVOICE", &invoice.invoice)
-            .env("ATOMICITY_PAYMENT_HASH", hex::encode(invoice.payment_hash))
-            .env(
-                "ATOMICITY_AMOUNT_MSAT",
-                invoice
-                    .amount_msat
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // Its own process group, so that a timeout kills the command with all its children.
-        #[cfg(unix)]
-        cmd.process_group(0);
-        let child = cmd.spawn().map_err(|e| LnError::Spawn(e.to_string()))?;
-        let pid = child.id();
-        let wait = child.wait_with_output();
-        tokio::pin!(wait);
-        // Declared after `wait`, so if this future is dropped the group is killed before the
-        // child is (kill_on_drop) and reaped.
-        let mut group = GroupKiller(pid);
-        let output = tokio::select! {
-            output = &mut wait => {
-                group.0 = None;
-                output.map_err(|e| LnError::Spawn(e.to_string()))?
-            }
-            () = tokio::time::sleep(self.timeout) => {
-                drop(group);
-                return Err(LnError::Timeout { timeout: self.timeout });
-            }
-        };
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(LnError::CommandFailed {
-                status: output.status.to_string(),
-                stderr: cut_back(stderr.trim_end(), OUTPUT_KEEP),
-            });
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        let amount = invoice
+            .amount_msat
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let stdout = run_wallet_command(
+            &self.command,
+            "atomicity-ln-pay",
+            &[invoice.invoice.as_str()],
+            &[
+                ("ATOMICITY_INVOICE", invoice.invoice.as_str()),
+                ("ATOMICITY_PAYMENT_HASH", &hex::encode(invoice.payment_hash)),
+                ("ATOMICITY_AMOUNT_MSAT", &amount),
+            ],
+            self.timeout,
+        )
+        .await?;
         let preimage =
             find_preimage(&stdout, &invoice.payment_hash).ok_or_else(|| LnError::NoPreimage {
                 stdout: cut_front(&stdout, OUTPUT_KEEP),
@@ -446,6 +415,110 @@ impl LnPayer {
         check_preimage(invoice, &preimage)?;
         Ok(preimage)
     }
+}
+
+/// Makes Lightning invoices with the user's wallet, for the payment requests it is paid on
+/// by Lightning: a command line (for example `lncli --network regtest addinvoice`) run as
+/// `<command> <amount msat> <expiry seconds> <description>`, which prints the invoice (alone,
+/// or inside JSON such as `{"payment_request": "lnbcrt..."}`).
+#[derive(Debug, Clone)]
+pub struct LnInvoicer {
+    command: String,
+    timeout: Duration,
+}
+
+impl LnInvoicer {
+    /// An invoicer running `command`, killed after `timeout`.
+    pub fn new(command: String, timeout: Duration) -> LnInvoicer {
+        LnInvoicer { command, timeout }
+    }
+
+    /// An invoice for exactly `amount_msat` expiring in `expiry_secs`, checked: it parses on
+    /// `network`, has not expired at `now` and asks exactly that amount.
+    pub async fn invoice(
+        &self,
+        amount_msat: u64,
+        expiry_secs: u64,
+        description: &str,
+        network: LnNetwork,
+        now: u64,
+    ) -> Result<Bolt11, LnError> {
+        let (amount, expiry) = (amount_msat.to_string(), expiry_secs.to_string());
+        let stdout = run_wallet_command(
+            &self.command,
+            "atomicity-ln-invoice",
+            &[&amount, &expiry, description],
+            &[],
+            self.timeout,
+        )
+        .await?;
+        let mut last_error = LnError::Malformed(format!(
+            "the invoice command printed no invoice: {:?}",
+            cut_front(&stdout, OUTPUT_KEEP)
+        ));
+        for word in stdout.split(|c: char| !c.is_ascii_alphanumeric()) {
+            if !word.to_ascii_lowercase().starts_with("ln") || word.len() < 20 {
+                continue;
+            }
+            match parse_bolt11(word, network, now) {
+                Ok(invoice) => {
+                    check_amount(&invoice, amount_msat)?;
+                    return Ok(invoice);
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+}
+
+/// Runs a wallet command line under `sh -c` with `args` as its positional arguments, in its
+/// own process group (killed whole after `timeout`), and returns its stdout.
+async fn run_wallet_command(
+    command: &str,
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<String, LnError> {
+    let script = format!("{command} \"$@\"");
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c").arg(script).arg(name).args(args);
+    for (key, value) in envs {
+        cmd.env(key, value);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // Its own process group, so that a timeout kills the command with all its children.
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let child = cmd.spawn().map_err(|e| LnError::Spawn(e.to_string()))?;
+    let pid = child.id();
+    let wait = child.wait_with_output();
+    tokio::pin!(wait);
+    // Declared after `wait`, so if this future is dropped the group is killed before the
+    // child is (kill_on_drop) and reaped.
+    let mut group = GroupKiller(pid);
+    let output = tokio::select! {
+        output = &mut wait => {
+            group.0 = None;
+            output.map_err(|e| LnError::Spawn(e.to_string()))?
+        }
+        () = tokio::time::sleep(timeout) => {
+            drop(group);
+            return Err(LnError::Timeout { timeout });
+        }
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(LnError::CommandFailed {
+            status: output.status.to_string(),
+            stderr: cut_back(stderr.trim_end(), OUTPUT_KEEP),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Kills a wallet command's process group (its id is the command's pid) when dropped, unless

@@ -42,7 +42,7 @@ pub struct Publisher {
     dir: DataDir,
     signing: Mutex<Signing>,
     endpoints: Mutex<BTreeMap<EndpointId, serde_json::Value>>,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 struct Signing {

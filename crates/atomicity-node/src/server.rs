@@ -82,6 +82,8 @@ pub struct AppState {
     pub lightning: Arc<crate::settle::Lightning>,
     /// My web of trust: tags, blocks, degree rules, the limits they set.
     pub trust: Arc<crate::trust::Trust>,
+    /// My payment requests and their fills.
+    pub requests: Arc<crate::request::Requests>,
 }
 
 /// Quotes of recent routes, kept for [`QUOTE_TTL`]: a payer that pays the same route again
@@ -265,6 +267,19 @@ pub fn peer_router(state: AppState) -> Router {
         )
         .route(atomicity_core::trust::TRUST_PATH, get(trust_document))
         .route(
+            &format!("{}{{id}}", atomicity_core::request::REQUESTS_DIR),
+            get(crate::request_api::document),
+        )
+        .route("/peer/v1/requests/{id}", get(crate::request_api::progress))
+        .route(
+            "/peer/v1/requests/{id}/fill",
+            post(crate::request_api::fill),
+        )
+        .route(
+            "/peer/v1/requests/{id}/fills/{fill}/preimage",
+            post(crate::request_api::preimage),
+        )
+        .route(
             &format!("{STATES_DIR}{{holder}}/{{asset}}"),
             get(state_document),
         )
@@ -334,6 +349,22 @@ pub fn local_router(state: AppState) -> Router {
         .route(
             "/v1/witnesses/{change}",
             post(crate::trust_api::witness_change),
+        )
+        .route(
+            "/v1/requests",
+            get(crate::request_api::list).post(crate::request_api::create),
+        )
+        .route("/v1/requests/pay", post(crate::request_api::pay))
+        .route("/v1/requests/{id}", get(crate::request_api::show))
+        .route("/v1/requests/{id}/qr.svg", get(crate::request_api::qr_svg))
+        .route("/v1/requests/{id}/cancel", post(crate::request_api::cancel))
+        .route(
+            "/v1/requests/{id}/fills/{fill}/confirm",
+            post(crate::request_api::confirm),
+        )
+        .route(
+            "/v1/requests/{id}/fills/{fill}/reject",
+            post(crate::request_api::reject),
         )
         .route("/v1/trust", get(crate::trust_api::show))
         .route("/v1/trust/tag", post(crate::trust_api::tag))
@@ -847,6 +878,11 @@ async fn new_invoice(
     body: Bytes,
 ) -> ApiResult<axum::Json<InvoiceRow>> {
     let req: InvoiceRequest = parse_json(&headers, &body)?;
+    create_invoice(&state, req).await.map(axum::Json)
+}
+
+/// Makes an invoice of this node (a new secret, held until paid), saved before it is returned.
+pub(crate) async fn create_invoice(state: &AppState, req: InvoiceRequest) -> ApiResult<InvoiceRow> {
     let asset = asset_arg(&req.asset)?;
     let amount = amount_arg(&asset, &req.amount)?;
     if req.memo.len() > atomicity_core::objects::MAX_MEMO_LEN {
@@ -886,7 +922,7 @@ async fn new_invoice(
         .actor
         .call(|r| Command::AddHashlock(Box::new(new), now, r))
         .await?;
-    Ok(axum::Json(invoice_row(&record)?))
+    invoice_row(&record)
 }
 
 async fn show_invoice(
@@ -917,6 +953,14 @@ async fn pay_invoice(
     body: Bytes,
 ) -> ApiResult<axum::Json<PayResponse>> {
     let req: PayInvoiceRequest = parse_json(&headers, &body)?;
+    pay_invoice_with(&state, req).await.map(axum::Json)
+}
+
+/// Pays an invoice (directly, over the routes given, or through routers).
+pub(crate) async fn pay_invoice_with(
+    state: &AppState,
+    req: PayInvoiceRequest,
+) -> ApiResult<PayResponse> {
     let invoice =
         Invoice::parse(&req.invoice).map_err(|e| ApiError::bad("bad_invoice", e.to_string()))?;
     if invoice.payee == state.me {
@@ -965,13 +1009,13 @@ async fn pay_invoice(
         wait,
     };
     if ask_routers {
-        return pay_through_routers(&state, request).await.map(axum::Json);
+        return pay_through_routers(state, request).await;
     }
-    match routed_payment(&state, request.clone()).await {
+    match routed_payment(state, request.clone()).await {
         Err(e) if may_ask_routers && e.code == "no_line" => {
-            pay_through_routers(&state, request).await.map(axum::Json)
+            pay_through_routers(state, request).await
         }
-        paid => paid.map(axum::Json),
+        paid => paid,
     }
 }
 
@@ -1249,7 +1293,7 @@ async fn quote(
 
 /// A public document: JSON, readable from any web page (it is public and signed), revalidated
 /// on every use.
-fn document_response(document: axum::body::Bytes) -> Response {
+pub(crate) fn document_response(document: axum::body::Bytes) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/json"),

@@ -42,6 +42,8 @@ pub struct Lightning {
     pub payer: Option<LnPayer>,
     /// The network of the invoices it pays and accepts.
     pub network: LnNetwork,
+    /// Makes invoices for payment requests paid by Lightning.
+    pub invoicer: Option<crate::lightning::LnInvoicer>,
     /// Settlements whose evidence did not check (not retried by the receipt loop).
     bad_evidence: Mutex<HashSet<[u8; 32]>>,
 }
@@ -52,8 +54,15 @@ impl Lightning {
         Lightning {
             payer,
             network,
+            invoicer: None,
             bad_evidence: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The same, making request invoices with `invoicer`.
+    pub fn with_invoicer(mut self, invoicer: Option<crate::lightning::LnInvoicer>) -> Lightning {
+        self.invoicer = invoicer;
+        self
     }
 
     /// What the node publishes at `/pub/atomicity/v1/capabilities`.
