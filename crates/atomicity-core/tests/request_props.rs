@@ -98,3 +98,34 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The fuzz target's property, run here on mutations of a valid document: no panic, and
+    /// whatever parses writes back to the same terms.
+    #[test]
+    fn mutated_terms_never_panic_and_round_trip(
+        cut in 0usize..400,
+        flip in 0usize..400,
+        byte in any::<u8>(),
+        junk in "\\PC{0,40}",
+    ) {
+        let valid = book(27_000).terms.to_json();
+        let mut bytes = valid.clone().into_bytes();
+        if let Some(b) = bytes.get_mut(flip % valid.len()) {
+            *b = byte;
+        }
+        bytes.truncate(cut.max(1).min(bytes.len()));
+        let mut candidates = vec![valid.clone(), junk.clone(), format!("{valid}{junk}")];
+        if let Ok(text) = String::from_utf8(bytes) {
+            candidates.push(text);
+        }
+        for text in candidates {
+            if let Ok(terms) = RequestTerms::from_json(&text) {
+                prop_assert_eq!(RequestTerms::from_json(&terms.to_json()), Ok(terms.clone()));
+                let uri = atomicity_core::request::RequestUri::parse(&terms.to_uri());
+                prop_assert_eq!(uri.map(|u| u.id), Ok(terms.id));
+            }
+            let _ = atomicity_core::request::RequestUri::parse(&text);
+        }
+    }
+}
