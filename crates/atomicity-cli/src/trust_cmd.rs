@@ -111,6 +111,9 @@ fn print(view: &TrustView, json: bool) -> Result<()> {
             a.key, a.accept, a.asset
         );
     }
+    for u in &view.unread {
+        println!("  {}  trust document not used: {}", u.key, u.why);
+    }
     Ok(())
 }
 

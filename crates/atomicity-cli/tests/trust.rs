@@ -217,3 +217,101 @@ fn a_blocked_witness_is_never_accepted_in_a_condition() {
     let response: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(response["status"], "completed", "{response}");
 }
+
+/// Serves `body` with status 200 to every request, on a loopback port; returns its URL.
+fn serve(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// "Mom's" tag list comes from a server that is not hers: signed by another key, or Mom's own
+/// with a key added after she signed it. Neither is used (Mom's friend gets no limit) and
+/// `trust list` says why; Mom's real list, signed by her, gives the limit.
+#[test]
+fn a_tag_list_not_signed_by_its_key_is_not_used() {
+    use atomicity_core::Keypair;
+    use atomicity_core::published::sign_document;
+    use atomicity_core::trust::TRUST_PATH;
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let args = ["--trust-refresh".to_string(), "1".to_string()];
+    let me = NodeProcess::start_with(&bin(), &root.path().join("me"), "127.0.0.1:0", &args)
+        .expect("node starts");
+    let mom = Keypair::from_secret_key(&[8; 32]);
+    let forger = Keypair::from_secret_key(&[9; 32]);
+    let fran = Keypair::from_secret_key(&[10; 32]).public_key().to_z32();
+    let gus = Keypair::from_secret_key(&[11; 32]).public_key().to_z32();
+    let m = mom.public_key().to_z32();
+    let tags = |keys: &[&str]| {
+        let tagged: Vec<String> = keys
+            .iter()
+            .map(|k| format!("\"{k}\":[\"friend\"]"))
+            .collect();
+        format!("{{\"tags\":{{{}}},\"blocked\":[]}}", tagged.join(","))
+    };
+    let signed = |key: &Keypair, value: &str| {
+        String::from_utf8(sign_document(key, TRUST_PATH, 1, value.as_bytes()).expect("sign"))
+            .expect("utf8")
+    };
+    let by_mom = signed(&mom, &tags(&[&fran]));
+    let forged = signed(&forger, &tags(&[&fran]));
+    // Mom's document with Gus slipped in after she signed it.
+    let tampered = by_mom.replace(
+        &format!("\"{fran}\":[\"friend\"]"),
+        &format!("\"{fran}\":[\"friend\"],\"{gus}\":[\"friend\"]"),
+    );
+    assert_ne!(tampered, by_mom);
+
+    ok(me.dir(), &["peer", "add", &m, "--url", &serve(forged)]);
+    ok(me.dir(), &["trust", "tag", &m, "family"]);
+    ok(
+        me.dir(),
+        &[
+            "trust", "degree", "set", "--asset", "USD", "--depth", "2", "--accept", "20", "--via",
+            &m,
+        ],
+    );
+    let unread = |want: &str| {
+        wait_until(Duration::from_secs(20), want, || {
+            let listed: Value = serde_json::from_str(&ok(me.dir(), &["trust", "list", "--json"]))
+                .map_err(|e| e.to_string())?;
+            let why = listed["unread"][0]["why"].as_str().unwrap_or_default();
+            if listed["unread"][0]["key"] == m.as_str() && why.contains(want) {
+                Ok(())
+            } else {
+                Err(format!("{listed}"))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    unread(&format!("is from {}", forger.public_key().to_z32()));
+    let shown = ok(me.dir(), &["trust", "list"]);
+    assert!(shown.contains("trust document not used"), "{shown}");
+    assert_eq!(accept(me.dir(), &fran), "");
+
+    ok(me.dir(), &["peer", "add", &m, "--url", &serve(tampered)]);
+    unread("signature");
+    assert_eq!(accept(me.dir(), &fran), "");
+    assert_eq!(accept(me.dir(), &gus), "");
+
+    ok(me.dir(), &["peer", "add", &m, "--url", &serve(by_mom)]);
+    wait_accepts(me.dir(), &[(&fran, "20.00"), (&gus, "")]);
+    let listed: Value =
+        serde_json::from_str(&ok(me.dir(), &["trust", "list", "--json"])).expect("json");
+    assert_eq!(listed["unread"], serde_json::json!([]), "{listed}");
+}

@@ -370,6 +370,19 @@ pub struct TrustView {
     pub degrees: Vec<DegreeRow>,
     /// The accept limits my rules set now.
     pub auto: Vec<AutoLimitRow>,
+    /// The trust documents the last crawl needed but could not use (unreachable, not signed
+    /// by their key, malformed), and why: they count as empty.
+    #[serde(default)]
+    pub unread: Vec<UnreadRow>,
+}
+
+/// A trust document the crawl could not use.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnreadRow {
+    /// Whose document.
+    pub key: String,
+    /// Why it was not used.
+    pub why: String,
 }
 
 /// One degree rule: keys at distance 2..=`depth` through `via` get `accept` in `asset`.

@@ -7,7 +7,7 @@
 //! before (or zero on a line it opens): a limit the user set by hand always wins, and the crawl
 //! stops managing that line.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +57,8 @@ pub struct Trust {
     file: Mutex<TrustFile>,
     wake: Notify,
     refresh: Duration,
+    /// The documents the last crawl could not use, and why.
+    unread: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 /// Why a trust change was refused; nothing changed.
@@ -98,7 +100,16 @@ impl Trust {
             file: Mutex::new(file),
             wake: Notify::new(),
             refresh,
+            unread: std::sync::Mutex::default(),
         })
+    }
+
+    /// The trust documents the last crawl could not use, with why (key, reason).
+    pub fn unread(&self) -> Vec<(String, String)> {
+        self.unread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// My settings.
@@ -212,11 +223,11 @@ pub async fn run(state: AppState) {
 pub async fn crawl(state: &AppState) -> Result<(), ActorError> {
     let mine = state.trust.mine().await;
     let mut docs: HashMap<String, TrustDoc> = HashMap::new();
-    let mut failed: HashSet<String> = HashSet::new();
+    let mut failed: HashMap<String, String> = HashMap::new();
     for _ in 0..MAX_CRAWL_ROUNDS {
         let want: Vec<String> = keys_to_crawl(&mine, &docs)
             .into_iter()
-            .filter(|k| !docs.contains_key(k) && !failed.contains(k))
+            .filter(|k| !docs.contains_key(k) && !failed.contains_key(k))
             .collect();
         if want.is_empty() {
             break;
@@ -227,12 +238,19 @@ pub async fn crawl(state: &AppState) -> Result<(), ActorError> {
                     docs.insert(key, doc);
                 }
                 Err(why) => {
-                    tracing::debug!(%key, "no trust document: {why}");
-                    failed.insert(key);
+                    tracing::info!(%key, "trust document not used: {why}");
+                    failed.insert(key, why);
                 }
             }
         }
     }
+    let mut unread: Vec<(String, String)> = failed.into_iter().collect();
+    unread.sort();
+    *state
+        .trust
+        .unread
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = unread;
     let limits = auto_limits(&state.me, &mine, &docs);
     apply(state, limits).await
 }

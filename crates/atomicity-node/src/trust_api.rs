@@ -52,6 +52,12 @@ async fn view(state: &AppState, mine: &MyTrust) -> TrustView {
                 accept: a.accept,
             })
             .collect(),
+        unread: state
+            .trust
+            .unread()
+            .into_iter()
+            .map(|(key, why)| crate::api::UnreadRow { key, why })
+            .collect(),
     }
 }
 
