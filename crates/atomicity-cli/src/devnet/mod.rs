@@ -633,6 +633,17 @@ impl Network {
         parties: &[&str],
         changes: &[(&str, &str, &str, &str)],
     ) -> Result<()> {
+        self.expect_changes_within(before, parties, changes, Duration::from_secs(20))
+    }
+
+    /// [`Self::expect_changes`], waiting at most `timeout`.
+    pub fn expect_changes_within(
+        &self,
+        before: &Balances,
+        parties: &[&str],
+        changes: &[(&str, &str, &str, &str)],
+        timeout: Duration,
+    ) -> Result<()> {
         let mut want: BTreeMap<(String, String, String), i128> = BTreeMap::new();
         for ((who, peer, asset), net) in before {
             want.insert((who.clone(), peer.clone(), asset.clone()), dec(net)?);
@@ -642,7 +653,7 @@ impl Network {
                 .entry(((*who).into(), (*peer).into(), (*asset).into()))
                 .or_default() += dec(delta)?;
         }
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + timeout;
         loop {
             let got = self.snapshot(parties)?;
             let mut keys: BTreeSet<&(String, String, String)> = want.keys().collect();
