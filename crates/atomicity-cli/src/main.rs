@@ -1122,7 +1122,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Devnet { dir, once } => {
-            let ok = devnet::run(dir, once).await?;
+            // The devnet drives processes with blocking calls: on its own thread, outside
+            // this runtime.
+            let ok = std::thread::spawn(move || devnet::run(dir, once))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the devnet panicked"))??;
             return Ok(if ok {
                 ExitCode::SUCCESS
             } else {

@@ -8,7 +8,7 @@
 //!   most once per [`CrawlConfig::min_interval`]; a node that keeps failing is tried less often
 //!   (doubling, up to an hour).
 //! - **Expiring.** A node whose document could not be fetched for [`CrawlConfig::expire_after`]
-//!   leaves the index: its lines are as good as unknown.
+//!   leaves the index: its lines are as good as unknown. Seeds are never forgotten.
 //!
 //! Where a node is comes from its Pkarr record on the DHT (or a URL given with its seed key).
 
@@ -101,6 +101,9 @@ struct Known {
     next_try: u64,
     /// Failures in a row.
     failures: u32,
+    /// Given as a seed: never forgotten (a seed key the DHT does not know yet is tried again,
+    /// less and less often).
+    seed: bool,
 }
 
 /// Why one fetch failed.
@@ -146,6 +149,7 @@ impl Crawler {
                     key,
                     Known {
                         url,
+                        seed: true,
                         ..Known::default()
                     },
                 )
@@ -238,7 +242,7 @@ impl Crawler {
         let expired: Vec<PublicKey> = self
             .known
             .iter()
-            .filter(|(_, k)| k.url.is_none() && now.saturating_sub(k.last_ok) > expire)
+            .filter(|(_, k)| !k.seed && now.saturating_sub(k.last_ok) > expire)
             .map(|(key, _)| key.clone())
             .collect();
         for key in expired {

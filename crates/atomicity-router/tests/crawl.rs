@@ -151,3 +151,20 @@ async fn nodes_that_stop_answering_expire() {
     let (_, report) = crawler.round(1_100).await;
     assert_eq!(report.known, 1, "{report:?}");
 }
+
+/// A seed given by key alone (found on the DHT) that does not answer at first, e.g. because it
+/// is still starting, is tried again later, not forgotten after its first failure.
+#[tokio::test]
+async fn a_seed_by_key_alone_is_never_forgotten() {
+    let a = Keypair::random();
+    let config = CrawlConfig {
+        min_interval: Duration::ZERO,
+        expire_after: Duration::from_secs(60),
+        ..CrawlConfig::default()
+    };
+    let mut crawler = Crawler::new(config, None, vec![(a.public_key(), None)]);
+    let (_, report) = crawler.round(1_000).await;
+    assert_eq!((report.failed, report.known), (1, 1), "{report:?}");
+    let (_, report) = crawler.round(10_000).await;
+    assert_eq!(report.known, 1, "{report:?}");
+}
