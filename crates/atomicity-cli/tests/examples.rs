@@ -47,6 +47,11 @@ fn moms_friend_pays_through_me_thanks_to_the_second_degree_limit() {
     run("second-degree");
 }
 
+#[test]
+fn the_dinner_bill_filled_by_credit_onchain_and_lightning() {
+    run("dinner");
+}
+
 /// A balance that is not as expected fails the check, naming the party, the peer and both
 /// amounts.
 #[test]

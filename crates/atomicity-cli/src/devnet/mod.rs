@@ -12,6 +12,7 @@
 //! after, and fails naming the party whose balance is not exactly as expected.
 
 pub mod coffee;
+pub mod dinner;
 pub mod second_degree;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,14 +68,12 @@ pub const EXAMPLES: &[Example] = &[
         cast: &["me", "mom", "fran", "gus", "cafe"],
         run: second_degree::second_degree,
     },
-    // ---------------------------------------------------------------------------------------
-    // The dinner bill slots in here (it needs payment requests): add `pub mod dinner;` above
-    // and
-    //     Example { name: "dinner", title: "The dinner bill", cast: &["me", "bob", "carol",
-    //               "dave", "erin", "restaurant"], run: dinner::dinner },
-    // Every node already pays regtest Lightning invoices through the shared fake wallet
-    // (`Network::wallet`), and `me` publishes a `btc-bitcoin-p2wpkh` endpoint.
-    // ---------------------------------------------------------------------------------------
+    Example {
+        name: "dinner",
+        title: "The dinner bill, filled by credit, on-chain and Lightning",
+        cast: &["me", "bob", "carol", "dave", "erin", "restaurant"],
+        run: dinner::dinner,
+    },
 ];
 
 /// Both sides of a credit line: `a` may owe `b` up to `a_issue`, `b` may owe `a` up to
@@ -268,6 +267,13 @@ impl Network {
         );
         std::fs::create_dir_all(&self.wallet)?;
         let pay_cmd = atomicity_node::lightning::testing::write_fake_wallet(&self.wallet)?;
+        // Every node makes its Lightning invoices with the same fake wallet, which can then
+        // pay them (it stands for the Lightning network).
+        let invoice_cmd = format!(
+            "'{}' fake-ln-invoice --wallet '{}' --network regtest",
+            bin.display(),
+            self.wallet.display()
+        );
         let mut keys = BTreeMap::new();
         for name in cast {
             let dir = root.join(name);
@@ -352,6 +358,8 @@ impl Network {
             "regtest",
             "--ln-pay-cmd",
             &pay_cmd,
+            "--ln-invoice-cmd",
+            &invoice_cmd,
             "--trust-refresh",
             "1",
             "--witness-threshold",
