@@ -23,12 +23,13 @@ use crate::lightning::parse_bolt11;
 pub const REQUESTS_FILE: &str = "requests.json";
 /// How long a Lightning fill's invoice (and its reservation) lasts.
 pub const LIGHTNING_FILL_SECS: u64 = 600;
-/// How long a credit fill's invoice lasts; its reservation lasts until the invoice's deadline
-/// and [`CREDIT_FILL_GRACE_SECS`] more, so that a payment completing at its deadline still finds
-/// its reservation.
-pub const CREDIT_FILL_SECS: u64 = 600;
+/// How long a credit fill's invoice lasts. Its reservation ends with the invoice: paid, or
+/// failed at the latest at its deadline (the ledger fails every unpaid invoice then); the
+/// reservation's own time, [`CREDIT_FILL_GRACE_SECS`] after the deadline, is only a safety net.
+/// Short, because anyone holding the URI can reserve a part and never pay it.
+pub const CREDIT_FILL_SECS: u64 = 300;
 /// See [`CREDIT_FILL_SECS`].
-pub const CREDIT_FILL_GRACE_SECS: u64 = 3600;
+pub const CREDIT_FILL_GRACE_SECS: u64 = 60;
 /// Most requests a node keeps.
 pub const MAX_REQUESTS: usize = 10_000;
 /// How often the loop looks at credit fills' invoices and reservations.
@@ -159,6 +160,24 @@ impl Requests {
     /// A copy of one request.
     pub async fn get(&self, id: &RequestId) -> Option<Entry> {
         self.entries.lock().await.get(id).cloned()
+    }
+
+    /// Copies of the requests the follow loop has work on: a reserved fill, or an action to
+    /// run.
+    pub async fn active(&self) -> Vec<Entry> {
+        self.entries
+            .lock()
+            .await
+            .values()
+            .filter(|e| {
+                e.book
+                    .fills
+                    .iter()
+                    .any(|f| f.status == FillStatus::Reserved)
+                    || matches!(e.action, Action::Waiting { .. } | Action::Paying { .. })
+            })
+            .cloned()
+            .collect()
     }
 
     /// Copies of every request, newest first.
@@ -323,7 +342,7 @@ pub async fn run(state: crate::server::AppState) {
 
 async fn follow(state: &crate::server::AppState) {
     let now = crate::unix_now();
-    for entry in state.requests.list().await {
+    for entry in state.requests.active().await {
         let id = entry.book.terms.id;
         // Credit fills: their invoice says.
         for fill in &entry.book.fills {
