@@ -603,7 +603,15 @@ mod tests {
         now: u64,
         spent: u64,
     ) -> Result<Period, DelegationRefusal> {
-        check_order(d, o, &master().public_key(), now, cents(spent), false, false)
+        check_order(
+            d,
+            o,
+            &master().public_key(),
+            now,
+            cents(spent),
+            false,
+            false,
+        )
     }
 
     #[test]
@@ -839,11 +847,17 @@ mod tests {
         ));
         assert!(matches!(
             bad(|t| t.payees.push(t.payees[0].clone())),
-            DecodeError::Invalid { field: "payees", .. }
+            DecodeError::Invalid {
+                field: "payees",
+                ..
+            }
         ));
         assert!(matches!(
             bad(|t| t.period_secs = 0),
-            DecodeError::Invalid { field: "period", .. }
+            DecodeError::Invalid {
+                field: "period",
+                ..
+            }
         ));
         assert!(matches!(
             bad(|t| t.expires_at = t.not_before),
