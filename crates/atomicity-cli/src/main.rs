@@ -70,6 +70,12 @@ enum Command {
         #[command(subcommand)]
         command: TrustCommand,
     },
+    /// Delegated payment accounts: a sub key an app holds may pay through my credit lines,
+    /// within caps per period and to chosen payees, until it expires or I revoke it.
+    Delegate {
+        #[command(subcommand)]
+        command: atomicity_cli::delegate_cmd::DelegateCommand,
+    },
     /// Pay KEY directly, or through intermediate keys with --route: AMOUNT is a decimal string
     /// ("5", "5.00"), ASSET a code (USD) or CODE:SCALE. A routed payment without an invoice is
     /// published by the payer, so the payee may be offline.
@@ -947,6 +953,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Settle { command } => settle_cmd::settle(api()?, command).await?,
         Command::Ln { command } => settle_cmd::ln(api()?, command).await?,
         Command::Trust { command } => trust_cmd::run(api()?, command).await?,
+        Command::Delegate { command } => {
+            return atomicity_cli::delegate_cmd::run(api, command).await;
+        }
         Command::Endpoint { command } => match command {
             EndpointCommand::Add {
                 id,
