@@ -118,7 +118,7 @@ pub fn parse_duration(text: &str) -> Result<u64> {
 /// `86400` → `1d`, `90` → `90s`: the largest whole unit.
 fn show_duration(secs: u64) -> String {
     for (unit, n) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= n && secs % n == 0 {
+        if secs >= n && secs.is_multiple_of(n) {
             return format!("{}{unit}", secs / n);
         }
     }

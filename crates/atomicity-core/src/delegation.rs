@@ -405,7 +405,7 @@ pub enum DelegationRefusal {
     AssetNotInScope(Asset),
     /// The scope lists payees and the order's is not one of them.
     #[error("payee {0} is not allowed by the delegation")]
-    PayeeNotAllowed(PublicKey),
+    PayeeNotAllowed(Box<PublicKey>),
     /// The order would take the period's spending over the cap.
     #[error(
         "over the cap: {} {asset} per period, {} already spent, {} asked",
@@ -513,7 +513,9 @@ pub fn check_order(
         return Err(DelegationRefusal::AssetNotInScope(o.asset.clone()));
     };
     if !d.allows_payee(&o.payee) {
-        return Err(DelegationRefusal::PayeeNotAllowed(o.payee.clone()));
+        return Err(DelegationRefusal::PayeeNotAllowed(Box::new(
+            o.payee.clone(),
+        )));
     }
     let within = spent_this_period
         .checked_add(o.amount)
@@ -787,7 +789,7 @@ mod tests {
         let o = order_with(|o| o.payee = other_payee());
         assert_eq!(
             check(&delegation(), &o, NOW + 10, 0),
-            Err(DelegationRefusal::PayeeNotAllowed(other_payee()))
+            Err(DelegationRefusal::PayeeNotAllowed(Box::new(other_payee())))
         );
         // No payee list: any payee.
         let mut any = terms();
