@@ -128,10 +128,8 @@ pub async fn create(
     let id = hex::encode(signed.body().id);
     let info = state
         .delegations
-        .list(unix_now())
+        .get(&id, unix_now())
         .await
-        .into_iter()
-        .find(|i| i.signed.body().id == signed.body().id)
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", id))?;
     Ok(axum::Json(NewDelegationResponse {
         delegation: row(&info),
@@ -193,7 +191,8 @@ pub async fn pay(
         wait_ms: None,
         routes: Vec::new(),
     };
-    let outcome = crate::server::pay_request(&state, &pay).await;
+    // Direct only: the fees of a routed payment would be spent beyond the cap.
+    let outcome = crate::server::pay_request(&state, &pay, false).await;
     let failed = match &outcome {
         Ok(r) => r.status == "failed",
         Err(_) => true,

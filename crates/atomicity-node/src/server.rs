@@ -590,19 +590,26 @@ async fn pay(
     body: Bytes,
 ) -> ApiResult<axum::Json<PayResponse>> {
     let req: PayRequest = parse_json(&headers, &body)?;
-    pay_request(&state, &req).await.map(axum::Json)
+    pay_request(&state, &req, true).await.map(axum::Json)
 }
 
 /// Pays as `POST /v1/pay` asks: the one code path of the local API's payments and of
-/// delegated payments (`crate::delegate_api`).
-pub(crate) async fn pay_request(state: &AppState, req: &PayRequest) -> ApiResult<PayResponse> {
+/// delegated payments (`crate::delegate_api`). Without `use_routers` a payment with no route
+/// goes over a direct line only (a delegated payment: a route's fees would be spent beyond
+/// the delegation's cap).
+pub(crate) async fn pay_request(
+    state: &AppState,
+    req: &PayRequest,
+    use_routers: bool,
+) -> ApiResult<PayResponse> {
     let peer = key_arg(&req.peer)?;
     let asset = asset_arg(&req.asset)?;
     let amount = amount_arg(&asset, &req.amount)?;
     // With no direct line the payment goes through routers, if this node knows any (else:
     // unknown peer, or no line): a stranger at once, a peer when the ledger finds no line in
     // the asset (below), so a direct payment costs no extra lookup.
-    let may_ask_routers = req.routes.is_empty() && peer != state.me && state.routers.any();
+    let may_ask_routers =
+        use_routers && req.routes.is_empty() && peer != state.me && state.routers.any();
     let ask_routers = may_ask_routers && !state.directory.contains(&peer);
     if !req.routes.is_empty() || ask_routers {
         return pay_payer_published(state, peer, asset, amount, req, ask_routers)
