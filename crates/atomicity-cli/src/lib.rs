@@ -8,6 +8,7 @@ pub mod bench_dht;
 pub mod bench_route;
 pub mod bench_routed;
 pub mod bench_witness;
+pub mod delegate_cmd;
 pub mod devnet;
 pub mod harness;
 pub mod output;

@@ -93,6 +93,12 @@ enum Command {
         #[command(subcommand)]
         command: TrustCommand,
     },
+    /// Delegated payment accounts: a sub key an app holds may pay through my credit lines,
+    /// within caps per period and to chosen payees, until it expires or I revoke it.
+    Delegate {
+        #[command(subcommand)]
+        command: atomicity_cli::delegate_cmd::DelegateCommand,
+    },
     /// Pay KEY directly, or through intermediate keys with --route: AMOUNT is a decimal string
     /// ("5", "5.00"), ASSET a code (USD) or CODE:SCALE. A routed payment without an invoice is
     /// published by the payer, so the payee may be offline.
@@ -987,6 +993,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             expiry,
             description: _,
         } => atomicity_cli::request_cmd::fake_ln_invoice(&wallet, network, amount_msat, expiry)?,
+        Command::Delegate { command } => {
+            return atomicity_cli::delegate_cmd::run(api, command).await;
+        }
         Command::Endpoint { command } => match command {
             EndpointCommand::Add {
                 id,

@@ -9,6 +9,7 @@
 pub mod amount;
 pub mod channel;
 pub mod condition;
+pub mod delegation;
 pub mod encoding;
 pub mod forward;
 pub mod invoice;
@@ -28,6 +29,9 @@ pub use amount::{Amount, AmountError, Asset, Total};
 pub use channel::{Answer, Channel, ChannelView, Limits, OfferError, Rejection};
 pub use condition::{
     ProofCache, ProofError, WitnessCondition, WitnessProof, WitnessTerms, payment_hash,
+};
+pub use delegation::{
+    Cap, DelegatedPayment, Delegation, DelegationRefusal, Period, ScopeError, check_order,
 };
 pub use forward::{FeePolicy, Hop, Onward};
 pub use invoice::{Invoice, InvoiceError};

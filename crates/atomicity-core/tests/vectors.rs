@@ -2,6 +2,7 @@
 //! deterministic, so the signatures are fixed too. `docs/protocol.md` repeats every vector for
 //! other implementations; a test here checks that it still does.
 
+use atomicity_core::delegation::{Cap, DelegatedPayment, Delegation};
 use atomicity_core::published::EndpointId;
 use atomicity_core::signed::{SignedBody, signing_input};
 use atomicity_core::{
@@ -326,6 +327,47 @@ const LIGHTNING_METHOD_HEX: &str = "6274632d6c696768746e696e672d626f6c743131";
 /// The request's invoice, a stand-in (the decoder only checks that it is ASCII).
 const SETTLEMENT_INVOICE: &str = "lnbc1vector";
 
+/// The delegation vectors' sub key: secret key `[4; 32]`.
+const SUB_PUBLIC: &str = "ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c";
+/// Its z-base32 (Pkarr) form.
+const SUB_Z32: &str = "3kj4afafdba8diu5oxd96dz6orrqt5nfgbmi473go6ju8s64z36y";
+
+/// The delegation vector (kind 8).
+const DELEGATION: Vector = Vector {
+    name: "delegation",
+    signing_prefix: "61746f6d69636974792f76312f64656c65676174696f6e00",
+    unsigned: concat!(
+        "0108101112131415161718191a1b1c1d1e1f8a88e3dd7409f195fd52db2d3cba",
+        "5d72ca6709bf1d94121bf3748801b40f6f5cca93ac1705187071d67b83c7ff0e",
+        "fe8108e8ec4530575d7726879333dbdabe7c0000000a636f6666656520617070",
+        "00000002034555520200000000000001f4035553440200000000000007d00000",
+        "00000001518000000001ed4928c628d1c2c6eae90338905995612959273a5c63",
+        "f93636c14614ac8737d1000000006553f10000000000657b7e00",
+    ),
+    signature: concat!(
+        "8dfca63eabf7d5c5644de2afcc216c0995dd82c39aa6c1c97276fb2e7a73e232",
+        "0eaf5989e18271e85c2a8111776c66ed672d586d8537ed5d5a9b600de9206f08",
+    ),
+    hash: "53470a8e463f2b519aaf6c7a6491c1d7a8b0038fa18d4e52c56b81b36066a4a6",
+};
+
+/// The delegated-payment vector (kind 9).
+const DELEGATED_PAYMENT: Vector = Vector {
+    name: "delegated-payment",
+    signing_prefix: "61746f6d69636974792f76312f64656c6567617465642d7061796d656e7400",
+    unsigned: concat!(
+        "0109101112131415161718191a1b1c1d1e1f303132333435363738393a3b3c3d",
+        "3e3fca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbda",
+        "be7ced4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac87",
+        "37d1035553440200000000000001f4000000056c61747465000000006553f164",
+    ),
+    signature: concat!(
+        "57c4ff8f4553199cf11d1c114ca55e3c70980b648c5aaab4816ba3edf24eea98",
+        "ea94bf5f51693745c5d43970c8c8bb064af062af85d8b35df94934bdedbee701",
+    ),
+    hash: "4a5beab4ff9f50fe40ff3f1761d7feaf7bb36e4953bfce9d20c4fd3ca67b535e",
+};
+
 fn issuer() -> Keypair {
     Keypair::from_secret_key(&[1; 32])
 }
@@ -588,6 +630,62 @@ fn settlement_update() -> Signed<SettlementUpdate> {
             },
         },
         &holder(),
+    )
+}
+
+/// The delegation vectors' sub key (the app's): secret key `[4; 32]`.
+fn sub_key() -> Keypair {
+    Keypair::from_secret_key(&[4; 32])
+}
+
+/// The delegation id `10 11 .. 1f`.
+fn delegation_id() -> [u8; 16] {
+    std::array::from_fn(|i| 0x10 + i as u8)
+}
+
+/// The issuer (the master) lets the sub key spend 5.00 EUR and 20.00 USD a day, to the payee
+/// only, from 1700000000 for 30 days, labelled "coffee app".
+fn delegation() -> Signed<Delegation> {
+    Signed::sign(
+        Delegation {
+            id: delegation_id(),
+            master: issuer().public_key(),
+            sub: sub_key().public_key(),
+            label: "coffee app".into(),
+            caps: vec![
+                Cap {
+                    asset: Asset::new("EUR", 2).expect("EUR"),
+                    cap: Amount::from_minor(500),
+                },
+                Cap {
+                    asset: Asset::new("USD", 2).expect("USD"),
+                    cap: Amount::from_minor(2000),
+                },
+            ],
+            period_secs: 86_400,
+            payees: vec![payee().public_key()],
+            not_before: 1_700_000_000,
+            expires_at: 1_702_592_000,
+        },
+        &issuer(),
+    )
+}
+
+/// The app's order under it: 5.00 USD to the payee, order id `30 31 .. 3f`, memo "latte",
+/// created at 1700000100.
+fn delegated_payment() -> Signed<DelegatedPayment> {
+    Signed::sign(
+        DelegatedPayment {
+            delegation_id: delegation_id(),
+            order_id: std::array::from_fn(|i| 0x30 + i as u8),
+            sub: sub_key().public_key(),
+            payee: payee().public_key(),
+            asset: Asset::new("USD", 2).expect("USD"),
+            amount: Amount::from_minor(500),
+            memo: "latte".into(),
+            created_at: 1_700_000_100,
+        },
+        &sub_key(),
     )
 }
 
@@ -862,6 +960,62 @@ fn settlement_update_vector() {
 }
 
 #[test]
+fn delegation_vector() {
+    check(&delegation(), &DELEGATION);
+    assert_eq!(hex::encode(sub_key().public_key().as_bytes()), SUB_PUBLIC);
+    assert_eq!(sub_key().public_key().to_z32(), SUB_Z32);
+    // id, master, sub, the label with a u32 length, two caps (EUR before USD: asset, u64
+    // cap), the period, one payee, not before, expires at.
+    assert_eq!(
+        DELEGATION.unsigned,
+        format!(
+            "0108{}{ISSUER_PUBLIC}{SUB_PUBLIC}{:08x}{}00000002{}{:016x}{}{:016x}{:016x}00000001\
+             {PAYEE_PUBLIC}{:016x}{:016x}",
+            hex::encode(delegation_id()),
+            10,
+            hex::encode("coffee app"),
+            "0345555202",
+            500,
+            "0355534402",
+            2000,
+            86_400,
+            1_700_000_000u64,
+            1_702_592_000u64,
+        )
+    );
+}
+
+#[test]
+fn delegated_payment_vector() {
+    check(&delegated_payment(), &DELEGATED_PAYMENT);
+    assert_eq!(
+        DELEGATED_PAYMENT.unsigned,
+        format!(
+            "0109{}{}{SUB_PUBLIC}{PAYEE_PUBLIC}0355534402{:016x}{:08x}{}{:016x}",
+            hex::encode(delegation_id()),
+            "303132333435363738393a3b3c3d3e3f",
+            500,
+            5,
+            hex::encode("latte"),
+            1_700_000_100u64,
+        )
+    );
+    // The order passes the node's checks under the delegation, on the master's node, in the
+    // delegation's first day.
+    let period = atomicity_core::check_order(
+        &delegation(),
+        &delegated_payment(),
+        &issuer().public_key(),
+        1_700_000_100,
+        Amount::ZERO,
+        false,
+        false,
+    )
+    .expect("accepted");
+    assert_eq!(period.index, 0);
+}
+
+#[test]
 fn replies_vector() {
     assert_eq!(hex::encode(encode_replies(&replies())), REPLIES);
     let bytes = hex::decode(REPLIES).expect("hex");
@@ -892,6 +1046,8 @@ fn the_protocol_document_repeats_every_vector() {
         PAYOUT_PAYMENT_ID,
         RECEIPT_PAYMENT_ID,
         LIGHTNING_METHOD_HEX,
+        SUB_PUBLIC,
+        SUB_Z32,
     ];
     for v in [
         &STATE,
@@ -904,6 +1060,8 @@ fn the_protocol_document_repeats_every_vector() {
         &PROOF_ENVELOPE,
         &SETTLEMENT_REQUEST,
         &SETTLEMENT_UPDATE,
+        &DELEGATION,
+        &DELEGATED_PAYMENT,
     ] {
         expected.extend([v.signing_prefix, v.unsigned, v.signature, v.hash]);
     }

@@ -643,3 +643,127 @@ pub struct PaidFillRow {
     /// Why it failed, or what it waits for.
     pub reason: Option<String>,
 }
+
+/// One cap of a new delegation (`POST /v1/delegations`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScopeCap {
+    /// The asset.
+    pub asset: String,
+    /// The most the sub key may spend of it per period (decimal, greater than zero).
+    pub cap: String,
+}
+
+/// `POST /v1/delegations`: a new delegated payment account.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewDelegationRequest {
+    /// A label for my own view (at most 64 bytes).
+    #[serde(default)]
+    pub label: String,
+    /// Per asset, the cap per period (1 to 16 assets).
+    pub caps: Vec<ScopeCap>,
+    /// Seconds per period.
+    pub period_secs: u64,
+    /// The keys the sub key may pay (at most 64); empty: any payee.
+    #[serde(default)]
+    pub payees: Vec<String>,
+    /// Seconds from `not_before` (default: now) until the delegation expires.
+    pub expires_in: u64,
+    /// Unix seconds from which it may be used (default: now).
+    #[serde(default)]
+    pub not_before: Option<u64>,
+}
+
+/// One cap of a delegation and what was spent of it in the current period.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CapRow {
+    /// The asset.
+    pub asset: String,
+    /// The cap per period (decimal).
+    pub cap: String,
+    /// Spent in the current period (decimal).
+    pub spent: String,
+}
+
+/// One delegation (`GET /v1/delegations`, and the answer of the other delegation calls).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DelegationRow {
+    /// Its id (32 hex digits).
+    pub id: String,
+    /// The label.
+    pub label: String,
+    /// The sub key (z-base32).
+    pub sub_key: String,
+    /// Per asset: cap and spent this period.
+    pub caps: Vec<CapRow>,
+    /// Seconds per period.
+    pub period_secs: u64,
+    /// Unix seconds: when the current period ends (`None` before `not_before`).
+    pub period_ends_at: Option<u64>,
+    /// Allowed payees; empty: any.
+    pub payees: Vec<String>,
+    /// Unix seconds.
+    pub not_before: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Past `expires_at`.
+    pub expired: bool,
+    /// Revoked.
+    pub revoked: bool,
+}
+
+/// The answer of `POST /v1/delegations`: everything the app needs, once.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NewDelegationResponse {
+    /// The delegation.
+    pub delegation: DelegationRow,
+    /// The signed delegation's wire bytes (hex).
+    pub signed: String,
+    /// The sub key's secret (64 hex digits). The node does not keep it.
+    pub sub_secret: String,
+    /// This node's peer URL, where the app sends its orders.
+    pub node_url: String,
+}
+
+/// A delegation token file, as `atomicity delegate new --out FILE` writes it (mode 0600): what
+/// an app needs to pay.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DelegationToken {
+    /// The master node's peer URL.
+    pub node_url: String,
+    /// The signed delegation (hex).
+    pub delegation: String,
+    /// The sub key's secret (hex).
+    pub sub_secret: String,
+}
+
+/// `POST /v1/delegated/pay` (peer API): a signed delegation and a signed order, in hex.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DelegatedPayBody {
+    /// The signed delegation's wire bytes (hex).
+    pub delegation: String,
+    /// The signed order's wire bytes (hex).
+    pub order: String,
+}
+
+/// The answer of `POST /v1/delegated/pay` when the order passed every check.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DelegatedPayResponse {
+    /// The delegation id (hex).
+    pub delegation_id: String,
+    /// The order id (hex).
+    pub order_id: String,
+    /// The payment's id (hex).
+    pub payment_id: String,
+    /// `completed`, `failed` (the amount was given back) or `pending`.
+    pub status: String,
+    /// Why it failed, or what it waits for.
+    pub reason: Option<String>,
+    /// The asset.
+    pub asset: String,
+    /// The amount.
+    pub amount: String,
+    /// Spent under the delegation in this period, this order included unless it failed.
+    pub spent: String,
+    /// The cap per period.
+    pub cap: String,
+}

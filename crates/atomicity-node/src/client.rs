@@ -371,3 +371,42 @@ fn path_segment(text: &str) -> String {
     }
     out
 }
+
+/// Delegated payment accounts (`/v1/delegations…` on the local API, `/v1/delegated/pay` on the
+/// peer API).
+impl ApiClient {
+    /// The delegations this node issued.
+    pub async fn delegations(&self) -> Result<Vec<crate::api::DelegationRow>, ClientError> {
+        self.get("/v1/delegations").await
+    }
+
+    /// Signs a new delegation to a new sub key.
+    pub async fn new_delegation(
+        &self,
+        request: &crate::api::NewDelegationRequest,
+    ) -> Result<crate::api::NewDelegationResponse, ClientError> {
+        self.post("/v1/delegations", request).await
+    }
+
+    /// Revokes delegation `id` (hex).
+    pub async fn revoke_delegation(
+        &self,
+        id: &str,
+    ) -> Result<crate::api::DelegationRow, ClientError> {
+        self.post(
+            &format!("/v1/delegations/{}/revoke", path_segment(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Sends a delegated order to a master node's peer API: on a client made with
+    /// `ApiClient::new(node_url, "")` (the peer API needs no token; the signatures are the
+    /// credentials).
+    pub async fn delegated_pay(
+        &self,
+        body: &crate::api::DelegatedPayBody,
+    ) -> Result<crate::api::DelegatedPayResponse, ClientError> {
+        self.post(crate::delegate::DELEGATED_PAY_PATH, body).await
+    }
+}

@@ -14,6 +14,8 @@ pub mod actor;
 pub mod api;
 pub mod client;
 pub mod datadir;
+pub mod delegate;
+mod delegate_api;
 pub mod directory;
 pub mod lightning;
 pub mod peer;
@@ -312,6 +314,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         ),
         requests: Arc::new(request::Requests::open(&dir)?),
         trust: Arc::new(trust::Trust::open(&dir, config.trust_refresh)?),
+        delegations: Arc::new(delegate::Delegations::open(&dir, key.clone())?),
     };
     // The witness lists hold before any peer is heard.
     trust::apply_witness_policy(&state)

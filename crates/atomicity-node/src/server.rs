@@ -84,6 +84,8 @@ pub struct AppState {
     pub trust: Arc<crate::trust::Trust>,
     /// My payment requests and their fills.
     pub requests: Arc<crate::request::Requests>,
+    /// The delegated payment accounts this node issued.
+    pub delegations: Arc<crate::delegate::Delegations>,
 }
 
 /// Quotes of recent routes, kept for [`QUOTE_TTL`]: a payer that pays the same route again
@@ -280,6 +282,10 @@ pub fn peer_router(state: AppState) -> Router {
             post(crate::request_api::preimage),
         )
         .route(
+            crate::delegate::DELEGATED_PAY_PATH,
+            post(crate::delegate_api::pay),
+        )
+        .route(
             &format!("{STATES_DIR}{{holder}}/{{asset}}"),
             get(state_document),
         )
@@ -375,6 +381,14 @@ pub fn local_router(state: AppState) -> Router {
         .route(
             "/v1/trust/degrees/remove",
             post(crate::trust_api::remove_degree),
+        )
+        .route(
+            "/v1/delegations",
+            get(crate::delegate_api::list).post(crate::delegate_api::create),
+        )
+        .route(
+            "/v1/delegations/{id}/revoke",
+            post(crate::delegate_api::revoke),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -607,16 +621,31 @@ async fn pay(
     body: Bytes,
 ) -> ApiResult<axum::Json<PayResponse>> {
     let req: PayRequest = parse_json(&headers, &body)?;
+    pay_request(&state, &req, true).await.map(axum::Json)
+}
+
+/// Pays as `POST /v1/pay` asks: the one code path of the local API's payments and of
+/// delegated payments (`crate::delegate_api`). Without `use_routers` a payment with no route
+/// goes over a direct line only (a delegated payment: a route's fees would be spent beyond
+/// the delegation's cap).
+pub(crate) async fn pay_request(
+    state: &AppState,
+    req: &PayRequest,
+    use_routers: bool,
+) -> ApiResult<PayResponse> {
     let peer = key_arg(&req.peer)?;
     let asset = asset_arg(&req.asset)?;
     let amount = amount_arg(&asset, &req.amount)?;
     // With no direct line the payment goes through routers, if this node knows any (else:
     // unknown peer, or no line): a stranger at once, a peer when the ledger finds no line in
     // the asset (below), so a direct payment costs no extra lookup.
-    let may_ask_routers = req.routes.is_empty() && peer != state.me && state.routers.any();
+    let may_ask_routers =
+        use_routers && req.routes.is_empty() && peer != state.me && state.routers.any();
     let ask_routers = may_ask_routers && !state.directory.contains(&peer);
     if !req.routes.is_empty() || ask_routers {
-        return pay_payer_published(&state, peer, asset, amount, &req, ask_routers).await;
+        return pay_payer_published(state, peer, asset, amount, req, ask_routers)
+            .await
+            .map(|axum::Json(r)| r);
     }
     let wait = req
         .wait_ms
@@ -656,18 +685,18 @@ async fn pay(
         .map_err(ApiError::from);
     let offer = match offer {
         Err(e) if may_ask_routers && e.code == "no_line" => {
-            return pay_payer_published(&state, peer, asset, amount, &req, true).await;
+            return pay_payer_published(state, peer, asset, amount, req, true)
+                .await
+                .map(|axum::Json(r)| r);
         }
         offer => offer?,
     };
     let deadline = tokio::time::Instant::now() + wait;
     let mut backoff = Duration::from_millis(50);
-    let respond = |status: &str, reason: Option<String>| {
-        axum::Json(PayResponse {
-            payment_id: hex::encode(payment_id),
-            status: status.to_string(),
-            reason,
-        })
+    let respond = |status: &str, reason: Option<String>| PayResponse {
+        payment_id: hex::encode(payment_id),
+        status: status.to_string(),
+        reason,
     };
     loop {
         let attempt = state
