@@ -37,6 +37,8 @@ pub const CAST: &[(&str, &str)] = &[
     ("dave", "a dinner friend"),
     ("erin", "a dinner friend"),
     ("restaurant", "where we have dinner"),
+    ("grocer", "Mom's grocer: takes her credit"),
+    ("hank", "Bob's brother, who lends Bob credit"),
 ];
 
 /// My on-chain address (regtest), published as my `btc-bitcoin-p2wpkh` endpoint.
@@ -153,6 +155,22 @@ const LINKS: &[Link] = &[
         why: "",
     },
     Link {
+        a: "mom",
+        b: "grocer",
+        asset: "USD",
+        a_issue: "150",
+        b_issue: "0",
+        why: "Mom's grocer keeps a tab for her, up to $150",
+    },
+    Link {
+        a: "bob",
+        b: "hank",
+        asset: "USD",
+        a_issue: "300",
+        b_issue: "300",
+        why: "Bob and his brother Hank: $300 each way",
+    },
+    Link {
         a: "me",
         b: "restaurant",
         asset: "USD",
@@ -194,6 +212,8 @@ const TAGS: &[(&str, &str, &str)] = &[
     ("me", "restaurant", "merchant"),
     ("mom", "me", "family"),
     ("fran", "gus", "friend"),
+    ("mom", "grocer", "merchant"),
+    ("bob", "hank", "family"),
 ];
 
 /// A running devnet.
