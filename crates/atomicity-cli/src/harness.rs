@@ -376,3 +376,26 @@ impl Drop for ServiceProcess {
         self.kill9();
     }
 }
+
+/// A stand-in HTTP server on a loopback port that answers every request with status 200 and
+/// `body` as JSON (for tests that play a peer serving forged documents). Returns its URL; it
+/// runs until the process ends.
+pub fn serve_fixed(body: String) -> Result<String> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    Ok(url)
+}

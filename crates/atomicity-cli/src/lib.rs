@@ -15,3 +15,16 @@ pub mod output;
 pub mod request_cmd;
 pub mod settle_cmd;
 pub mod trust_cmd;
+
+/// `--route K1,K2 --route K3` as lists of keys: one list a route, empty keys dropped.
+pub fn split_routes(routes: &[String]) -> Vec<Vec<String>> {
+    routes
+        .iter()
+        .map(|r| {
+            r.split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect()
+        })
+        .collect()
+}

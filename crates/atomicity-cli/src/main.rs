@@ -1046,7 +1046,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     asset: asset.clone(),
                     memo,
                     wait_ms: Some(wait.saturating_mul(1000)),
-                    routes: split_routes(&routes),
+                    routes: atomicity_cli::split_routes(&routes),
                 })
                 .await?;
             return report_payment(&response, json, &format!("paid {amount} {asset} to {key}"));
@@ -1089,7 +1089,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let response = api()?
                 .pay_invoice(&atomicity_node::api::PayInvoiceRequest {
                     invoice,
-                    routes: split_routes(&routes),
+                    routes: atomicity_cli::split_routes(&routes),
                     wait_ms: Some(wait.saturating_mul(1000)),
                 })
                 .await?;
@@ -1210,18 +1210,6 @@ async fn wait_for_signal(node: RunningNode) -> Result<()> {
 }
 
 /// `--route K1,K2 --route K3` → `[[K1, K2], [K3]]`.
-fn split_routes(routes: &[String]) -> Vec<Vec<String>> {
-    routes
-        .iter()
-        .map(|r| {
-            r.split(',')
-                .map(|k| k.trim().to_string())
-                .filter(|k| !k.is_empty())
-                .collect()
-        })
-        .collect()
-}
-
 /// Prints a payment's outcome; the exit code says it (0 paid, 1 failed, 3 pending).
 fn report_payment(
     response: &atomicity_node::api::PayResponse,

@@ -229,7 +229,7 @@ pub async fn run(api: ApiClient, command: RequestCommand) -> Result<ExitCode> {
                     amount,
                     method: Some(method),
                     txid,
-                    routes: split_routes(&routes),
+                    routes: crate::split_routes(&routes),
                     wait_ms: Some(wait.saturating_mul(1000)),
                 })
                 .await?;
@@ -252,18 +252,6 @@ pub async fn run(api: ApiClient, command: RequestCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn split_routes(routes: &[String]) -> Vec<Vec<String>> {
-    routes
-        .iter()
-        .map(|r| {
-            r.split(',')
-                .map(|k| k.trim().to_string())
-                .filter(|k| !k.is_empty())
-                .collect()
-        })
-        .collect()
 }
 
 fn write_svg(path: &Path, uri: &str) -> Result<()> {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use atomicity_cli::harness::{NodeProcess, ServiceProcess, cli, cli_ok, wait_until};
+use atomicity_cli::harness::{NodeProcess, ServiceProcess, cli, cli_ok, serve_fixed, wait_until};
 use atomicity_node::lightning::LnNetwork;
 use atomicity_node::lightning::testing::{
     add_fake_invoice, fake_wallet_payments, make_invoice, write_fake_wallet,
@@ -313,26 +313,6 @@ fn http_get(base: &str, path: &str) -> String {
     body.to_string()
 }
 
-/// Serves `body` with status 200 to every request, on a loopback port; returns its URL.
-fn serve(body: String) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
-}
-
 /// A payer reaches "the payee" at a server that serves the real request with its amount
 /// changed, or the same request signed by another key: both are refused as not signed by the
 /// payee, and nothing is reserved or paid. Bad URIs and unknown requests are refused too.
@@ -367,7 +347,7 @@ fn a_forged_or_tampered_request_is_refused() {
         (tampered, "signature does not verify"),
         (forged, "the document is from"),
     ] {
-        let url = serve(doc);
+        let url = serve_fixed(doc).expect("serve");
         ok(bob.dir(), &["peer", "add", &me.key, "--url", &url]);
         let err = fails(bob.dir(), &["request", "pay", &uri, "10"]);
         assert!(

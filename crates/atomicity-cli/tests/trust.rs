@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use atomicity_cli::harness::{NodeProcess, cli_ok, wait_until};
+use atomicity_cli::harness::{NodeProcess, cli_ok, serve_fixed, wait_until};
 use serde_json::Value;
 
 fn bin() -> PathBuf {
@@ -218,27 +218,6 @@ fn a_blocked_witness_is_never_accepted_in_a_condition() {
     assert_eq!(response["status"], "completed", "{response}");
 }
 
-/// Serves `body` with status 200 to every request, on a loopback port; returns its URL.
-fn serve(body: String) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
-}
-
 /// "Mom's" tag list comes from a server that is not hers: signed by another key, or Mom's own
 /// with a key added after she signed it. Neither is used (Mom's friend gets no limit) and
 /// `trust list` says why; Mom's real list, signed by her, gives the limit.
@@ -277,7 +256,16 @@ fn a_tag_list_not_signed_by_its_key_is_not_used() {
     );
     assert_ne!(tampered, by_mom);
 
-    ok(me.dir(), &["peer", "add", &m, "--url", &serve(forged)]);
+    ok(
+        me.dir(),
+        &[
+            "peer",
+            "add",
+            &m,
+            "--url",
+            &serve_fixed(forged).expect("serve"),
+        ],
+    );
     ok(me.dir(), &["trust", "tag", &m, "family"]);
     ok(
         me.dir(),
@@ -304,12 +292,30 @@ fn a_tag_list_not_signed_by_its_key_is_not_used() {
     assert!(shown.contains("trust document not used"), "{shown}");
     assert_eq!(accept(me.dir(), &fran), "");
 
-    ok(me.dir(), &["peer", "add", &m, "--url", &serve(tampered)]);
+    ok(
+        me.dir(),
+        &[
+            "peer",
+            "add",
+            &m,
+            "--url",
+            &serve_fixed(tampered).expect("serve"),
+        ],
+    );
     unread("signature");
     assert_eq!(accept(me.dir(), &fran), "");
     assert_eq!(accept(me.dir(), &gus), "");
 
-    ok(me.dir(), &["peer", "add", &m, "--url", &serve(by_mom)]);
+    ok(
+        me.dir(),
+        &[
+            "peer",
+            "add",
+            &m,
+            "--url",
+            &serve_fixed(by_mom).expect("serve"),
+        ],
+    );
     wait_accepts(me.dir(), &[(&fran, "20.00"), (&gus, "")]);
     let listed: Value =
         serde_json::from_str(&ok(me.dir(), &["trust", "list", "--json"])).expect("json");

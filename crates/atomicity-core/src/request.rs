@@ -710,6 +710,35 @@ impl RequestBook {
         }
     }
 
+    /// The payee saw a claimed (on-chain) fill's payment arrive: it is paid.
+    pub fn confirm(&mut self, id: u32) -> Result<(), FillRefusal> {
+        self.check_claimed(id, "confirmed (only a claimed on-chain fill is)")?;
+        self.mark_paid(id).map(drop)
+    }
+
+    /// The payee never saw a claimed (on-chain) fill's payment: it is given up.
+    pub fn reject(&mut self, id: u32) -> Result<(), FillRefusal> {
+        self.check_claimed(id, "rejected (only a claimed on-chain fill is)")?;
+        self.release(id)
+    }
+
+    fn check_claimed(&self, id: u32, change: &'static str) -> Result<(), FillRefusal> {
+        let fill = self
+            .fills
+            .iter()
+            .find(|f| f.id == id)
+            .ok_or(FillRefusal::UnknownFill(id))?;
+        if fill.status == FillStatus::Claimed {
+            Ok(())
+        } else {
+            Err(FillRefusal::WrongStatus {
+                id,
+                status: fill.status.as_str(),
+                change,
+            })
+        }
+    }
+
     /// Gives up every reserved fill whose time ran out (claimed fills wait for the payee).
     /// Returns the fills released.
     pub fn tick(&mut self, now: u64) -> Vec<u32> {
@@ -871,6 +900,12 @@ mod tests {
             .reserve(MethodKind::Onchain, usd(8_000), "cc".into(), None, 200, 900)
             .unwrap();
         assert_eq!((f.status, f.sats), (FillStatus::Claimed, Some(88_000)));
+        // Only a claimed fill is confirmed or rejected.
+        assert!(matches!(
+            book.confirm(1),
+            Err(FillRefusal::WrongStatus { id: 1, .. })
+        ));
+        assert_eq!(book.reject(9), Err(FillRefusal::UnknownFill(9)));
         assert_eq!(book.progress().left, usd(0));
         assert_eq!(
             book.reserve(MethodKind::Credit, usd(1), "dd".into(), None, 200, 900),

@@ -279,24 +279,25 @@ pub fn request_row(entry: &Entry, now: u64) -> RequestRow {
         percent: percent(paid, terms.amount),
         created_at: terms.created_at,
         expires_at: terms.expires_at,
-        fills: book
-            .fills
-            .iter()
-            .map(|f| FillRow {
-                id: f.id,
-                method: f.method.to_string(),
-                amount: asset.format(f.amount),
-                sats: f.sats,
-                reference: f.reference.clone(),
-                payer: f.payer.clone(),
-                status: f.status.as_str().to_string(),
-                created_at: f.created_at,
-            })
-            .collect(),
+        fills: book.fills.iter().map(|f| fill_row(asset, f)).collect(),
         action: match &entry.action {
             Action::None => None,
             other => Some(other.clone()),
         },
+    }
+}
+
+/// The API row of a fill of a request in `asset`.
+pub fn fill_row(asset: &atomicity_core::Asset, f: &Fill) -> FillRow {
+    FillRow {
+        id: f.id,
+        method: f.method.to_string(),
+        amount: asset.format(f.amount),
+        sats: f.sats,
+        reference: f.reference.clone(),
+        payer: f.payer.clone(),
+        status: f.status.as_str().to_string(),
+        created_at: f.created_at,
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use atomicity_core::Amount;
 use atomicity_core::request::{
-    FillRefusal, FillStatus, Method, MethodKind, RequestBook, RequestId, RequestStatus,
-    RequestTerms, RequestUri, request_path,
+    FillRefusal, Method, MethodKind, RequestBook, RequestId, RequestStatus, RequestTerms,
+    RequestUri, request_path,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -21,7 +21,7 @@ use crate::api::{
 use crate::lightning::{check_amount, check_preimage, parse_bolt11, parse_preimage_hex};
 use crate::request::{
     Action, CREDIT_FILL_GRACE_SECS, CREDIT_FILL_SECS, LIGHTNING_FILL_SECS, RequestsError,
-    fill_offer, request_row,
+    fill_offer, fill_row, request_row,
 };
 use crate::server::{
     ApiError, ApiResult, AppState, amount_arg, asset_arg, create_invoice, document_response,
@@ -245,38 +245,16 @@ pub(crate) async fn preimage(
         .requests
         .update(&id, |e| {
             e.book.mark_paid(fill)?;
-            Ok(fill_row(&e.book, fill))
+            e.book
+                .fills
+                .iter()
+                .find(|f| f.id == fill)
+                .map(|f| fill_row(&e.book.terms.asset, f))
+                .ok_or_else(|| FillRefusal::UnknownFill(fill).into())
         })
         .await?;
     tracing::info!(request = %id, fill, status = %row.status, "Lightning fill proven");
     Ok(axum::Json(row))
-}
-
-fn fill_row(book: &RequestBook, fill: u32) -> FillRow {
-    let asset = &book.terms.asset;
-    book.fills
-        .iter()
-        .find(|f| f.id == fill)
-        .map(|f| FillRow {
-            id: f.id,
-            method: f.method.to_string(),
-            amount: asset.format(f.amount),
-            sats: f.sats,
-            reference: f.reference.clone(),
-            payer: f.payer.clone(),
-            status: f.status.as_str().to_string(),
-            created_at: f.created_at,
-        })
-        .unwrap_or(FillRow {
-            id: fill,
-            method: String::new(),
-            amount: String::new(),
-            sats: None,
-            reference: String::new(),
-            payer: None,
-            status: "unknown".into(),
-            created_at: 0,
-        })
 }
 
 fn fill_memo(terms: &RequestTerms) -> String {
@@ -452,32 +430,7 @@ pub(crate) async fn confirm(
     State(state): State<AppState>,
     Path((id, fill)): Path<(String, u32)>,
 ) -> ApiResult<axum::Json<RequestRow>> {
-    let id = id_arg(&id)?;
-    state
-        .requests
-        .update(&id, |e| {
-            let f = e
-                .book
-                .fills
-                .iter()
-                .find(|f| f.id == fill)
-                .ok_or(FillRefusal::UnknownFill(fill))?;
-            if f.status != FillStatus::Claimed {
-                return Err(FillRefusal::WrongStatus {
-                    id: fill,
-                    status: f.status.as_str(),
-                    change: "confirmed (only a claimed on-chain fill is)",
-                }
-                .into());
-            }
-            e.book.mark_paid(fill)?;
-            Ok(())
-        })
-        .await?;
-    Ok(axum::Json(request_row(
-        &entry(&state, &id).await?,
-        unix_now(),
-    )))
+    change_fill(&state, &id, fill, RequestBook::confirm).await
 }
 
 /// `POST /v1/requests/{id}/fills/{fill}/reject`: the payee never saw that payment.
@@ -485,29 +438,22 @@ pub(crate) async fn reject(
     State(state): State<AppState>,
     Path((id, fill)): Path<(String, u32)>,
 ) -> ApiResult<axum::Json<RequestRow>> {
-    let id = id_arg(&id)?;
+    change_fill(&state, &id, fill, RequestBook::reject).await
+}
+
+async fn change_fill(
+    state: &AppState,
+    id: &str,
+    fill: u32,
+    change: fn(&mut RequestBook, u32) -> Result<(), FillRefusal>,
+) -> ApiResult<axum::Json<RequestRow>> {
+    let id = id_arg(id)?;
     state
         .requests
-        .update(&id, |e| {
-            let f = e
-                .book
-                .fills
-                .iter()
-                .find(|f| f.id == fill)
-                .ok_or(FillRefusal::UnknownFill(fill))?;
-            if f.status != FillStatus::Claimed {
-                return Err(FillRefusal::WrongStatus {
-                    id: fill,
-                    status: f.status.as_str(),
-                    change: "rejected (only a claimed on-chain fill is)",
-                }
-                .into());
-            }
-            Ok(e.book.release(fill)?)
-        })
+        .update(&id, |e| Ok(change(&mut e.book, fill)?))
         .await?;
     Ok(axum::Json(request_row(
-        &entry(&state, &id).await?,
+        &entry(state, &id).await?,
         unix_now(),
     )))
 }
