@@ -435,15 +435,15 @@ pages.trust = async (root) => {
   const tagList = h('ul', { class: 'plain', id: 'trust-tags' });
   for (const [key, tags] of Object.entries(trust.tags)) {
     for (const tag of tags) {
-      tagList.append(h('li', {}, h('span', {}, who(key), ' ', h('strong', {}, tag)),
+      tagList.append(h('li', { 'data-key': key, 'data-tag': tag }, h('span', {}, h('span', { class: 'key', title: key }, short(key)), ' ', h('strong', {}, tag)),
         h('button', { type: 'button', class: 'secondary', onclick: (ev) => act(ev.target, call('/v1/trust/untag', { key, tags: [tag] })) }, 'Remove')));
     }
   }
   if (!tagList.children.length) tagList.append(h('li', { class: 'muted' }, 'No tags.'));
   root.append(tagList, onSubmit(h('form', { id: 'tag-form' },
-    h('div', { class: 'two' }, h('label', {}, 'Key', h('input', { name: 'key', required: true })),
-      h('label', {}, 'Tags (comma separated)', h('input', { name: 'tags', required: true, placeholder: 'friend' }))),
-    h('button', { type: 'submit' }, 'Tag')), (fd) => call('/v1/trust/tag', {
+    h('div', { class: 'two' }, h('label', {}, 'Key', h('input', { name: 'key', id: 'tag-key', required: true })),
+      h('label', {}, 'Tags (comma separated)', h('input', { name: 'tags', id: 'tag-tags', required: true, placeholder: 'friend' }))),
+    h('button', { type: 'submit', id: 'tag-submit' }, 'Tag')), (fd) => call('/v1/trust/tag', {
     key: String(fd.get('key')).trim(), tags: String(fd.get('tags')).split(',').map((t) => t.trim()).filter(Boolean),
   })()));
 
