@@ -146,6 +146,23 @@ fn the_local_api_refuses_no_token_and_other_origins_and_streams_progress() {
     );
     let a = http(&api, "POST", "/v1/qr.svg", &[], r#"{"text":"x"}"#);
     assert_eq!(a.status, 401);
+    // Unknown routes answer as before the wallet: the token first, then a JSON 404.
+    let a = http(&api, "GET", "/v1/nothing-here", &[], "");
+    assert_eq!(
+        (a.status, a.json()["code"].as_str()),
+        (401, Some("no_token"))
+    );
+    let a = http(
+        &api,
+        "GET",
+        "/wallet/nothing-here",
+        std::slice::from_ref(&auth),
+        "",
+    );
+    assert_eq!(
+        (a.status, a.json()["code"].as_str()),
+        (404, Some("not_found"))
+    );
 
     // Another origin: 403 in words, even with the token, and no CORS header anywhere.
     for origin in [&evil, &other_port] {

@@ -73,9 +73,11 @@ pub fn local_app(state: AppState, api_addr: SocketAddr, shutdown: watch::Receive
             get(|| async { page(APP_CSS, "text/css; charset=utf-8") }),
         );
     let origins = Origins::new(api_addr);
-    crate::server::local_router(state)
-        .merge(protected)
+    // The API's router goes last: merging keeps the last router's fallback, and its fallback
+    // (an unknown route) answers like before: token first, then a JSON 404.
+    protected
         .merge(files)
+        .merge(crate::server::local_router(state))
         .layer(axum::Extension(Stopping(shutdown)))
         .layer(axum::middleware::from_fn(move |request, next| {
             let origins = origins.clone();
