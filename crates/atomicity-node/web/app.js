@@ -194,7 +194,7 @@ pages.overview = async (root) => {
   root.append(h('h2', {}, 'My payment requests'));
   if (!requests.length) root.append(h('p', { class: 'muted' }, 'None yet: make one on the Receive page.'));
   for (const r of requests) {
-    root.append(h('a', { href: '#request/' + r.id, class: 'card', style: null },
+    root.append(h('a', { href: '#request/' + r.id, class: 'card' },
       h('div', { class: 'row' }, h('strong', {}, r.memo || 'request'), status(r.status)),
       h('div', { class: 'barlabel' }, h('span', {}, r.paid + ' / ' + r.amount + ' ' + r.asset), h('span', {}, r.percent + '%')),
       bar(r.paid, r.amount, '')));
@@ -417,6 +417,9 @@ function follow(id, draw) {
       } catch (e) {
         if (controller.signal.aborted) return;
         showError(e);
+        // The node refused (no such request, a token it no longer takes): asking again
+        // would not help.
+        if (e.status >= 400 && e.status < 500) open = false;
       }
       if (live()) { live().textContent = open ? 'reconnecting…' : 'final'; live().className = 'status'; }
       if (open) await new Promise((r) => setTimeout(r, 2000));
