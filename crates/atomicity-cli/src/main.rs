@@ -65,6 +65,13 @@ enum Command {
         #[command(subcommand)]
         command: LnCommand,
     },
+    /// The web wallet of the running node: prints its address (with the API token in the
+    /// fragment, which the browser never sends to the server); --open opens it.
+    Wallet {
+        /// Open it in the default browser (xdg-open, or open on macOS).
+        #[arg(long)]
+        open: bool,
+    },
     /// Payment requests: ask many payers for parts of an amount (credit, Lightning,
     /// on-chain), follow it live, pay someone's.
     Request {
@@ -983,6 +990,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Settle { command } => settle_cmd::settle(api()?, command).await?,
         Command::Ln { command } => settle_cmd::ln(api()?, command).await?,
         Command::Trust { command } => trust_cmd::run(api()?, command).await?,
+        Command::Wallet { open } => wallet(&dir, open)?,
         Command::Request { command } => {
             return atomicity_cli::request_cmd::run(api()?, command).await;
         }
@@ -1239,4 +1247,40 @@ fn report_payment(
             ExitCode::from(EXIT_PENDING)
         }
     })
+}
+
+/// `atomicity wallet`: the web wallet's address on the node's local API, with the token.
+fn wallet(dir: &DataDir, open: bool) -> Result<()> {
+    use atomicity_node::datadir::{API_TOKEN_FILE, API_URL_FILE};
+    let running = |e| {
+        anyhow::anyhow!(
+            "no node is running on {} ({e}); start one with `atomicity node run`",
+            dir.root().display()
+        )
+    };
+    let url = dir.read_text(API_URL_FILE).map_err(running)?;
+    let token = dir.read_text(API_TOKEN_FILE).map_err(running)?;
+    let address = format!(
+        "{}/wallet#token={}",
+        url.trim().trim_end_matches('/'),
+        token.trim()
+    );
+    println!("{address}");
+    if open {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        match std::process::Command::new(opener)
+            .arg(&address)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(_) => eprintln!("opened with {opener}"),
+            Err(e) => eprintln!("could not run {opener} ({e}): open the address above yourself"),
+        }
+    }
+    Ok(())
 }

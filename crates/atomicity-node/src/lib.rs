@@ -31,6 +31,7 @@ mod settle_api;
 pub mod trust;
 mod trust_api;
 pub mod waiters;
+pub mod web;
 pub mod witness_client;
 
 use std::net::SocketAddr;
@@ -342,7 +343,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     };
     let servers = vec![
         serve(peer_listener, server::peer_router(state.clone())),
-        serve(api_listener, server::local_router(state.clone())),
+        serve(
+            api_listener,
+            web::local_app(state.clone(), api_addr, shutdown.subscribe()),
+        ),
     ];
     let mut background = vec![
         tokio::spawn(settle::run(state.clone())),

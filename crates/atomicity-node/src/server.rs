@@ -399,7 +399,7 @@ pub fn local_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn require_token(
+pub(crate) async fn require_token(
     State(state): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
