@@ -489,6 +489,9 @@ pub enum FillRefusal {
     /// The reference does not fit.
     #[error("bad reference: 1 to 128 letters and digits")]
     BadReference,
+    /// Another fill already names this reference (an on-chain transaction claimed twice).
+    #[error("another fill of this request already names {0}")]
+    DuplicateReference(String),
 }
 
 /// Where the whole request stands.
@@ -644,6 +647,9 @@ impl RequestBook {
             || !reference.bytes().all(|b| b.is_ascii_alphanumeric())
         {
             return Err(FillRefusal::BadReference);
+        }
+        if self.fill_by_reference(&reference).is_some() {
+            return Err(FillRefusal::DuplicateReference(reference));
         }
         let sats = self
             .terms
@@ -906,6 +912,7 @@ mod tests {
             Err(FillRefusal::WrongStatus { id: 1, .. })
         ));
         assert_eq!(book.reject(9), Err(FillRefusal::UnknownFill(9)));
+
         assert_eq!(book.progress().left, usd(0));
         assert_eq!(
             book.reserve(MethodKind::Credit, usd(1), "dd".into(), None, 200, 900),
@@ -963,6 +970,15 @@ mod tests {
             book.reserve(MethodKind::Credit, one, "not hex!".into(), None, 200, 300)
                 .map(|_| ()),
             Err(FillRefusal::BadReference)
+        );
+        // The same transaction cannot fill twice, even once given up.
+        book.reserve(MethodKind::Onchain, one, "d1ce".into(), None, 200, 300)
+            .unwrap();
+        book.reject(1).unwrap();
+        assert_eq!(
+            book.reserve(MethodKind::Onchain, one, "d1ce".into(), None, 200, 300)
+                .map(|_| ()),
+            Err(FillRefusal::DuplicateReference("d1ce".into()))
         );
         book.terms.methods.truncate(1);
         assert_eq!(

@@ -55,13 +55,13 @@ proptest! {
         let mut book = book(amount);
         let mut now = 0u64;
         let mut paid_before = Amount::from_minor(0);
-        for op in ops {
+        for (step, op) in ops.into_iter().enumerate() {
             let before = book.clone();
             match op {
                 Op::Reserve(m, a, hold) => {
                     let method = MethodKind::ALL[usize::from(m)];
                     let taken = book
-                        .reserve(method, Amount::from_minor(a), "ab".into(), None, now, now + hold)
+                        .reserve(method, Amount::from_minor(a), format!("r{step}"), None, now, now + hold)
                         .is_ok();
                     if !taken {
                         prop_assert_eq!(&book, &before);

@@ -60,6 +60,7 @@ fn refusal_code(r: &FillRefusal) -> &'static str {
         FillRefusal::UnknownFill(_) => "unknown_fill",
         FillRefusal::WrongStatus { .. } => "wrong_fill_status",
         FillRefusal::BadReference => "bad_reference",
+        FillRefusal::DuplicateReference(_) => "duplicate_txid",
     }
 }
 
@@ -182,13 +183,6 @@ pub(crate) async fn fill(
                 .clone()
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| ApiError::bad("no_txid", "an on-chain fill names its txid"))?;
-            if book.fill_by_reference(&txid).is_some() {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "duplicate_txid",
-                    "that transaction already fills this request",
-                ));
-            }
             (txid, None, book.terms.expires_at)
         }
     };
