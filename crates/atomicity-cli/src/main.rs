@@ -1217,7 +1217,6 @@ async fn wait_for_signal(node: RunningNode) -> Result<()> {
     Ok(())
 }
 
-/// `--route K1,K2 --route K3` → `[[K1, K2], [K3]]`.
 /// Prints a payment's outcome; the exit code says it (0 paid, 1 failed, 3 pending).
 fn report_payment(
     response: &atomicity_node::api::PayResponse,

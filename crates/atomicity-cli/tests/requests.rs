@@ -234,6 +234,14 @@ fn the_dinner_bill_is_filled_by_credit_lightning_and_onchain() {
     assert_eq!(paid["sats"], 77_000);
     wait_field(me.dir(), &id, "paid", "170.00");
 
+    // Dave first tries credit, but has no line with me: his payment fails before anything is
+    // signed, and his node gives the fill back at once (not when its invoice expires).
+    let err = fails(dave.dir(), &["request", "pay", &uri, "60"]);
+    assert!(err.contains("line") || err.contains("route"), "{err}");
+    let row = request(me.dir(), &id);
+    assert_eq!(row["fills"][2]["status"], "released", "{row}");
+    assert_eq!(row["left"], "100.00", "{row}");
+
     // Dave: on-chain. Without a txid he is told what to send; with it the fill waits for me.
     let err = fails(
         dave.dir(),
@@ -262,11 +270,11 @@ fn the_dinner_bill_is_filled_by_credit_lightning_and_onchain() {
     assert_eq!(net(erin.dir(), &me.key), "0.00");
     assert_eq!(
         request(me.dir(), &id)["fills"].as_array().map(Vec::len),
-        Some(3)
+        Some(4)
     );
 
     // I see Dave's transaction and confirm it; Erin pays what is left.
-    ok(me.dir(), &["request", "confirm", &id, "3"]);
+    ok(me.dir(), &["request", "confirm", &id, "4"]);
     let paid = json(erin.dir(), &["request", "pay", &uri, "40", "--json"]);
     assert_eq!(paid["status"], "paid", "{paid}");
 

@@ -425,6 +425,10 @@ pub struct Fill {
     pub created_at: u64,
     /// Unix seconds: a reserved fill is given up from then on.
     pub reserved_until: u64,
+    /// The secret the payee handed the payer with the fill, with which the payer may give the
+    /// fill up at once when its payment fails (kept by the payee only; never shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_key: Option<String>,
 }
 
 /// An [`Amount`] stored as its integer minor units.
@@ -489,6 +493,9 @@ pub enum FillRefusal {
     /// The reference does not fit.
     #[error("bad reference: 1 to 128 letters and digits")]
     BadReference,
+    /// The release key does not match the fill's.
+    #[error("fill {0} is not yours to release")]
+    NotYours(u32),
     /// Another fill already names this reference (an on-chain transaction claimed twice).
     #[error("another fill of this request already names {0}")]
     DuplicateReference(String),
@@ -672,6 +679,7 @@ impl RequestBook {
             status,
             created_at: now,
             reserved_until,
+            release_key: None,
         });
         self.fills.last().ok_or(FillRefusal::UnknownFill(id))
     }
@@ -712,6 +720,28 @@ impl RequestBook {
                 id,
                 status: status.as_str(),
                 change: "released",
+            }),
+        }
+    }
+
+    /// The payer gives its reserved fill up at once (its payment failed before anything was
+    /// paid), proving it is the payer with the fill's release key. Giving it up again changes
+    /// nothing.
+    pub fn release_by_payer(&mut self, id: u32, key: &str) -> Result<(), FillRefusal> {
+        let fill = self.fill_mut(id)?;
+        if fill.release_key.as_deref() != Some(key) {
+            return Err(FillRefusal::NotYours(id));
+        }
+        match fill.status {
+            FillStatus::Reserved => {
+                fill.status = FillStatus::Released;
+                Ok(())
+            }
+            FillStatus::Released => Ok(()),
+            status => Err(FillRefusal::WrongStatus {
+                id,
+                status: status.as_str(),
+                change: "released by its payer (only a reserved fill is)",
             }),
         }
     }
@@ -952,6 +982,21 @@ mod tests {
             Err(FillRefusal::WrongStatus { .. })
         ));
         assert_eq!(book.mark_paid(9), Err(FillRefusal::UnknownFill(9)));
+        // The payer gives a fill up with its key, and only with it.
+        book.reserve(MethodKind::Credit, usd(100), "cc".into(), None, 302, 900)
+            .unwrap();
+        book.fills[2].release_key = Some("k3".into());
+        assert_eq!(
+            book.release_by_payer(3, "nope"),
+            Err(FillRefusal::NotYours(3))
+        );
+        assert_eq!(book.fills[2].status, FillStatus::Reserved);
+        assert_eq!(book.release_by_payer(3, "k3"), Ok(()));
+        assert_eq!(book.fills[2].status, FillStatus::Released);
+        assert_eq!(
+            book.release_by_payer(1, "k3"),
+            Err(FillRefusal::NotYours(1))
+        );
     }
 
     #[test]

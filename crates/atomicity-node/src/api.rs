@@ -575,6 +575,18 @@ pub struct FillOfferRow {
     pub status: String,
     /// Unix seconds: the reservation is given up from then on.
     pub reserved_until: u64,
+    /// The secret with which the payer gives the fill up at once if its payment fails
+    /// (`POST /peer/v1/requests/{id}/fills/{n}/release`).
+    #[serde(default)]
+    pub release_key: Option<String>,
+}
+
+/// `POST /peer/v1/requests/{id}/fills/{n}/release`: the payer gives its fill up.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseBody {
+    /// The fill's release key, from the payee's answer to the fill.
+    pub release_key: String,
 }
 
 /// `POST /peer/v1/requests/{id}/fills/{fill}/preimage`: proof of a Lightning fill's payment.

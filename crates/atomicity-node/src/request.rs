@@ -162,18 +162,15 @@ impl Requests {
         self.entries.lock().await.get(id).cloned()
     }
 
-    /// Copies of the requests the follow loop has work on: a reserved fill, or an action to
-    /// run.
-    pub async fn active(&self) -> Vec<Entry> {
+    /// Copies of the requests the follow loop has work on at `now`: a reserved fill, a credit
+    /// fill given up whose invoice may still be paid, or an action to run.
+    pub async fn active(&self, now: u64) -> Vec<Entry> {
         self.entries
             .lock()
             .await
             .values()
             .filter(|e| {
-                e.book
-                    .fills
-                    .iter()
-                    .any(|f| f.status == FillStatus::Reserved)
+                e.book.fills.iter().any(|f| follows(f, now))
                     || matches!(e.action, Action::Waiting { .. } | Action::Paying { .. })
             })
             .cloned()
@@ -327,6 +324,7 @@ pub fn fill_offer(book: &RequestBook, fill: &Fill, invoice: Option<String>) -> F
         },
         status: fill.status.as_str().to_string(),
         reserved_until: fill.reserved_until,
+        release_key: fill.release_key.clone(),
     }
 }
 
@@ -343,11 +341,11 @@ pub async fn run(state: crate::server::AppState) {
 
 async fn follow(state: &crate::server::AppState) {
     let now = crate::unix_now();
-    for entry in state.requests.active().await {
+    for entry in state.requests.active(now).await {
         let id = entry.book.terms.id;
         // Credit fills: their invoice says.
         for fill in &entry.book.fills {
-            if fill.method != MethodKind::Credit || fill.status != FillStatus::Reserved {
+            if fill.method != MethodKind::Credit || !follows(fill, now) {
                 continue;
             }
             let Some(hash) = hex::decode(&fill.reference)
@@ -371,7 +369,7 @@ async fn follow(state: &crate::server::AppState) {
                         .update(&id, |e| Ok(e.book.mark_paid(fill_id).map(|_| ())?))
                         .await
                 }
-                Some("failed") => {
+                Some("failed") if fill.status == FillStatus::Reserved => {
                     state
                         .requests
                         .update(&id, |e| Ok(e.book.release(fill_id)?))
@@ -404,6 +402,16 @@ async fn follow(state: &crate::server::AppState) {
             run_action(state, &id).await;
         }
     }
+}
+
+/// Whether the follow loop watches `fill` at `now`: reserved, or a credit fill given up (by its
+/// payer) whose invoice has not reached its deadline: a payer that gave up may still pay it,
+/// and the payee then counts it (paid, or excess).
+fn follows(fill: &Fill, now: u64) -> bool {
+    fill.status == FillStatus::Reserved
+        || (fill.method == MethodKind::Credit
+            && fill.status == FillStatus::Released
+            && now < fill.reserved_until)
 }
 
 /// Pays the filled request's invoice with the node's wallet, at most once: `Paying` is saved

@@ -61,6 +61,7 @@ fn refusal_code(r: &FillRefusal) -> &'static str {
         FillRefusal::WrongStatus { .. } => "wrong_fill_status",
         FillRefusal::BadReference => "bad_reference",
         FillRefusal::DuplicateReference(_) => "duplicate_txid",
+        FillRefusal::NotYours(_) => "not_your_fill",
     }
 }
 
@@ -186,18 +187,53 @@ pub(crate) async fn fill(
             (txid, None, book.terms.expires_at)
         }
     };
+    let release_key = hex::encode(rand::random::<[u8; 16]>());
     let offer = state
         .requests
         .update(&id, |e| {
-            let fill = e
+            let n = e
                 .book
                 .reserve(method, amount, reference, payer, now, until)?
-                .clone();
+                .id;
+            let fill = e
+                .book
+                .fills
+                .iter_mut()
+                .find(|f| f.id == n)
+                .ok_or(FillRefusal::UnknownFill(n))?;
+            fill.release_key = Some(release_key);
+            let fill = fill.clone();
             Ok(fill_offer(&e.book, &fill, invoice))
         })
         .await?;
     tracing::info!(request = %id, fill = offer.fill, method = %method, amount = %offer.amount, "fill reserved");
     Ok(axum::Json(offer))
+}
+
+/// `POST /peer/v1/requests/{id}/fills/{fill}/release`: the payer gives its fill up (its
+/// payment failed), with the fill's release key.
+pub(crate) async fn release(
+    State(state): State<AppState>,
+    Path((id, fill)): Path<(String, u32)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<FillRow>> {
+    let id = id_arg(&id)?;
+    let ask: crate::api::ReleaseBody = parse_json(&headers, &body)?;
+    let row = state
+        .requests
+        .update(&id, |e| {
+            e.book.release_by_payer(fill, &ask.release_key)?;
+            e.book
+                .fills
+                .iter()
+                .find(|f| f.id == fill)
+                .map(|f| fill_row(&e.book.terms.asset, f))
+                .ok_or_else(|| FillRefusal::UnknownFill(fill).into())
+        })
+        .await?;
+    tracing::info!(request = %id, fill, "the payer gave its fill up");
+    Ok(axum::Json(row))
 }
 
 /// `POST /peer/v1/requests/{id}/fills/{fill}/preimage`: a Lightning fill is paid.
@@ -606,7 +642,17 @@ pub(crate) async fn pay(
                     wait_ms: req.wait_ms,
                 },
             )
-            .await?;
+            .await;
+            // Failed: the payee gets its part back at once rather than when the invoice
+            // expires (should the payment still complete, the payee counts it anyway).
+            let failed = match &paid {
+                Ok(p) => p.status == "failed",
+                Err(_) => true,
+            };
+            if failed {
+                give_up(http, &base, &uri.id, &offer).await;
+            }
+            let paid = paid?;
             let status = match paid.status.as_str() {
                 "completed" => "paid",
                 other => other,
@@ -629,10 +675,21 @@ pub(crate) async fn pay(
                     "this node has no Lightning wallet (--ln-pay-cmd)",
                 )
             })?;
-            let preimage = payer
-                .pay(&bolt11)
-                .await
-                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "lightning", e.to_string()))?;
+            let preimage = match payer.pay(&bolt11).await {
+                Ok(preimage) => preimage,
+                Err(e) => {
+                    // A wallet that timed out may still pay: then the fill stays held until
+                    // its invoice expires. Any other failure paid nothing.
+                    if !matches!(e, crate::lightning::LnError::Timeout { .. }) {
+                        give_up(http, &base, &uri.id, &offer).await;
+                    }
+                    return Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "lightning",
+                        e.to_string(),
+                    ));
+                }
+            };
             check_preimage(&bolt11, &preimage).map_err(|e| bad_answer(&e.to_string()))?;
             let proven: FillRow = post_json(
                 http,
@@ -651,6 +708,20 @@ pub(crate) async fn pay(
             "claimed",
             Some("the payee confirms it once the transaction is seen".into()),
         ))),
+    }
+}
+
+/// Gives the fill of `offer` back to the payee (best effort: if the payee does not hear it, the
+/// reservation runs out by itself).
+async fn give_up(http: &reqwest::Client, base: &str, id: &RequestId, offer: &FillOfferRow) {
+    let Some(release_key) = offer.release_key.clone() else {
+        return;
+    };
+    let url = format!("{base}/peer/v1/requests/{id}/fills/{}/release", offer.fill);
+    let released: ApiResult<FillRow> =
+        post_json(http, &url, &crate::api::ReleaseBody { release_key }).await;
+    if let Err(e) = released {
+        tracing::info!(request = %id, fill = offer.fill, "could not give the fill back: {e}");
     }
 }
 

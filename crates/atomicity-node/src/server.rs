@@ -282,6 +282,10 @@ pub fn peer_router(state: AppState) -> Router {
             post(crate::request_api::preimage),
         )
         .route(
+            "/peer/v1/requests/{id}/fills/{fill}/release",
+            post(crate::request_api::release),
+        )
+        .route(
             crate::delegate::DELEGATED_PAY_PATH,
             post(crate::delegate_api::pay),
         )

@@ -785,11 +785,33 @@ impl Network {
         }
         if self.has("bob") {
             println!(
-                "   atomicity --data-dir {} pay {} 12.50 USD",
-                d("bob")?,
-                self.key("me")?
+                "   atomicity --data-dir {} pay {} 12.50 USD     # I pay Bob back part of the dinner",
+                d("me")?,
+                self.key("bob")?
             );
         }
+        if self.has("carol") && self.has("dave") {
+            println!(
+                "   URI=$(atomicity --data-dir {} request new 60 USD --memo pizza --method credit,lightning --sats-per-unit 1100 | head -1)",
+                d("me")?
+            );
+            println!(
+                "   atomicity --data-dir {} request watch <ID it printed>   # a live progress bar",
+                d("me")?
+            );
+            println!(
+                "   atomicity --data-dir {} request pay \"$URI\" 20",
+                d("carol")?
+            );
+            println!(
+                "   atomicity --data-dir {} request pay \"$URI\" 40 --method lightning",
+                d("dave")?
+            );
+        }
+        println!(
+            "   atomicity --data-dir {} wallet      # my web wallet: open the address it prints",
+            d("me")?
+        );
         if let Some(dht) = &self.dht {
             println!(
                 "   atomicity --data-dir {} dht find router --dht-bootstrap {}",
@@ -973,7 +995,15 @@ pub fn run(dir: Option<PathBuf>, once: bool) -> Result<bool> {
     }
     net.print_try()?;
     println!("Press Ctrl-C to stop.");
-    net.rt.block_on(tokio::signal::ctrl_c())?;
+    // SIGTERM too (kill, a supervisor): either way every process is stopped below, none is
+    // left behind.
+    net.rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            stopped = tokio::signal::ctrl_c() => stopped,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
     println!("\nStopping the network.");
     net.stop();
     Ok(failed.is_empty())
