@@ -224,12 +224,7 @@ pub(crate) async fn release(
         .requests
         .update(&id, |e| {
             e.book.release_by_payer(fill, &ask.release_key)?;
-            e.book
-                .fills
-                .iter()
-                .find(|f| f.id == fill)
-                .map(|f| fill_row(&e.book.terms.asset, f))
-                .ok_or_else(|| FillRefusal::UnknownFill(fill).into())
+            row_of(&e.book, fill)
         })
         .await?;
     tracing::info!(request = %id, fill, "the payer gave its fill up");
@@ -275,16 +270,20 @@ pub(crate) async fn preimage(
         .requests
         .update(&id, |e| {
             e.book.mark_paid(fill)?;
-            e.book
-                .fills
-                .iter()
-                .find(|f| f.id == fill)
-                .map(|f| fill_row(&e.book.terms.asset, f))
-                .ok_or_else(|| FillRefusal::UnknownFill(fill).into())
+            row_of(&e.book, fill)
         })
         .await?;
     tracing::info!(request = %id, fill, status = %row.status, "Lightning fill proven");
     Ok(axum::Json(row))
+}
+
+/// The API row of fill `fill` of `book`.
+fn row_of(book: &RequestBook, fill: u32) -> Result<FillRow, RequestsError> {
+    book.fills
+        .iter()
+        .find(|f| f.id == fill)
+        .map(|f| fill_row(&book.terms.asset, f))
+        .ok_or_else(|| FillRefusal::UnknownFill(fill).into())
 }
 
 fn fill_memo(terms: &RequestTerms) -> String {
