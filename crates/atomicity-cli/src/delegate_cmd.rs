@@ -17,8 +17,7 @@ use clap::Subcommand;
 
 use crate::output::table;
 
-/// Exit code of `delegate pay` when the payee has not answered yet (the node keeps trying).
-const EXIT_PENDING: u8 = 3;
+use crate::EXIT_PENDING;
 
 /// `atomicity delegate …`.
 #[derive(Subcommand)]

@@ -16,6 +16,9 @@ pub mod request_cmd;
 pub mod settle_cmd;
 pub mod trust_cmd;
 
+/// Exit code of a payment command when the payee has not answered yet (the node keeps trying).
+pub const EXIT_PENDING: u8 = 3;
+
 /// `--route K1,K2 --route K3` as lists of keys: one list a route, empty keys dropped.
 pub fn split_routes(routes: &[String]) -> Vec<Vec<String>> {
     routes

@@ -14,8 +14,7 @@ use atomicity_node::datadir::DataDir;
 use atomicity_node::{DhtMode, NodeConfig, RunningNode};
 use clap::{Parser, Subcommand};
 
-/// Exit code of `pay` when the payee has not answered yet (the node keeps trying).
-const EXIT_PENDING: u8 = 3;
+use atomicity_cli::EXIT_PENDING;
 
 #[derive(Parser)]
 #[command(name = "atomicity", version, about = "Peer-to-peer mutual credit", long_about = None)]

@@ -13,8 +13,7 @@ use atomicity_node::client::ApiClient;
 use atomicity_node::request::{Action, qr_svg, qr_text};
 use clap::Subcommand;
 
-/// Exit code of `request watch` when it stops waiting before the request is filled.
-const EXIT_PENDING: u8 = 3;
+use crate::EXIT_PENDING;
 
 /// `atomicity request …`.
 #[derive(Subcommand)]

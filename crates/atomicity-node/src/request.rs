@@ -196,11 +196,7 @@ impl Requests {
         let mut next = entry.clone();
         let out = change(&mut next)?;
         if next.book != entry.book || next.action != entry.action {
-            let mut all = entries.clone();
-            all.insert(*id, next.clone());
-            self.save(&all).await?;
-            entries.insert(*id, next);
-            self.changed.send_modify(|n| *n = n.wrapping_add(1));
+            self.put(&mut entries, next).await?;
         }
         Ok(out)
     }
@@ -211,11 +207,24 @@ impl Requests {
         if entries.len() >= MAX_REQUESTS {
             return Err(RequestsError::TooMany);
         }
-        let mut all = entries.clone();
-        let id = book.terms.id;
-        all.insert(id, Entry { book, action });
-        self.save(&all).await?;
-        *entries = all;
+        self.put(&mut entries, Entry { book, action }).await
+    }
+
+    /// Puts `entry` in and saves every request; if saving fails, puts back what was there.
+    async fn put(
+        &self,
+        entries: &mut BTreeMap<RequestId, Entry>,
+        entry: Entry,
+    ) -> Result<(), RequestsError> {
+        let id = entry.book.terms.id;
+        let before = entries.insert(id, entry);
+        if let Err(e) = self.save(entries).await {
+            match before {
+                Some(old) => entries.insert(id, old),
+                None => entries.remove(&id),
+            };
+            return Err(e);
+        }
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }

@@ -19,6 +19,7 @@ use crate::api::{
     PreimageBody, RequestProgressRow, RequestRow,
 };
 use crate::lightning::{check_amount, check_preimage, parse_bolt11, parse_preimage_hex};
+use crate::published::{RefreshError, fetch_document};
 use crate::request::{
     Action, CREDIT_FILL_GRACE_SECS, CREDIT_FILL_SECS, LIGHTNING_FILL_SECS, RequestsError,
     fill_offer, fill_row, request_row,
@@ -541,32 +542,20 @@ pub(crate) async fn pay(
     let method: MethodKind = req.method.as_deref().unwrap_or("credit").parse().map_err(
         |e: atomicity_core::request::RequestError| ApiError::bad("bad_method", e.to_string()),
     )?;
-    let base = state.directory.locate(&uri.payee).await.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "no_url",
-            format!(
-                "no URL known for the payee {}; add it with `atomicity peer add KEY --url URL`",
-                uri.payee
-            ),
-        )
-    })?;
-    let base = base.trim_end_matches('/').to_string();
     let path = request_path(&uri.id);
+    // The same fetch as every published document: the payee's URL (or its record on the
+    // DHT, looked up again if it moved), the signature checked under its key and path.
+    let value = fetch_document(&state, &uri.payee, &path)
+        .await
+        .map_err(|e| fetch_error(&uri.payee, e))?;
+    let base = state
+        .directory
+        .locate(&uri.payee)
+        .await
+        .ok_or_else(|| fetch_error(&uri.payee, RefreshError::NoUrl(uri.payee.to_z32())))?;
+    let base = base.trim_end_matches('/').to_string();
     let http = &state.published.http;
-    let document = get_bytes(http, &format!("{base}{path}")).await?;
-    let verified = atomicity_core::published::verify_document(&document, &uri.payee, &path, None)
-        .map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "bad_request_document",
-            format!(
-                "the payment request is not validly signed by {}: {e}",
-                uri.payee
-            ),
-        )
-    })?;
-    let terms = crate::request::check_fetched(verified.value_str(), &uri.payee, &uri.id)
+    let terms = crate::request::check_fetched(&value, &uri.payee, &uri.id)
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "bad_request_document", e))?;
     let amount = amount_arg(&terms.asset, &req.amount)?;
     if terms.method(method).is_none() {
@@ -728,32 +717,33 @@ fn bad_answer(why: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "bad_payee_answer", why.to_string())
 }
 
-async fn get_bytes(http: &reqwest::Client, url: &str) -> ApiResult<Vec<u8>> {
-    let response = http
-        .get(url)
-        .timeout(PEER_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| unreachable(url, &e))?;
-    if response.status() == reqwest::StatusCode::NOT_FOUND {
-        return Err(ApiError::new(
+/// Why the payee's request document could not be had, in the words of a payment request.
+fn fetch_error(payee: &atomicity_core::PublicKey, e: RefreshError) -> ApiError {
+    match e {
+        RefreshError::NoUrl(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_url",
+            format!(
+                "no URL known for the payee {payee}; add it with `atomicity peer add KEY --url URL`"
+            ),
+        ),
+        RefreshError::NoState(_) => ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_request",
             "the payee has no such payment request",
-        ));
-    }
-    if !response.status().is_success() {
-        return Err(ApiError::new(
+        ),
+        RefreshError::BadDocument(e) => ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "payee_error",
-            format!("the payee answered HTTP {}", response.status()),
-        ));
+            "bad_request_document",
+            format!("the payment request is not validly signed by {payee}: {e}"),
+        ),
+        RefreshError::Unreachable { url, why } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "payee_unreachable",
+            format!("cannot reach the payee at {url}: {why}"),
+        ),
+        other => ApiError::new(StatusCode::BAD_GATEWAY, "payee_error", other.to_string()),
     }
-    let bytes = response.bytes().await.map_err(|e| unreachable(url, &e))?;
-    if bytes.len() > atomicity_core::published::MAX_DOCUMENT_LEN {
-        return Err(bad_answer("the payee's answer is too large"));
-    }
-    Ok(bytes.to_vec())
 }
 
 /// POSTs JSON to the payee; its JSON errors come back as ours, with its code and words.

@@ -647,9 +647,7 @@ pub(crate) async fn pay_request(
         use_routers && req.routes.is_empty() && peer != state.me && state.routers.any();
     let ask_routers = may_ask_routers && !state.directory.contains(&peer);
     if !req.routes.is_empty() || ask_routers {
-        return pay_payer_published(state, peer, asset, amount, req, ask_routers)
-            .await
-            .map(|axum::Json(r)| r);
+        return pay_payer_published(state, peer, asset, amount, req, ask_routers).await;
     }
     let wait = req
         .wait_ms
@@ -689,9 +687,7 @@ pub(crate) async fn pay_request(
         .map_err(ApiError::from);
     let offer = match offer {
         Err(e) if may_ask_routers && e.code == "no_line" => {
-            return pay_payer_published(state, peer, asset, amount, req, true)
-                .await
-                .map(|axum::Json(r)| r);
+            return pay_payer_published(state, peer, asset, amount, req, true).await;
         }
         offer => offer?,
     };
@@ -738,7 +734,7 @@ async fn pay_payer_published(
     amount: Amount,
     req: &PayRequest,
     ask_routers: bool,
-) -> ApiResult<axum::Json<PayResponse>> {
+) -> ApiResult<PayResponse> {
     let p: [u8; 32] = rand::random();
     let expires_at = unix_now() + DEFAULT_EXPIRY_SECS;
     let condition = witness_condition(
@@ -764,9 +760,9 @@ async fn pay_payer_published(
         wait,
     };
     if ask_routers {
-        return pay_through_routers(state, request).await.map(axum::Json);
+        return pay_through_routers(state, request).await;
     }
-    routed_payment(state, request).await.map(axum::Json)
+    routed_payment(state, request).await
 }
 
 fn balance_row(v: &ChannelView) -> BalanceRow {
