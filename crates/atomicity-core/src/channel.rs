@@ -4,7 +4,7 @@
 //! Sans-I/O: every method takes the time and the key it needs and only changes memory; the
 //! caller persists the result (see [`crate::ledger`]) before anything leaves the node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use pkarr::{Keypair, PublicKey};
 use thiserror::Error;
@@ -320,6 +320,11 @@ pub struct Channel {
     next_id: u64,
     out: BTreeMap<u64, OutConditional>,
     inn: BTreeMap<u64, InConditional>,
+    /// Ids of my routed IOUs the holder claimed before its answer reached me. The holder
+    /// answers an offer in the reply to it, and may publish and send its claim on another
+    /// connection before I have read that reply; the claim counts once the acceptance arrives.
+    /// Memory only: a holder sends its claim again until my state resolves the IOU.
+    early_claims: BTreeSet<u64>,
 }
 
 /// A summary of a channel for display.
@@ -367,6 +372,7 @@ impl Channel {
             next_id: 0,
             out: BTreeMap::new(),
             inn: BTreeMap::new(),
+            early_claims: BTreeSet::new(),
         }
     }
 
@@ -394,6 +400,7 @@ impl Channel {
             next_id,
             out,
             inn,
+            early_claims: BTreeSet::new(),
         }
     }
 
@@ -788,9 +795,13 @@ impl Channel {
             return Err(Rejection::HashMismatch);
         }
         let early_release = pending.is_witness() && !answer.is_accepted();
+        let claimed_early = self.early_claims.remove(&id);
         match &pending.answer {
             None => {
                 pending.answer = Some(answer);
+                if claimed_early && pending.is_accepted() && pending.proof.is_some() {
+                    pending.claimed = true;
+                }
                 Ok(true)
             }
             Some(held) if *held == answer => Ok(false),
@@ -820,6 +831,7 @@ impl Channel {
     ) -> Result<Vec<u64>, Rejection> {
         let mut changed = Vec::new();
         let mut last_error = None;
+        let early_claims = &mut self.early_claims;
         for (id, c) in self.out.iter_mut() {
             let Some(condition) = c.iou.body().condition.witness() else {
                 continue;
@@ -832,9 +844,17 @@ impl Channel {
                 continue;
             }
             if claimed && !c.is_accepted() {
-                // A claim on an unanswered or released IOU: the holder must accept first, and
-                // cannot claim what it released.
                 last_error = None;
+                // A claim on a released IOU claims nothing.
+                if c.answer.is_none() {
+                    // The claim overtook the holder's acceptance: I know the proof now, and
+                    // the claim counts when the acceptance arrives.
+                    early_claims.insert(*id);
+                    if c.proof.is_none() {
+                        c.proof = Some(proof.clone());
+                        changed.push(*id);
+                    }
+                }
                 continue;
             }
             let mut did = false;

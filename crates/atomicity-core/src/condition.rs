@@ -7,10 +7,12 @@
 //! timestamps ≤ T*. Any valid proof wins (existential rule), so every hop of a route depends on
 //! the same public fact: all complete, or none does.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::thread::LocalKey;
 
 use atomicity_witness::bundle::{CheckpointCache, ProofBundle, verify_publication_cached};
-use atomicity_witness::note::{CosignatureVerifier, CosignerPolicy, Verifier};
+use atomicity_witness::note::{CosignatureVerifier, CosignerPolicy, NoteError, Verifier};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -24,6 +26,49 @@ pub const MAX_COSIGNERS: usize = 8;
 pub const MAX_VKEY_LEN: usize = 256;
 /// Largest proof bundle carried in a message.
 pub const MAX_BUNDLE_LEN: usize = 48 * 1024;
+
+/// Most witness and cosigner keys remembered per thread.
+const VKEY_CACHE_LIMIT: usize = 256;
+
+type VkeyCache<V> = RefCell<HashMap<String, V>>;
+
+thread_local! {
+    /// Verifiers parsed recently on this thread. Parsing a key string means decompressing its
+    /// curve point, and every routed IOU, proof and condition names the same few witnesses.
+    /// A pure memo, like the peer keys' in `encoding`: same answer, less work.
+    static LOG_KEYS: VkeyCache<Verifier> = RefCell::new(HashMap::new());
+    static COSIGNER_KEYS: VkeyCache<CosignatureVerifier> = RefCell::new(HashMap::new());
+}
+
+/// `parse(vkey)`, memoized per thread in `cache` (failures are not remembered).
+fn memo<V: Clone>(
+    cache: &'static LocalKey<VkeyCache<V>>,
+    vkey: &str,
+    parse: impl FnOnce(&str) -> Result<V, NoteError>,
+) -> Result<V, NoteError> {
+    if let Some(v) = cache.with(|c| c.borrow().get(vkey).cloned()) {
+        return Ok(v);
+    }
+    let v = parse(vkey)?;
+    cache.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= VKEY_CACHE_LIMIT {
+            c.clear();
+        }
+        c.insert(vkey.to_owned(), v.clone());
+    });
+    Ok(v)
+}
+
+/// The log verifier of a key string (memoized).
+fn log_verifier(vkey: &str) -> Result<Verifier, NoteError> {
+    memo(&LOG_KEYS, vkey, Verifier::from_vkey)
+}
+
+/// The cosignature verifier of a key string (memoized).
+fn cosigner_verifier(vkey: &str) -> Result<CosignatureVerifier, NoteError> {
+    memo(&COSIGNER_KEYS, vkey, CosignatureVerifier::from_vkey)
+}
 
 /// One witness log a condition accepts, with its window.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,7 +109,7 @@ impl WitnessTerms {
 
     /// The log's verifier.
     pub fn verifier(&self) -> Result<Verifier, String> {
-        Verifier::from_vkey(&self.log).map_err(|e| format!("witness key: {e}"))
+        log_verifier(&self.log).map_err(|e| format!("witness key: {e}"))
     }
 
     /// The cosigner policy, if the terms name cosigners.
@@ -75,7 +120,7 @@ impl WitnessTerms {
         let cosigners = self
             .cosigners
             .iter()
-            .map(|v| CosignatureVerifier::from_vkey(v).map_err(|e| format!("cosigner key: {e}")))
+            .map(|v| cosigner_verifier(v).map_err(|e| format!("cosigner key: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(CosignerPolicy {
             cosigners,
@@ -97,7 +142,7 @@ impl WitnessTerms {
 
     fn decode(r: &mut Reader<'_>) -> Result<WitnessTerms, DecodeError> {
         let log = vkey(r, "witness log key")?;
-        Verifier::from_vkey(&log).map_err(|_| DecodeError::Invalid {
+        log_verifier(&log).map_err(|_| DecodeError::Invalid {
             field: "witness log key",
             why: "not a signed-note verifier key",
         })?;
@@ -105,7 +150,7 @@ impl WitnessTerms {
         let mut cosigners = Vec::with_capacity(count);
         for _ in 0..count {
             let c = vkey(r, "cosigner key")?;
-            CosignatureVerifier::from_vkey(&c).map_err(|_| DecodeError::Invalid {
+            cosigner_verifier(&c).map_err(|_| DecodeError::Invalid {
                 field: "cosigner key",
                 why: "not a cosignature verifier key",
             })?;

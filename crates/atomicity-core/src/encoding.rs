@@ -66,7 +66,7 @@ thread_local! {
 }
 
 /// The key with these bytes, if they are a valid Ed25519 point (memoized per thread).
-fn known_key(bytes: &[u8; 32]) -> Option<PublicKey> {
+pub(crate) fn known_key(bytes: &[u8; 32]) -> Option<PublicKey> {
     if let Some(key) = KEYS.with(|k| k.borrow().get(bytes).cloned()) {
         return Some(key);
     }

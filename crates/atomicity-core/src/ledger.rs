@@ -418,7 +418,7 @@ pub struct Ledger {
     /// The IOUs I issued for each pending payment (one per part), to its payment id.
     pub(crate) part_of: HashMap<IouKey, [u8; 32]>,
     /// Channels with answered IOUs waiting to be merged into a new state.
-    pub(crate) dirty: BTreeSet<(Vec<u8>, Asset)>,
+    pub(crate) dirty: BTreeSet<([u8; 32], Asset)>,
     /// Forwarding links by incoming IOU.
     pub(crate) fwd_in: HashMap<IouKey, ForwardRecord>,
     /// Forwarding links by outgoing IOU, to the incoming IOU.
@@ -992,14 +992,19 @@ impl Ledger {
         let dirty = std::mem::take(&mut self.dirty);
         let mut states = Vec::new();
         for (peer_bytes, asset) in dirty {
-            let Ok(peer) = PublicKey::try_from(peer_bytes.as_slice()) else {
+            let Some(peer) = crate::encoding::known_key(&peer_bytes) else {
                 continue;
             };
             let Some(channel) = self.channels.get_mut(&(peer.clone(), asset.clone())) else {
                 continue;
             };
-            let before: Vec<OutConditional> =
-                channel.out_conditionals().values().cloned().collect();
+            // Routed IOUs accepted and not claimed: if the merge resolves one, it expired.
+            let unclaimed: Vec<u64> = channel
+                .out_conditionals()
+                .iter()
+                .filter(|(_, c)| c.is_pending() && c.answer.is_some())
+                .map(|(id, _)| *id)
+                .collect();
             match channel.merge_answered(&self.key, now, self.grace) {
                 Ok(Some((state, merged))) => {
                     push_resolved(ops, channel, Direction::Out, merged.clone());
@@ -1008,11 +1013,10 @@ impl Ledger {
                     }
                     states.push((peer.clone(), state));
                     // Routed IOUs that expired unclaimed: their payments failed here.
-                    let expired: Vec<u64> = before
-                        .iter()
-                        .filter(|c| merged.contains(&c.iou.body().id))
-                        .filter(|c| c.is_pending() && c.answer.is_some())
-                        .map(|c| c.iou.body().id)
+                    let expired: Vec<u64> = unclaimed
+                        .into_iter()
+                        // `merged` comes in ascending order.
+                        .filter(|id| merged.binary_search(id).is_ok())
                         .collect();
                     for id in expired {
                         let key = (peer.clone(), asset.clone(), id);
@@ -1058,7 +1062,7 @@ impl Ledger {
     }
 
     pub(crate) fn mark_dirty(&mut self, peer: &PublicKey, asset: &Asset) {
-        self.dirty.insert((peer.as_bytes().to_vec(), asset.clone()));
+        self.dirty.insert((*peer.as_bytes(), asset.clone()));
     }
 }
 

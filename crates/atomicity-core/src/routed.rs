@@ -365,13 +365,16 @@ impl Ledger {
         Ok(sent)
     }
 
-    /// A holder accepted one of my IOUs: a direct payment is then complete.
+    /// A holder accepted one of my IOUs: a direct payment is then complete, and so is a routed
+    /// one whose claim came first.
     pub(crate) fn part_accepted(&mut self, key: &IouKey, now: u64, ops: &mut Vec<StoreOp>) {
-        let direct = self
+        // A direct IOU is paid once accepted; a routed one once claimed, and its claim may
+        // have come before this acceptance.
+        let paid = self
             .channel(&key.0, &key.1)
             .and_then(|c| c.out_conditionals().get(&key.2))
-            .is_some_and(|c| c.iou.body().condition.witness().is_none());
-        if direct {
+            .is_some_and(|c| c.iou.body().condition.witness().is_none() || c.claimed);
+        if paid {
             self.finish_payment(key, PaymentStatus::Completed, now, ops);
         }
     }

@@ -27,6 +27,9 @@ struct Net {
     /// Nodes that are down: what is sent to them is held, not lost (a peer's retries).
     offline: Vec<bool>,
     held: Vec<(usize, usize, Message)>,
+    /// When set, answers to offers are held here (replier, asker, reply) instead of being
+    /// delivered: a slow connection, which later messages overtake.
+    late_replies: Option<Vec<(usize, usize, Reply)>>,
     now: u64,
     log: Log,
 }
@@ -53,6 +56,7 @@ impl Net {
             queue: VecDeque::new(),
             offline: vec![false; n],
             held: Vec::new(),
+            late_replies: None,
             now: T0,
             log: Log::new("witness.test/log".into(), signer, 10, T0).expect("log"),
         };
@@ -128,6 +132,10 @@ impl Net {
             }
             self.finish(to, ops);
             if matches!(reply, Reply::Accepted(_) | Reply::Released(_)) {
+                if let Some(late) = &mut self.late_replies {
+                    late.push((to, from, reply));
+                    continue;
+                }
                 let mut ops = Vec::new();
                 let receiver = pk(to);
                 self.nodes[from]
@@ -137,6 +145,18 @@ impl Net {
             }
         }
         panic!("the network never went quiet");
+    }
+
+    /// Delivers the answers held by [`Net::late_replies`], then runs until quiet.
+    fn deliver_late_replies(&mut self) {
+        for (from, to, reply) in self.late_replies.take().unwrap_or_default() {
+            let mut ops = Vec::new();
+            self.nodes[to]
+                .handle_reply(&pk(from), reply, self.now, &mut ops)
+                .expect("reply");
+            self.finish(to, ops);
+        }
+        self.run();
     }
 
     fn publish_all(&mut self) {
@@ -310,6 +330,33 @@ fn chain() -> Net {
     net.set_fee(C, D, "0.05", 0);
     net.set_fee(D, E, "0", 5_000); // 0.5%
     net
+}
+
+#[test]
+fn a_claim_that_overtakes_the_acceptance_counts_when_the_acceptance_arrives() {
+    // Every answer travels on a slow connection: C's claim reaches B, and B's claim reaches
+    // A, before the acceptances they follow.
+    let mut net = Net::new(3, &[(A, B, "100"), (B, C, "100")]);
+    net.set_fee(B, C, "0.10", 0);
+    net.late_replies = Some(Vec::new());
+    let p = [43; 32];
+    let condition = net.invoice(C, "10", p);
+    let id = net.pay(A, C, &[&[(B, "10.10"), (C, "10")]], condition, None);
+    // Each issuer knows the proof already (it cannot let its IOU expire, and B has claimed
+    // A's IOU with it), but owes nothing until the holder's acceptance arrives.
+    assert_eq!(net.status(A, id), PaymentStatus::Pending);
+    assert_eq!(net.pending(A), (0, 1010));
+    assert_eq!(net.pending(B), (0, 1000));
+    net.deliver_late_replies();
+    assert_eq!(net.status(A, id), PaymentStatus::Completed);
+    assert_eq!(net.net(A, B), -1010);
+    assert_eq!(net.net(B, A), 1010);
+    assert_eq!(net.net(B, C), -1000);
+    assert_eq!(net.net(C, B), 1000);
+    for n in [A, B, C] {
+        assert_eq!(net.pending(n), (0, 0), "node {n} has nothing pending");
+    }
+    net.check_restore();
 }
 
 #[test]

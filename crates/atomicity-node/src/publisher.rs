@@ -254,7 +254,7 @@ async fn publish(witnesses: &Arc<Witnesses>, actor: &ActorHandle, publication: P
                 return;
             };
             let proof = WitnessProof { p, log, bundle };
-            tracing::info!(hash = %hex::encode(hash), "secret published");
+            tracing::debug!(hash = %hex::encode(hash), "secret published");
             if let Err(e) = actor
                 .call(|r| Command::Published(hash, Box::new(proof), unix_now(), r))
                 .await
