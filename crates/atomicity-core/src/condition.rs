@@ -7,9 +7,7 @@
 //! timestamps ≤ T*. Any valid proof wins (existential rule), so every hop of a route depends on
 //! the same public fact: all complete, or none does.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
-use std::thread::LocalKey;
+use std::collections::HashSet;
 
 use atomicity_witness::bundle::{CheckpointCache, ProofBundle, verify_publication_cached};
 use atomicity_witness::note::{CosignatureVerifier, CosignerPolicy, NoteError, Verifier};
@@ -17,6 +15,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::encoding::{DecodeError, Reader, Writer};
+use crate::memo::{self, TextCache};
 
 /// Most witness logs one condition may list.
 pub const MAX_WITNESSES: usize = 8;
@@ -27,47 +26,19 @@ pub const MAX_VKEY_LEN: usize = 256;
 /// Largest proof bundle carried in a message.
 pub const MAX_BUNDLE_LEN: usize = 48 * 1024;
 
-/// Most witness and cosigner keys remembered per thread.
-const VKEY_CACHE_LIMIT: usize = 256;
-
-type VkeyCache<V> = RefCell<HashMap<String, V>>;
-
 thread_local! {
-    /// Verifiers parsed recently on this thread. Parsing a key string means decompressing its
-    /// curve point, and every routed IOU, proof and condition names the same few witnesses.
-    /// A pure memo, like the peer keys' in `encoding`: same answer, less work.
-    static LOG_KEYS: VkeyCache<Verifier> = RefCell::new(HashMap::new());
-    static COSIGNER_KEYS: VkeyCache<CosignatureVerifier> = RefCell::new(HashMap::new());
-}
-
-/// `parse(vkey)`, memoized per thread in `cache` (failures are not remembered).
-fn memo<V: Clone>(
-    cache: &'static LocalKey<VkeyCache<V>>,
-    vkey: &str,
-    parse: impl FnOnce(&str) -> Result<V, NoteError>,
-) -> Result<V, NoteError> {
-    if let Some(v) = cache.with(|c| c.borrow().get(vkey).cloned()) {
-        return Ok(v);
-    }
-    let v = parse(vkey)?;
-    cache.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= VKEY_CACHE_LIMIT {
-            c.clear();
-        }
-        c.insert(vkey.to_owned(), v.clone());
-    });
-    Ok(v)
+    static LOG_KEYS: TextCache<Verifier> = TextCache::default();
+    static COSIGNER_KEYS: TextCache<CosignatureVerifier> = TextCache::default();
 }
 
 /// The log verifier of a key string (memoized).
-fn log_verifier(vkey: &str) -> Result<Verifier, NoteError> {
-    memo(&LOG_KEYS, vkey, Verifier::from_vkey)
+pub(crate) fn log_verifier(vkey: &str) -> Result<Verifier, NoteError> {
+    memo::by_text(&LOG_KEYS, vkey, Verifier::from_vkey)
 }
 
 /// The cosignature verifier of a key string (memoized).
-fn cosigner_verifier(vkey: &str) -> Result<CosignatureVerifier, NoteError> {
-    memo(&COSIGNER_KEYS, vkey, CosignatureVerifier::from_vkey)
+pub(crate) fn cosigner_verifier(vkey: &str) -> Result<CosignatureVerifier, NoteError> {
+    memo::by_text(&COSIGNER_KEYS, vkey, CosignatureVerifier::from_vkey)
 }
 
 /// One witness log a condition accepts, with its window.

@@ -188,7 +188,7 @@ fn parse_witness(value: &str) -> Result<WitnessTerms, InvoiceError> {
             format!("key longer than {MAX_VKEY_LEN} bytes"),
         ));
     }
-    atomicity_witness::note::Verifier::from_vkey(log).map_err(|e| bad("witness", e))?;
+    crate::condition::log_verifier(log).map_err(|e| bad("witness", e))?;
     let start: u64 = start.parse().map_err(|e| bad("witness start block", e))?;
     let deadline: u64 = deadline
         .parse()
@@ -218,8 +218,7 @@ fn parse_cosigners(value: &str) -> Result<(u8, Vec<String>), InvoiceError> {
                 format!("key longer than {MAX_VKEY_LEN} bytes"),
             ));
         }
-        atomicity_witness::note::CosignatureVerifier::from_vkey(vkey)
-            .map_err(|e| bad("cosigners", e))?;
+        crate::condition::cosigner_verifier(vkey).map_err(|e| bad("cosigners", e))?;
         if cosigners.iter().any(|c| c == vkey) {
             return Err(bad("cosigners", "a cosigner is listed twice"));
         }

@@ -14,6 +14,7 @@ pub mod encoding;
 pub mod forward;
 pub mod invoice;
 pub mod ledger;
+mod memo;
 pub mod message;
 pub mod objects;
 pub mod published;
@@ -56,8 +57,11 @@ pub use trust::{DegreeRule, MyTrust, TrustDoc, TrustError};
 
 /// Parses a public key in z-base32 (the Pkarr form), also accepting a `pk:` prefix.
 pub fn parse_key(s: &str) -> Result<PublicKey, String> {
+    thread_local! {
+        static Z32_KEYS: memo::TextCache<PublicKey> = memo::TextCache::default();
+    }
     let trimmed = s.trim();
     let bare = trimmed.strip_prefix("pk:").unwrap_or(trimmed);
-    bare.parse::<PublicKey>()
+    memo::by_text(&Z32_KEYS, bare, |bare| bare.parse::<PublicKey>())
         .map_err(|e| format!("{s:?} is not a public key: {e}"))
 }

@@ -280,7 +280,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let (actor, ledger_thread) = actor::spawn(key.clone(), ledger, Box::new(store), outputs);
     let client = PeerClient::new(key.clone(), actor.clone(), directory.clone());
     let outbox = Outbox::new();
-    let state = AppState {
+    let state = AppState::new(server::Shared {
         me: key.public_key(),
         node_url: node_url.clone(),
         actor: actor.clone(),
@@ -316,7 +316,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         requests: Arc::new(request::Requests::open(&dir)?),
         trust: Arc::new(trust::Trust::open(&dir, config.trust_refresh)?),
         delegations: Arc::new(delegate::Delegations::open(&dir, key.clone())?),
-    };
+    });
     // The witness lists hold before any peer is heard.
     trust::apply_witness_policy(&state)
         .await

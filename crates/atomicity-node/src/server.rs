@@ -49,9 +49,27 @@ pub(crate) const DEFAULT_EXPIRY_SECS: u64 = 600;
 /// Most parts of one multi-path payment.
 const MAX_PARTS: usize = 16;
 
-/// What the handlers share.
+/// What the handlers share: cheap to clone (axum clones it for every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Shares `shared` with every handler.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The node's services, as the handlers see them ([`AppState`]).
+pub struct Shared {
     /// This node's key.
     pub me: PublicKey,
     /// Its peer-facing URL.

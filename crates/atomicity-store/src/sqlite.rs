@@ -228,6 +228,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX settlements_newest
         ON settlements (created_at DESC, id);
     ",
+    // 4: the index of unfinished payment secrets follows their creation time instead of their
+    // hash. Marking a secret paid then rewrites an index page of recent secrets, not a random
+    // one: a payee under load wrote 16 of its 52 pages per commit into this index.
+    "
+    DROP INDEX hashlocks_unfinished;
+    CREATE INDEX hashlocks_unfinished
+        ON hashlocks (created_at) WHERE status IN ('open', 'publishing');
+    ",
 ];
 
 /// The newest schema version this code knows (the database's `PRAGMA user_version`).

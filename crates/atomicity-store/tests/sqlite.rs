@@ -564,7 +564,7 @@ fn version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("user_version");
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
 }
 
 /// What migration 2 added, exactly as it shipped, frozen like [`SCHEMA_V1`]: with it, a
