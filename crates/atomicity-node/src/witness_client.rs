@@ -2,9 +2,11 @@
 //! secret `p` and fetch the proof that it was published.
 //!
 //! - [`WitnessClient`] talks to one witness: `GET /vkey`, `GET /block`, `POST /submit` and
-//!   `GET /bundle/{p}`. Every call has a short timeout ([`TIMEOUT`]) and reads at most
-//!   [`MAX_RESPONSE`] bytes, so a slow or hostile witness cannot hold the node up for long or
-//!   make it buffer without bound.
+//!   `GET /bundle/{p}`, and their batched forms `POST /submit-batch` and `POST /bundles`, which
+//!   the publisher uses through [`WitnessClient::submit_soon`] and
+//!   [`WitnessClient::bundle_soon`]. Every call has a short timeout ([`TIMEOUT`]) and reads at
+//!   most [`MAX_RESPONSE`] bytes per secret, so a slow or hostile witness cannot hold the node
+//!   up for long or make it buffer without bound.
 //! - [`publish_any`] publishes `p` on several witnesses at once and returns the first bundle the
 //!   caller accepts. It retries a witness that is down or refuses the secret (a censoring
 //!   witness) until a deadline: one honest, reachable witness is enough.
@@ -13,12 +15,13 @@
 //! hard deadline, a cosigner policy) is the caller's job, with
 //! [`atomicity_witness::bundle::verify_publication`], inside [`PublishTarget::accept`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use atomicity_witness::note::Verifier;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -112,6 +115,18 @@ struct ErrorBody {
 pub struct WitnessClient {
     http: reqwest::Client,
     url: String,
+    batches: Arc<Batches>,
+}
+
+/// A secret waiting for its share of a batched answer.
+type Waiting<T> = ([u8; 32], oneshot::Sender<Result<T, WitnessClientError>>);
+
+/// The queues of [`WitnessClient::submit_soon`] and [`WitnessClient::bundle_soon`], each
+/// drained by its own task (started on first use).
+#[derive(Debug, Default)]
+struct Batches {
+    submits: OnceLock<mpsc::UnboundedSender<Waiting<Submitted>>>,
+    bundles: OnceLock<mpsc::UnboundedSender<Waiting<Option<Vec<u8>>>>>,
 }
 
 impl WitnessClient {
@@ -126,6 +141,114 @@ impl WitnessClient {
         WitnessClient {
             http,
             url: url.trim().trim_end_matches('/').to_string(),
+            batches: Arc::default(),
+        }
+    }
+
+    /// The same witness, with queues of its own (for the tasks that drain this one's: a task
+    /// holding the sender of its own queue would never see it close).
+    fn unqueued(&self) -> WitnessClient {
+        WitnessClient {
+            http: self.http.clone(),
+            url: self.url.clone(),
+            batches: Arc::default(),
+        }
+    }
+
+    /// [`WitnessClient::submit`], sent together with the other secrets submitted at about the
+    /// same time on this client (`POST /submit-batch`). One batch is in flight at a time: what
+    /// comes meanwhile waits for the next, so a busy payee makes few requests and an idle one
+    /// waits for none.
+    pub async fn submit_soon(&self, p: &[u8; 32]) -> Result<Submitted, WitnessClientError> {
+        let queue = self.batches.submits.get_or_init(|| {
+            let client = self.unqueued();
+            start_batches(move |ps| {
+                let client = client.clone();
+                async move { client.submit_batch(&ps).await }
+            })
+        });
+        self.wait_in(queue, p).await
+    }
+
+    /// [`WitnessClient::bundle`], fetched together with the other bundles asked for at about
+    /// the same time on this client (`POST /bundles`), as [`WitnessClient::submit_soon`].
+    pub async fn bundle_soon(&self, p: &[u8; 32]) -> Result<Option<Vec<u8>>, WitnessClientError> {
+        let queue = self.batches.bundles.get_or_init(|| {
+            let client = self.unqueued();
+            start_batches(move |ps| {
+                let client = client.clone();
+                async move { client.bundles(&ps).await }
+            })
+        });
+        self.wait_in(queue, p).await
+    }
+
+    async fn wait_in<T>(
+        &self,
+        queue: &mpsc::UnboundedSender<Waiting<T>>,
+        p: &[u8; 32],
+    ) -> Result<T, WitnessClientError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || WitnessClientError::Unreachable {
+            url: self.url.clone(),
+            reason: "the node is stopping".into(),
+        };
+        queue.send((*p, tx)).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Submits several secrets in one request (`POST /submit-batch`, at most
+    /// [`MAX_BATCH`]); the entries in the same order.
+    pub async fn submit_batch(
+        &self,
+        ps: &[[u8; 32]],
+    ) -> Result<Vec<Submitted>, WitnessClientError> {
+        #[derive(Deserialize)]
+        struct Entries {
+            entries: Vec<Submitted>,
+        }
+        let ps: Vec<String> = ps.iter().map(hex::encode).collect();
+        let request = self
+            .http
+            .post(self.endpoint("/submit-batch"))
+            .json(&serde_json::json!({ "ps": ps }));
+        let body = self.send(request).await?;
+        let entries = self.json::<Entries>(&body)?.entries;
+        if entries.len() != ps.len() {
+            return Err(self.bad_answer(format!(
+                "{} entries for {} secrets",
+                entries.len(),
+                ps.len()
+            )));
+        }
+        Ok(entries)
+    }
+
+    /// The bundles of several secrets in one request (`POST /bundles`, at most [`MAX_BATCH`]),
+    /// in the same order, `None` for a secret the witness never logged. A witness without
+    /// that endpoint is asked for each bundle in turn.
+    pub async fn bundles(
+        &self,
+        ps: &[[u8; 32]],
+    ) -> Result<Vec<Option<Vec<u8>>>, WitnessClientError> {
+        let hexes: Vec<String> = ps.iter().map(hex::encode).collect();
+        let request = self
+            .http
+            .post(self.endpoint("/bundles"))
+            .json(&serde_json::json!({ "ps": hexes }));
+        let limit = MAX_RESPONSE.saturating_mul(ps.len());
+        match self.send_limited(request, limit).await {
+            Ok(body) => atomicity_witness::bundle::decode_bundles(&body, ps.len())
+                .map_err(|e| self.bad_answer(e)),
+            // An older witness: no such route.
+            Err(WitnessClientError::Refused { status: 404, .. }) => {
+                let mut bundles = Vec::with_capacity(ps.len());
+                for p in ps {
+                    bundles.push(self.bundle(p).await?);
+                }
+                Ok(bundles)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -192,6 +315,15 @@ impl WitnessClient {
 
     /// Sends a request; the body of a 2xx answer, or the error.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, WitnessClientError> {
+        self.send_limited(request, MAX_RESPONSE).await
+    }
+
+    /// [`WitnessClient::send`], reading at most `limit` bytes.
+    async fn send_limited(
+        &self,
+        request: reqwest::RequestBuilder,
+        limit: usize,
+    ) -> Result<Vec<u8>, WitnessClientError> {
         let mut response = request
             .send()
             .await
@@ -204,9 +336,9 @@ impl WitnessClient {
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len().saturating_add(chunk.len()) > MAX_RESPONSE {
+                    if body.len().saturating_add(chunk.len()) > limit {
                         return Err(self.bad_answer(format!(
-                            "{status}: the answer is larger than {MAX_RESPONSE} bytes"
+                            "{status}: the answer is larger than {limit} bytes"
                         )));
                     }
                     body.extend_from_slice(&chunk);
@@ -238,6 +370,47 @@ impl WitnessClient {
             message,
         })
     }
+}
+
+/// Most secrets in one batched request of [`WitnessClient::submit_soon`] or
+/// [`WitnessClient::bundle_soon`] (the witness's limit for `/bundles`).
+pub const MAX_BATCH: usize = atomicity_witness::bundle::MAX_BUNDLES;
+
+/// Starts the task that drains a queue of secrets in batches of at most [`MAX_BATCH`]: it takes
+/// whatever is waiting, makes one request with `send`, and gives each secret its share of the
+/// answer (or the request's error).
+fn start_batches<T, F, Fut>(send: F) -> mpsc::UnboundedSender<Waiting<T>>
+where
+    T: Send + 'static,
+    F: Fn(Vec<[u8; 32]>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Vec<T>, WitnessClientError>> + Send,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel::<Waiting<T>>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(waiting) => batch.push(waiting),
+                    Err(_) => break,
+                }
+            }
+            let ps = batch.iter().map(|(p, _)| *p).collect();
+            match send(ps).await {
+                Ok(answers) => {
+                    for ((_, reply), answer) in batch.into_iter().zip(answers) {
+                        let _ = reply.send(Ok(answer));
+                    }
+                }
+                Err(e) => {
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    });
+    tx
 }
 
 /// An error with its causes (reqwest's own message is often just "error sending request").
@@ -361,13 +534,13 @@ async fn publish_one(
     let mut submitted = false;
     loop {
         if !submitted {
-            match client.submit(p).await {
+            match client.submit_soon(p).await {
                 Ok(_) => submitted = true,
                 Err(e) => note(format!("submit: {e}")),
             }
         }
         if submitted {
-            match client.bundle(p).await {
+            match client.bundle_soon(p).await {
                 Ok(Some(bytes)) => match (target.accept)(&bytes) {
                     Ok(()) => return bytes,
                     Err(why) => note(format!(

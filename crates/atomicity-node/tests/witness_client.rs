@@ -260,3 +260,47 @@ async fn a_rejected_bundle_is_fetched_again() {
     assert!(e.to_string().contains(&witness.url), "{e}");
     witness.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_published_at_once_share_requests_and_each_gets_its_own_bundle() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let witness = start_witness(temp.path(), false).await;
+    let client = WitnessClient::new(&witness.url);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200u8 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let p = [i; 32];
+            let submitted = client.submit_soon(&p).await.expect("submitted");
+            let bytes = client
+                .bundle_soon(&p)
+                .await
+                .expect("bundle")
+                .expect("a bundle for a submitted secret");
+            (p, submitted.index, bytes)
+        });
+    }
+    let mut indexes = std::collections::BTreeSet::new();
+    while let Some(done) = tasks.join_next().await {
+        let (p, index, bytes) = done.expect("task");
+        assert_eq!(verified(&bytes, &p, &witness.vkey), 0);
+        assert!(indexes.insert(index), "index {index} given twice");
+    }
+    assert_eq!(indexes.len(), 200);
+    // A secret the witness never logged, among known ones.
+    let answers = client
+        .bundles(&[[1; 32], [250; 32]])
+        .await
+        .expect("bundles");
+    assert!(answers[0].is_some() && answers[1].is_none(), "{answers:?}");
+    // A censoring witness refuses every secret of a batch, each caller hears it.
+    let censoring_dir = tempfile::tempdir().expect("temp dir");
+    let censoring = start_witness(censoring_dir.path(), true).await;
+    let e = WitnessClient::new(&censoring.url)
+        .submit_soon(&[1; 32])
+        .await
+        .expect_err("censored");
+    assert_eq!(e.code(), Some("censored"));
+    censoring.shutdown().await;
+    witness.shutdown().await;
+}

@@ -444,3 +444,81 @@ pub fn verify_publication_cached(
         origin: cp.origin,
     })
 }
+
+/// Most secrets in one `POST /bundles` (see [`encode_bundles`]).
+pub const MAX_BUNDLES: usize = 64;
+
+/// The answer to `POST /bundles`: for each secret asked, in request order, `0x00` if it was
+/// never submitted, or `0x01`, the bundle's length (`u32`, big-endian) and the
+/// [`ProofBundle`] bytes.
+pub fn encode_bundles(bundles: &[Option<Vec<u8>>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for bundle in bundles {
+        match bundle {
+            None => out.push(0),
+            Some(bytes) => {
+                out.push(1);
+                // A bundle is far below 4 GiB: a note of at most 64 KiB and two short proofs.
+                out.extend_from_slice(
+                    &u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes(),
+                );
+                out.extend_from_slice(bytes);
+            }
+        }
+    }
+    out
+}
+
+/// Parses an [`encode_bundles`] answer that should hold `count` entries.
+pub fn decode_bundles(mut bytes: &[u8], count: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
+    let mut bundles = Vec::with_capacity(count.min(MAX_BUNDLES));
+    for i in 0..count {
+        let Some((&tag, rest)) = bytes.split_first() else {
+            return Err(format!("the answer ends after {i} of {count} bundles"));
+        };
+        bytes = rest;
+        match tag {
+            0 => bundles.push(None),
+            1 => {
+                let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
+                    return Err(format!("bundle {i}: no length"));
+                };
+                let len = usize::try_from(u32::from_be_bytes(*len)).unwrap_or(usize::MAX);
+                if rest.len() < len {
+                    return Err(format!(
+                        "bundle {i}: {len} bytes announced, {} left",
+                        rest.len()
+                    ));
+                }
+                let (bundle, rest) = rest.split_at(len);
+                bundles.push(Some(bundle.to_vec()));
+                bytes = rest;
+            }
+            other => return Err(format!("bundle {i}: unknown tag {other}")),
+        }
+    }
+    if !bytes.is_empty() {
+        return Err(format!("{} bytes after the last bundle", bytes.len()));
+    }
+    Ok(bundles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_bundles_round_trips_and_bad_lists_are_refused() {
+        let list = vec![Some(vec![1, 2, 3]), None, Some(Vec::new())];
+        let bytes = encode_bundles(&list);
+        assert_eq!(decode_bundles(&bytes, 3), Ok(list));
+        assert!(decode_bundles(&bytes, 2).is_err(), "bytes left over");
+        assert!(decode_bundles(&bytes, 4).is_err(), "one missing");
+        assert!(decode_bundles(&[2], 1).is_err(), "unknown tag");
+        assert!(decode_bundles(&[1, 0, 0], 1).is_err(), "short length");
+        assert!(
+            decode_bundles(&[1, 0, 0, 0, 5, 1], 1).is_err(),
+            "short bundle"
+        );
+    }
+}

@@ -19,6 +19,9 @@
 //!   so all its secrets land in one block and one commit; a bad secret refuses the whole batch.
 //! - `GET /bundle/{p hex}`: the [`ProofBundle`](crate::bundle::ProofBundle) encoding
 //!   (`application/octet-stream`), 404 if `p` was never submitted.
+//! - `POST /bundles` `{"ps": ["<64 hex>", ...]}` (1 to [`MAX_BUNDLES`](crate::bundle::MAX_BUNDLES) secrets): the bundles of
+//!   many secrets in one answer (`application/octet-stream`), see
+//!   [`encode_bundles`](crate::bundle::encode_bundles).
 //! - `GET /entry/{index}` → `{"index", "kind": "commit"|"block", "block", "p"|"time"}`.
 //! - `GET /entries?start=N&count=M` (1 ≤ M ≤ [`MAX_ENTRIES`]) → `{"start", "leaves"}`: the
 //!   leaves `N..min(N + M, size)` as hex of their canonical encoding
@@ -722,6 +725,7 @@ fn router(state: AppState) -> Router {
         .route("/submit", post(submit))
         .route("/submit-batch", post(submit_batch))
         .route("/bundle/{p}", get(bundle))
+        .route("/bundles", post(bundles))
         .route("/entry/{index}", get(entry))
         .route("/entries", get(entries))
         .route("/proof/consistency", get(consistency))
@@ -870,6 +874,45 @@ async fn bundle(State(state): State<AppState>, UrlPath(p): UrlPath<String>) -> A
             "p was never submitted to this log",
         )),
     }
+}
+
+async fn bundles(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let request: SubmitBatchRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(
+            "bad_json",
+            format!("expected {{\"ps\": [\"<64 hex>\", ...]}}: {e}"),
+        )
+    })?;
+    if request.ps.is_empty() {
+        return Err(ApiError::bad("empty_batch", "ps must not be empty"));
+    }
+    if request.ps.len() > crate::bundle::MAX_BUNDLES {
+        return Err(ApiError::bad(
+            "too_many",
+            format!(
+                "at most {} secrets per request, got {}",
+                crate::bundle::MAX_BUNDLES,
+                request.ps.len()
+            ),
+        ));
+    }
+    let ps = request
+        .ps
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            parse_p(text).map_err(|e| ApiError::bad(e.code, format!("ps[{i}]: {}", e.message)))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mut bundles = Vec::with_capacity(ps.len());
+    for p in ps {
+        bundles.push(state.handle.call(|r| Request::Bundle(p, r)).await?);
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        crate::bundle::encode_bundles(&bundles),
+    )
+        .into_response())
 }
 
 async fn entry(

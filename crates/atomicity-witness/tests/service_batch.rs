@@ -259,3 +259,57 @@ async fn entries_page_through_the_log_and_recompute_the_root() {
     }
     witness.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bundles_come_many_at_once_and_unknown_secrets_are_marked() {
+    use atomicity_witness::bundle::{MAX_BUNDLES, ProofBundle, decode_bundles, verify_publication};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let witness = start(dir.path()).await;
+    let c = client();
+    let (status, _) = post(&c, &witness.url, &json!({ "ps": [p(1), p(2)] })).await;
+    assert_eq!(status, 200);
+    let ask = |ps: Value| {
+        let c = c.clone();
+        let url = format!("{}/bundles", witness.url);
+        async move {
+            let response = c.post(url).json(&ps).send().await.expect("send");
+            let status = response.status().as_u16();
+            (status, response.bytes().await.expect("body").to_vec())
+        }
+    };
+    let (status, body) = ask(json!({ "ps": [p(2), p(9), p(1)] })).await;
+    assert_eq!(status, 200);
+    let bundles = decode_bundles(&body, 3).expect("three answers");
+    assert!(bundles[1].is_none(), "9 was never submitted");
+    let log = Verifier::from_vkey(&witness.vkey).expect("vkey");
+    for (i, secret) in [(0, [2u8; 32]), (2, [1u8; 32])] {
+        let bytes = bundles[i].as_ref().expect("a bundle");
+        let bundle = ProofBundle::from_bytes(bytes).expect("decodes");
+        verify_publication(&bundle, &secret, &log, None, 0, u64::MAX, u64::MAX)
+            .expect("proves its own secret");
+    }
+    // The same bundle as the single call gives.
+    let single = c
+        .get(format!("{}/bundle/{}", witness.url, p(1)))
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("body");
+    assert_eq!(bundles[2].as_deref(), Some(&single[..]));
+    // Refused whole: empty, too many, one bad secret.
+    let too_many: Vec<String> = (0..=MAX_BUNDLES).map(|i| p(i as u8)).collect();
+    for (ps, code) in [
+        (json!({ "ps": [] }), "empty_batch"),
+        (json!({ "ps": too_many }), "too_many"),
+        (json!({ "ps": [p(1), "zz"] }), "bad_p"),
+        (json!({ "p": p(1) }), "bad_json"),
+    ] {
+        let (status, body) = ask(ps).await;
+        assert_eq!(status, 400);
+        let error: Value = serde_json::from_slice(&body).expect("json error");
+        assert_eq!(error["code"], code, "{error}");
+    }
+    witness.shutdown().await;
+}
