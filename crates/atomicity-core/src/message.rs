@@ -50,6 +50,22 @@ pub enum Message {
 }
 
 impl Message {
+    /// Checks the signatures this message carries and remembers the ones that verify
+    /// ([`Signed::verify`]), so that the ledger's own checks are free. A node calls it where it
+    /// receives, off the ledger's thread; a signature that fails is left for the ledger to
+    /// reject with its reason.
+    pub fn precheck(&self) {
+        let _ = match self {
+            Message::Offer(iou) | Message::Forward(iou, _) | Message::Issued(iou) => iou.verify(),
+            Message::State(state) => state.verify(),
+            Message::Accept(a) => a.verify(),
+            Message::Release(r) => r.verify(),
+            Message::Settle(request) => request.verify(),
+            Message::SettleUpdate(update) => update.verify(),
+            Message::Proof { .. } => Ok(()),
+        };
+    }
+
     fn tag(&self) -> u8 {
         match self {
             Message::Offer(_) => 1,
@@ -204,6 +220,17 @@ pub enum Reply {
         /// What was wrong, for humans.
         text: String,
     },
+}
+
+impl Reply {
+    /// [`Message::precheck`] for the answer a reply carries.
+    pub fn precheck(&self) {
+        let _ = match self {
+            Reply::Accepted(a) => a.verify(),
+            Reply::Released(r) => r.verify(),
+            _ => Ok(()),
+        };
+    }
 }
 
 /// Encodes replies: `version || count (u32) || (tag || fields)*`.

@@ -5,6 +5,8 @@
 //! signature made for one kind of object (or for a Pkarr packet with the same key) can never be
 //! taken for another.
 
+use std::sync::OnceLock;
+
 use ed25519_dalek::Signature;
 use pkarr::{Keypair, PublicKey};
 use sha2::{Digest, Sha256};
@@ -45,12 +47,16 @@ pub struct BadSignature {
 /// A body together with its canonical encoding and signature.
 ///
 /// Holding a `Signed<T>` does not mean the signature was checked: [`Signed::decode`] only parses;
-/// [`Signed::decode_verified`] and [`Signed::verify`] check.
+/// [`Signed::decode_verified`] and [`Signed::verify`] check. A successful check is remembered
+/// with the object (its bytes never change), so a node can check what arrives on its network
+/// threads and its ledger thread's own check is then free.
 #[derive(Clone, Debug)]
 pub struct Signed<T> {
     body: T,
     unsigned: Vec<u8>,
     signature: [u8; SIGNATURE_LEN],
+    /// Set once the signature verified.
+    checked: OnceLock<()>,
 }
 
 impl<T: SignedBody> Signed<T> {
@@ -63,6 +69,7 @@ impl<T: SignedBody> Signed<T> {
             body,
             unsigned,
             signature,
+            checked: OnceLock::new(),
         }
     }
 
@@ -118,19 +125,25 @@ impl<T: SignedBody> Signed<T> {
             body,
             unsigned: unsigned.to_vec(),
             signature: sig,
+            checked: OnceLock::new(),
         })
     }
 
     /// Checks the signature against the body's signer (strict Ed25519: no malleable signatures,
     /// no small-order keys).
     pub fn verify(&self) -> Result<(), BadSignature> {
+        if self.checked.get().is_some() {
+            return Ok(());
+        }
         let bad = BadSignature { kind: T::NAME };
         let signature = Signature::from_bytes(&self.signature);
         self.body
             .signer()
             .verifying_key()
             .verify_strict(&signing_input::<T>(&self.unsigned), &signature)
-            .map_err(|_| bad)
+            .map_err(|_| bad)?;
+        let _ = self.checked.set(());
+        Ok(())
     }
 
     /// Parses and checks the signature.

@@ -63,6 +63,11 @@ where
     };
     let forged = Signed::sign(body, key(other));
     prop_assert_eq!(forged.verify(), Err(BadSignature { kind: T::NAME }));
+    // A check is remembered only when it succeeds: a forgery fails every time, also cloned.
+    prop_assert_eq!(forged.verify(), Err(BadSignature { kind: T::NAME }));
+    prop_assert_eq!(forged.clone().verify(), Err(BadSignature { kind: T::NAME }));
+    prop_assert_eq!(signed.verify(), Ok(()));
+    prop_assert_eq!(signed.clone().verify(), Ok(()));
     prop_assert!(matches!(
         Signed::<T>::decode_verified(&forged.to_bytes()),
         Err(SignedError::Signature(_))

@@ -99,6 +99,10 @@ impl PeerClient {
             })
             .await?;
         let replies = decode_replies(&body).map_err(|e| PeerError::BadReply(e.to_string()))?;
+        // Checked here rather than on the ledger's thread (see `Message::precheck`).
+        for reply in &replies {
+            reply.precheck();
+        }
         if replies.len() != count {
             return Err(PeerError::BadReply(format!(
                 "{} replies to {count} messages",

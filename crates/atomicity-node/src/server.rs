@@ -471,6 +471,10 @@ async fn take_envelope(State(state): State<AppState>, body: Bytes) -> ApiResult<
         ));
     }
     state.outbox.peer_is_up(&envelope.from).await;
+    // Signatures are checked here, on the network threads, rather than on the ledger's one.
+    for message in &envelope.messages {
+        message.precheck();
+    }
     let replies = state
         .actor
         .call(|reply| Command::Inbound {
