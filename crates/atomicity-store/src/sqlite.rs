@@ -228,13 +228,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX settlements_newest
         ON settlements (created_at DESC, id);
     ",
-    // 4: the index of unfinished payment secrets follows their creation time instead of their
-    // hash. Marking a secret paid then rewrites an index page of recent secrets, not a random
-    // one: a payee under load wrote 16 of its 52 pages per commit into this index.
+    // 4: fewer random page writes per payment. The index of unfinished payment secrets follows
+    // their creation time instead of their hash, and the history indexes end with the row id
+    // (implicitly) instead of the hash: a row that changes now is then moved to an index page
+    // of recent rows, not a random one. Under load a payee wrote 16 of its 52 pages per commit
+    // into the unfinished index and 8 into the newest one; a payer 7 of 53 into the newest.
+    // The history keeps its order: ties in time are sorted by hash after the index.
     "
     DROP INDEX hashlocks_unfinished;
     CREATE INDEX hashlocks_unfinished
         ON hashlocks (created_at) WHERE status IN ('open', 'publishing');
+    DROP INDEX hashlocks_newest;
+    CREATE INDEX hashlocks_newest ON hashlocks (updated_at DESC, created_at DESC);
+    DROP INDEX payments_newest;
+    CREATE INDEX payments_newest ON payments (updated_at DESC, created_at DESC);
     ",
 ];
 
@@ -951,15 +958,20 @@ mod tests {
         let history = plan(&format!(
             "{PAYMENT_COLUMNS} ORDER BY updated_at DESC, created_at DESC, entry LIMIT 5"
         ))?;
+        // Read in index order; only rows tied in time are sorted (by hash), never the table.
+        let no_full_sort = |plan: &str| {
+            plan.matches("TEMP B-TREE").count()
+                == plan.matches("TEMP B-TREE FOR LAST TERM OF ORDER BY").count()
+        };
         assert!(history.contains("payments_newest"), "{history}");
-        assert!(!history.contains("TEMP B-TREE"), "{history}");
+        assert!(no_full_sort(&history), "{history}");
         let pending = plan(&format!("{PAYMENT_COLUMNS} WHERE status = 'pending'"))?;
         assert!(pending.contains("payments_pending"), "{pending}");
         let hashlocks = plan(&format!(
             "{HASHLOCK_COLUMNS} ORDER BY updated_at DESC, created_at DESC, hash LIMIT 5"
         ))?;
         assert!(hashlocks.contains("hashlocks_newest"), "{hashlocks}");
-        assert!(!hashlocks.contains("TEMP B-TREE"), "{hashlocks}");
+        assert!(no_full_sort(&hashlocks), "{hashlocks}");
         let unfinished = plan(&format!(
             "{HASHLOCK_COLUMNS} WHERE status IN ('open', 'publishing')"
         ))?;
