@@ -999,16 +999,21 @@ impl Ledger {
                 at: now,
             }));
         }
-        // My payments with a claimed part are complete.
+        // My payments with a claimed part are complete (only parts with this hash can have
+        // become claimed here).
         let done: Vec<IouKey> = self
-            .part_of
-            .keys()
-            .filter(|k| {
-                self.channel(&k.0, &k.1)
-                    .and_then(|c| c.out_conditionals().get(&k.2))
-                    .is_some_and(|c| c.claimed)
+            .channels
+            .iter()
+            .flat_map(|((peer, asset), c)| {
+                c.out_conditionals()
+                    .iter()
+                    .filter(|(_, o)| {
+                        o.claimed
+                            && o.iou.body().condition.witness().is_some_and(|w| w.hash == *hash)
+                    })
+                    .map(move |(id, _)| (peer.clone(), asset.clone(), *id))
             })
-            .cloned()
+            .filter(|key| self.part_of.contains_key(key))
             .collect();
         for key in done {
             self.finish_payment(&key, PaymentStatus::Completed, now, ops);
