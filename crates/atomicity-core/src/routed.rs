@@ -1009,7 +1009,11 @@ impl Ledger {
                     .iter()
                     .filter(|(_, o)| {
                         o.claimed
-                            && o.iou.body().condition.witness().is_some_and(|w| w.hash == *hash)
+                            && o.iou
+                                .body()
+                                .condition
+                                .witness()
+                                .is_some_and(|w| w.hash == *hash)
                     })
                     .map(move |(id, _)| (peer.clone(), asset.clone(), *id))
             })

@@ -961,7 +961,9 @@ mod tests {
         // Read in index order; only rows tied in time are sorted (by hash), never the table.
         let no_full_sort = |plan: &str| {
             plan.matches("TEMP B-TREE").count()
-                == plan.matches("TEMP B-TREE FOR LAST TERM OF ORDER BY").count()
+                == plan
+                    .matches("TEMP B-TREE FOR LAST TERM OF ORDER BY")
+                    .count()
         };
         assert!(history.contains("payments_newest"), "{history}");
         assert!(no_full_sort(&history), "{history}");
