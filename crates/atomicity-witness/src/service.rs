@@ -735,6 +735,37 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The secrets of a `{"ps": [...]}` body: 1 to `max` of them, each valid, or the first error
+/// (naming the position of a bad secret).
+fn parse_ps(body: &[u8], max: usize) -> ApiResult<Vec<[u8; 32]>> {
+    let request: SubmitBatchRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad(
+            "bad_json",
+            format!("expected {{\"ps\": [\"<64 hex>\", ...]}}: {e}"),
+        )
+    })?;
+    if request.ps.is_empty() {
+        return Err(ApiError::bad("empty_batch", "ps must not be empty"));
+    }
+    if request.ps.len() > max {
+        return Err(ApiError::bad(
+            "too_many",
+            format!(
+                "at most {max} secrets per request, got {}",
+                request.ps.len()
+            ),
+        ));
+    }
+    request
+        .ps
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            parse_p(text).map_err(|e| ApiError::bad(e.code, format!("ps[{i}]: {}", e.message)))
+        })
+        .collect()
+}
+
 fn parse_p(text: &str) -> ApiResult<[u8; 32]> {
     let mut p = [0u8; 32];
     if text.len() != 64 || hex::decode_to_slice(text, &mut p).is_err() {
@@ -819,33 +850,8 @@ async fn submit_batch(
     State(state): State<AppState>,
     body: Bytes,
 ) -> ApiResult<axum::Json<SubmitBatchResponse>> {
-    let request: SubmitBatchRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad(
-            "bad_json",
-            format!("expected {{\"ps\": [\"<64 hex>\", ...]}}: {e}"),
-        )
-    })?;
-    if request.ps.is_empty() {
-        return Err(ApiError::bad("empty_batch", "ps must not be empty"));
-    }
-    if request.ps.len() > MAX_SUBMIT_BATCH {
-        return Err(ApiError::bad(
-            "too_many",
-            format!(
-                "at most {MAX_SUBMIT_BATCH} secrets per batch, got {}",
-                request.ps.len()
-            ),
-        ));
-    }
     // Every secret is checked before any is submitted: a batch is all or nothing.
-    let ps = request
-        .ps
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            parse_p(text).map_err(|e| ApiError::bad(e.code, format!("ps[{i}]: {}", e.message)))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let ps = parse_ps(&body, MAX_SUBMIT_BATCH)?;
     if state.censor {
         return Err(censored());
     }
@@ -877,33 +883,7 @@ async fn bundle(State(state): State<AppState>, UrlPath(p): UrlPath<String>) -> A
 }
 
 async fn bundles(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let request: SubmitBatchRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad(
-            "bad_json",
-            format!("expected {{\"ps\": [\"<64 hex>\", ...]}}: {e}"),
-        )
-    })?;
-    if request.ps.is_empty() {
-        return Err(ApiError::bad("empty_batch", "ps must not be empty"));
-    }
-    if request.ps.len() > crate::bundle::MAX_BUNDLES {
-        return Err(ApiError::bad(
-            "too_many",
-            format!(
-                "at most {} secrets per request, got {}",
-                crate::bundle::MAX_BUNDLES,
-                request.ps.len()
-            ),
-        ));
-    }
-    let ps = request
-        .ps
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            parse_p(text).map_err(|e| ApiError::bad(e.code, format!("ps[{i}]: {}", e.message)))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let ps = parse_ps(&body, crate::bundle::MAX_BUNDLES)?;
     let mut bundles = Vec::with_capacity(ps.len());
     for p in ps {
         bundles.push(state.handle.call(|r| Request::Bundle(p, r)).await?);
