@@ -33,12 +33,12 @@ thread_local! {
 
 /// The log verifier of a key string (memoized).
 pub(crate) fn log_verifier(vkey: &str) -> Result<Verifier, NoteError> {
-    memo::by_text(&LOG_KEYS, vkey, Verifier::from_vkey)
+    memo::memoized(&LOG_KEYS, vkey, Verifier::from_vkey)
 }
 
 /// The cosignature verifier of a key string (memoized).
 pub(crate) fn cosigner_verifier(vkey: &str) -> Result<CosignatureVerifier, NoteError> {
-    memo::by_text(&COSIGNER_KEYS, vkey, CosignatureVerifier::from_vkey)
+    memo::memoized(&COSIGNER_KEYS, vkey, CosignatureVerifier::from_vkey)
 }
 
 /// One witness log a condition accepts, with its window.

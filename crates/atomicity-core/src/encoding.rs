@@ -54,31 +54,15 @@ pub enum DecodeError {
     },
 }
 
-/// Most decoded keys remembered per thread.
-const KEY_CACHE_LIMIT: usize = 4096;
-
 thread_local! {
-    /// Keys decoded recently on this thread. Checking that 32 bytes are a curve point means
-    /// decompressing it, which costs about as much as a third of a signature check, and a node
-    /// decodes the same few peer keys in every message. A pure memo: same answer, less work.
-    static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], PublicKey>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    /// Keys decoded recently on this thread (a node decodes the same few peer keys in every
+    /// message).
+    static KEYS: crate::memo::Cache<[u8; 32], PublicKey> = crate::memo::Cache::default();
 }
 
 /// The key with these bytes, if they are a valid Ed25519 point (memoized per thread).
 pub(crate) fn known_key(bytes: &[u8; 32]) -> Option<PublicKey> {
-    if let Some(key) = KEYS.with(|k| k.borrow().get(bytes).cloned()) {
-        return Some(key);
-    }
-    let key = PublicKey::try_from(bytes).ok()?;
-    KEYS.with(|k| {
-        let mut keys = k.borrow_mut();
-        if keys.len() >= KEY_CACHE_LIMIT {
-            keys.clear();
-        }
-        keys.insert(*bytes, key.clone());
-    });
-    Some(key)
+    crate::memo::memoized(&KEYS, bytes, |b| PublicKey::try_from(b)).ok()
 }
 
 /// Appends canonical encodings to a byte buffer.

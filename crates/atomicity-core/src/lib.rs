@@ -62,6 +62,6 @@ pub fn parse_key(s: &str) -> Result<PublicKey, String> {
     }
     let trimmed = s.trim();
     let bare = trimmed.strip_prefix("pk:").unwrap_or(trimmed);
-    memo::by_text(&Z32_KEYS, bare, |bare| bare.parse::<PublicKey>())
+    memo::memoized(&Z32_KEYS, bare, |bare| bare.parse::<PublicKey>())
         .map_err(|e| format!("{s:?} is not a public key: {e}"))
 }

@@ -1,33 +1,44 @@
-//! Per-thread memos of parsed key strings. Parsing a key means decompressing its curve point
-//! (about a third of a signature check), and a node parses the same few keys (its peers', its
-//! witnesses') in every request and message. Pure memos: the same answer, less work.
+//! Per-thread memos of parsed keys. Parsing a key (its 32 bytes or its text) means
+//! decompressing its curve point (about a third of a signature check), and a node parses the
+//! same few keys (its peers', its witnesses') in every request and message. Pure memos: the
+//! same answer, less work.
 
+use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::thread::LocalKey;
 
-/// A per-thread cache from a key's text to what it parses into.
-pub(crate) type TextCache<V> = RefCell<HashMap<String, V>>;
+/// A per-thread cache from what was parsed to what it parsed into.
+pub(crate) type Cache<K, V> = RefCell<HashMap<K, V>>;
+
+/// A cache keyed by text.
+pub(crate) type TextCache<V> = Cache<String, V>;
 
 /// Most entries a cache holds; when full it starts again.
-const LIMIT: usize = 1024;
+const LIMIT: usize = 4096;
 
-/// `parse(text)`, remembered in `cache` (failures are not remembered).
-pub(crate) fn by_text<V: Clone, E>(
-    cache: &'static LocalKey<TextCache<V>>,
-    text: &str,
-    parse: impl FnOnce(&str) -> Result<V, E>,
-) -> Result<V, E> {
-    if let Some(v) = cache.with(|c| c.borrow().get(text).cloned()) {
+/// `parse(input)`, remembered in `cache` (failures are not remembered).
+pub(crate) fn memoized<K, Q, V, E>(
+    cache: &'static LocalKey<Cache<K, V>>,
+    input: &Q,
+    parse: impl FnOnce(&Q) -> Result<V, E>,
+) -> Result<V, E>
+where
+    K: Borrow<Q> + Eq + Hash,
+    Q: ToOwned<Owned = K> + Eq + Hash + ?Sized,
+    V: Clone,
+{
+    if let Some(v) = cache.with(|c| c.borrow().get(input).cloned()) {
         return Ok(v);
     }
-    let v = parse(text)?;
+    let v = parse(input)?;
     cache.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() >= LIMIT {
             c.clear();
         }
-        c.insert(text.to_owned(), v.clone());
+        c.insert(input.to_owned(), v.clone());
     });
     Ok(v)
 }

@@ -145,27 +145,13 @@ impl WitnessClient {
         }
     }
 
-    /// The same witness, with queues of its own (for the tasks that drain this one's: a task
-    /// holding the sender of its own queue would never see it close).
-    fn unqueued(&self) -> WitnessClient {
-        WitnessClient {
-            http: self.http.clone(),
-            url: self.url.clone(),
-            batches: Arc::default(),
-        }
-    }
-
     /// [`WitnessClient::submit`], sent together with the other secrets submitted at about the
     /// same time on this client (`POST /submit-batch`). One batch is in flight at a time: what
     /// comes meanwhile waits for the next, so a busy payee makes few requests and an idle one
     /// waits for none.
     pub async fn submit_soon(&self, p: &[u8; 32]) -> Result<Submitted, WitnessClientError> {
         let queue = self.batches.submits.get_or_init(|| {
-            let client = self.unqueued();
-            start_batches(move |ps| {
-                let client = client.clone();
-                async move { client.submit_batch(&ps).await }
-            })
+            self.start_batches(|client, ps| async move { client.submit_batch(&ps).await })
         });
         self.wait_in(queue, p).await
     }
@@ -174,11 +160,7 @@ impl WitnessClient {
     /// the same time on this client (`POST /bundles`), as [`WitnessClient::submit_soon`].
     pub async fn bundle_soon(&self, p: &[u8; 32]) -> Result<Option<Vec<u8>>, WitnessClientError> {
         let queue = self.batches.bundles.get_or_init(|| {
-            let client = self.unqueued();
-            start_batches(move |ps| {
-                let client = client.clone();
-                async move { client.bundles(&ps).await }
-            })
+            self.start_batches(|client, ps| async move { client.bundles(&ps).await })
         });
         self.wait_in(queue, p).await
     }
@@ -376,41 +358,51 @@ impl WitnessClient {
 /// [`WitnessClient::bundle_soon`] (the witness's limit for `/bundles`).
 pub const MAX_BATCH: usize = atomicity_witness::bundle::MAX_BUNDLES;
 
-/// Starts the task that drains a queue of secrets in batches of at most [`MAX_BATCH`]: it takes
-/// whatever is waiting, makes one request with `send`, and gives each secret its share of the
-/// answer (or the request's error).
-fn start_batches<T, F, Fut>(send: F) -> mpsc::UnboundedSender<Waiting<T>>
-where
-    T: Send + 'static,
-    F: Fn(Vec<[u8; 32]>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<Vec<T>, WitnessClientError>> + Send,
-{
-    let (tx, mut rx) = mpsc::unbounded_channel::<Waiting<T>>();
-    tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(waiting) => batch.push(waiting),
-                    Err(_) => break,
-                }
-            }
-            let ps = batch.iter().map(|(p, _)| *p).collect();
-            match send(ps).await {
-                Ok(answers) => {
-                    for ((_, reply), answer) in batch.into_iter().zip(answers) {
-                        let _ = reply.send(Ok(answer));
+impl WitnessClient {
+    /// Starts the task that drains a queue of secrets in batches of at most [`MAX_BATCH`]: it
+    /// takes whatever is waiting, makes one request with `send`, and gives each secret its share
+    /// of the answer (or the request's error). The task's client has no queues of its own in
+    /// use (a task holding the sender of its own queue would never see it close).
+    fn start_batches<T, Fut>(
+        &self,
+        send: fn(WitnessClient, Vec<[u8; 32]>) -> Fut,
+    ) -> mpsc::UnboundedSender<Waiting<T>>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = Result<Vec<T>, WitnessClientError>> + Send + 'static,
+    {
+        let client = WitnessClient {
+            http: self.http.clone(),
+            url: self.url.clone(),
+            batches: Arc::default(),
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Waiting<T>>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(waiting) => batch.push(waiting),
+                        Err(_) => break,
                     }
                 }
-                Err(e) => {
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(e.clone()));
+                let ps = batch.iter().map(|(p, _)| *p).collect();
+                match send(client.clone(), ps).await {
+                    Ok(answers) => {
+                        for ((_, reply), answer) in batch.into_iter().zip(answers) {
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, reply) in batch {
+                            let _ = reply.send(Err(e.clone()));
+                        }
                     }
                 }
             }
-        }
-    });
-    tx
+        });
+        tx
+    }
 }
 
 /// An error with its causes (reqwest's own message is often just "error sending request").
