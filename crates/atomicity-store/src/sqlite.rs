@@ -25,7 +25,12 @@
 //!   `NULL`, its evidence as [`Evidence::to_bytes`] or `NULL`, and `delivered` as `INTEGER` 0
 //!   or 1;
 //! * signed states, IOUs, answers, forwarding instructions, conditions and proofs: opaque
-//!   `BLOB`s in the core's canonical encoding.
+//!   `BLOB`s in the core's canonical encoding;
+//! * a proof is stored once: a conditional IOU's or hashlock's proof that the `proofs` table
+//!   holds byte for byte (under the hash of its secret, which a proof's encoding starts with) is
+//!   not copied into the row: the conditional keeps `proof_hash` and the hashlock
+//!   `proof_shared = 1` instead, and reads join the proof back. A proof that differs from the
+//!   one kept for its hash (another log's, say) stays in the row.
 //!
 //! [`HashlockStatus::as_str`]: atomicity_core::HashlockStatus::as_str
 //! [`SettlementRole::as_str`]: atomicity_core::SettlementRole::as_str
@@ -39,7 +44,7 @@ use std::time::Duration;
 use atomicity_core::{
     Amount, Asset, ConditionalRecord, Evidence, EvidenceRecord, FeePolicy, ForwardRecord,
     HashlockRecord, Limits, LineRecord, PaymentRecord, PaymentStatus, PeerRecord, ProofRecord,
-    PublicKey, SettlementRecord, SettlementRole, SettlementStatus, Snapshot, StoreOp,
+    PublicKey, SettlementRecord, SettlementRole, SettlementStatus, Snapshot, StoreOp, payment_hash,
     published::EndpointId,
 };
 use rusqlite::{Connection, Row, TransactionBehavior, ffi, params};
@@ -243,6 +248,15 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX payments_newest;
     CREATE INDEX payments_newest ON payments (updated_at DESC, created_at DESC);
     ",
+    // 5: a proof is stored once, in `proofs`: conditionals and hashlocks whose proof is the one
+    // kept there refer to it instead of holding a copy (1.1 KB each: a hop held three copies
+    // of every proof). Existing rows keep their copies.
+    "
+    ALTER TABLE conditionals ADD COLUMN proof_hash BLOB
+        CHECK (proof_hash IS NULL OR (length(proof_hash) = 32 AND proof IS NULL));
+    ALTER TABLE hashlocks ADD COLUMN proof_shared INTEGER NOT NULL DEFAULT 0
+        CHECK (proof_shared IN (0, 1) AND (proof_shared = 0 OR proof IS NULL));
+    ",
 ];
 
 /// The newest schema version this code knows (the database's `PRAGMA user_version`).
@@ -263,11 +277,11 @@ const PUT_LINE: &str = "
 
 const PUT_CONDITIONAL: &str = "
     INSERT INTO conditionals (peer, asset_code, asset_scale, dir, id, iou, answer, onward, proof,
-                              claimed)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                              claimed, proof_hash)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
     ON CONFLICT (peer, asset_code, asset_scale, dir, id) DO UPDATE SET
         iou = excluded.iou, answer = excluded.answer, onward = excluded.onward,
-        proof = excluded.proof, claimed = excluded.claimed";
+        proof = excluded.proof, claimed = excluded.claimed, proof_hash = excluded.proof_hash";
 
 const DELETE_CONDITIONAL: &str = "
     DELETE FROM conditionals
@@ -298,15 +312,16 @@ const DELETE_FORWARD: &str = "
 
 const PUT_HASHLOCK: &str = "
     INSERT INTO hashlocks (hash, p, role, payee, asset_code, asset_scale, amount, condition,
-                           expires_at, memo, status, proof, issued, created_at, updated_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                           expires_at, memo, status, proof, issued, created_at, updated_at,
+                           proof_shared)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
     ON CONFLICT (hash) DO UPDATE SET
         p = excluded.p, role = excluded.role, payee = excluded.payee,
         asset_code = excluded.asset_code, asset_scale = excluded.asset_scale,
         amount = excluded.amount, condition = excluded.condition,
         expires_at = excluded.expires_at, memo = excluded.memo, status = excluded.status,
         proof = excluded.proof, issued = excluded.issued, created_at = excluded.created_at,
-        updated_at = excluded.updated_at";
+        updated_at = excluded.updated_at, proof_shared = excluded.proof_shared";
 
 const PUT_SETTLEMENT: &str = "
     INSERT OR REPLACE INTO settlements (id, role, peer, request, status, method, evidence, note,
@@ -319,6 +334,9 @@ const PUT_PROOF: &str = "
 
 const SELECT_PROOF: &str = "SELECT hash, proof, at FROM proofs WHERE hash = ?1";
 
+/// 1 if `proofs` keeps exactly these bytes for the hash, 0 if other bytes, no row if none.
+const SAME_PROOF: &str = "SELECT proof = ?2 FROM proofs WHERE hash = ?1";
+
 const SELECT_PEERS: &str = "SELECT key, url FROM peers";
 
 const SELECT_LINES: &str = "
@@ -327,15 +345,21 @@ const SELECT_LINES: &str = "
     FROM lines";
 
 const SELECT_CONDITIONALS: &str = "
-    SELECT peer, asset_code, asset_scale, dir, id, iou, answer, onward, proof, claimed
-    FROM conditionals";
+    SELECT c.peer, c.asset_code, c.asset_scale, c.dir, c.id, c.iou, c.answer, c.onward,
+           coalesce(c.proof, p.proof), c.claimed, c.proof_hash
+    FROM conditionals AS c LEFT JOIN proofs AS p ON p.hash = c.proof_hash";
 
 const SELECT_FORWARDS: &str = "
     SELECT in_peer, asset_code, asset_scale, in_id, out_peer, out_id FROM forwards";
 
 const HASHLOCK_COLUMNS: &str = "
     SELECT hash, p, role, payee, asset_code, asset_scale, amount, condition, expires_at, memo,
-           status, proof, issued, created_at, updated_at
+           status,
+           CASE proof_shared
+               WHEN 1 THEN (SELECT proofs.proof FROM proofs WHERE proofs.hash = hashlocks.hash)
+               ELSE proof
+           END,
+           issued, created_at, updated_at, proof_shared
     FROM hashlocks";
 
 const SETTLEMENT_COLUMNS: &str = "
@@ -458,7 +482,13 @@ impl Store for SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for op in ops {
+        // Proofs first, so that a conditional or hashlock of the same batch can refer to its
+        // proof instead of copying it. Keeping a proof depends on nothing else in the batch.
+        let is_proof = |op: &&StoreOp| matches!(op, StoreOp::PutProof(_));
+        for op in ops.iter().filter(is_proof) {
+            apply(&tx, op)?;
+        }
+        for op in ops.iter().filter(|op| !is_proof(op)) {
             apply(&tx, op)?;
         }
         // On error the dropped transaction rolls back.
@@ -558,6 +588,16 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
             ])?;
         }
         StoreOp::PutConditional(c) => {
+            // A proof's encoding starts with its secret; a wrong guess only keeps the copy.
+            let hash = c
+                .proof
+                .as_deref()
+                .and_then(|proof| proof.first_chunk::<32>())
+                .map(payment_hash);
+            let (proof, proof_hash) = match (c.proof.as_deref(), hash) {
+                (Some(proof), Some(hash)) if kept_proof(conn, &hash, proof)? => (None, Some(hash)),
+                (proof, _) => (proof, None),
+            };
             conn.prepare_cached(PUT_CONDITIONAL)?.execute(params![
                 &c.peer.as_bytes()[..],
                 c.asset.code(),
@@ -567,8 +607,9 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
                 c.iou,
                 c.answer,
                 c.onward,
-                c.proof,
+                proof,
                 c.claimed,
+                proof_hash.as_ref().map(|h| &h[..]),
             ])?;
         }
         StoreOp::DeleteConditional {
@@ -639,6 +680,10 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
         }
         StoreOp::PutHashlock(h) => {
             let (created_at, updated_at, issued) = check_hashlock(h)?;
+            let shared = match h.proof.as_deref() {
+                Some(proof) => kept_proof(conn, &h.hash, proof)?,
+                None => false,
+            };
             conn.prepare_cached(PUT_HASHLOCK)?.execute(params![
                 &h.hash[..],
                 &h.p[..],
@@ -651,10 +696,11 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
                 u64_to_sql(h.expires_at),
                 h.memo,
                 h.status.as_str(),
-                h.proof,
+                if shared { None } else { h.proof.as_deref() },
                 issued,
                 created_at,
                 updated_at,
+                shared,
             ])?;
         }
         StoreOp::PutSettlement(s) => {
@@ -680,6 +726,16 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Whether `proofs` keeps exactly `proof` for `hash`, so that a row can refer to it.
+fn kept_proof(conn: &Connection, hash: &[u8; 32], proof: &[u8]) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare_cached(SAME_PROOF)?;
+    let mut rows = stmt.query(params![&hash[..], proof])?;
+    Ok(match rows.next()? {
+        Some(row) => row.get::<_, i64>(0)? == 1,
+        None => false,
+    })
 }
 
 /// Runs a cached query and decodes every row.
@@ -779,6 +835,13 @@ fn line_from_row(row: &Row<'_>) -> Result<LineRecord, StoreError> {
 }
 
 fn conditional_from_row(row: &Row<'_>) -> Result<ConditionalRecord, StoreError> {
+    let proof: Option<Vec<u8>> = row.get(8)?;
+    let proof_hash: Option<Vec<u8>> = row.get(10)?;
+    if proof.is_none() && proof_hash.is_some() {
+        return Err(StoreError::Corrupt(
+            "a conditional's proof is missing from the proofs table".into(),
+        ));
+    }
     Ok(ConditionalRecord {
         peer: key_from_row(row, 0, "conditional peer")?,
         asset: asset_from_row(row, 1, "conditional")?,
@@ -787,7 +850,7 @@ fn conditional_from_row(row: &Row<'_>) -> Result<ConditionalRecord, StoreError> 
         iou: row.get(5)?,
         answer: row.get(6)?,
         onward: row.get(7)?,
-        proof: row.get(8)?,
+        proof,
         claimed: match row.get::<_, i64>(9)? {
             0 => false,
             1 => true,
@@ -822,6 +885,12 @@ fn hashlock_from_row(row: &Row<'_>) -> Result<HashlockRecord, StoreError> {
     let role: String = row.get(2)?;
     let status: String = row.get(10)?;
     let issued: Vec<u8> = row.get(12)?;
+    let proof: Option<Vec<u8>> = row.get(11)?;
+    if proof.is_none() && row.get::<_, i64>(15)? == 1 {
+        return Err(StoreError::Corrupt(
+            "a hashlock's proof is missing from the proofs table".into(),
+        ));
+    }
     Ok(HashlockRecord {
         hash: bytes32_from_row(row, 0, "hashlock hash")?,
         p: bytes32_from_row(row, 1, "hashlock secret")?,
@@ -835,7 +904,7 @@ fn hashlock_from_row(row: &Row<'_>) -> Result<HashlockRecord, StoreError> {
         memo: row.get(9)?,
         status: parse_hashlock_status(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("hashlock status {status:?}")))?,
-        proof: row.get(11)?,
+        proof,
         issued: decode_issued(&issued).ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "hashlock issued list of {} bytes is not length-prefixed items",

@@ -564,7 +564,7 @@ fn version_1_database_is_migrated_and_keeps_its_data() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("user_version");
     assert_eq!(version, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
 }
 
 /// What migration 2 added, exactly as it shipped, frozen like [`SCHEMA_V1`]: with it, a
@@ -749,4 +749,81 @@ fn version_2_database_is_migrated_and_keeps_its_hashlocks() {
 fn open_fails_cleanly_on_a_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     assert!(SqliteStore::open(dir.path()).is_err());
+}
+
+/// A conditional's or hashlock's proof that the proofs table keeps is stored there only, and
+/// read back whole; a different proof for the same hash keeps its own copy.
+#[test]
+fn a_proof_is_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("atomicity.db");
+    let a = key(1);
+    // A proof's encoding starts with its secret; the rest is opaque to the store.
+    let secret = [7u8; 32];
+    let hash = atomicity_core::payment_hash(&secret);
+    let kept = [&secret[..], &[1, 2, 3]].concat();
+    let other = [&secret[..], &[9, 9]].concat();
+    let mut claimed = conditional(&a, &usd(), Direction::In, 1, Some(vec![3]));
+    claimed.proof = Some(kept.clone());
+    let mut revealed = conditional(&a, &usd(), Direction::Out, 2, None);
+    revealed.proof = Some(other.clone());
+    let mut paid = hashlock(4, HashlockStatus::Done, 1, 2);
+    paid.hash = hash;
+    paid.proof = Some(kept.clone());
+    let ops = vec![
+        StoreOp::PutPeer(peer(&a, None)),
+        StoreOp::PutLine(line(&a, &usd(), 100, 3)),
+        StoreOp::PutConditional(claimed.clone()),
+        StoreOp::PutConditional(revealed.clone()),
+        StoreOp::PutHashlock(paid.clone()),
+        // Last in the batch, yet the rows above refer to it.
+        StoreOp::PutProof(atomicity_core::ProofRecord {
+            hash,
+            proof: kept.clone(),
+            at: 2,
+        }),
+    ];
+    SqliteStore::open(&path)
+        .expect("open")
+        .commit(&ops)
+        .expect("commit");
+
+    let conn = Connection::open(&path).expect("raw");
+    type Row = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+    let rows: Vec<Row> = conn
+        .prepare("SELECT id, proof, proof_hash FROM conditionals ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        rows,
+        vec![
+            (1, None, Some(hash.to_vec())),
+            (2, Some(other.clone()), None)
+        ]
+    );
+    let (proof, shared): (Option<Vec<u8>>, i64) = conn
+        .query_row("SELECT proof, proof_shared FROM hashlocks", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("hashlock row");
+    assert_eq!((proof, shared), (None, 1));
+    drop(conn);
+
+    let mut store = SqliteStore::open(&path).expect("reopen");
+    let snapshot = sorted(store.load().expect("load"));
+    assert_eq!(snapshot.conditionals, vec![revealed, claimed]);
+    assert_eq!(store.hashlock(&hash).expect("hashlock"), Some(paid.clone()));
+    assert_eq!(store.hashlocks(10).expect("hashlocks"), vec![paid]);
+    drop(store);
+
+    // A row that refers to a proof the table lost is reported, not read as unproven.
+    let conn = Connection::open(&path).expect("raw");
+    conn.execute("DELETE FROM proofs", []).expect("delete");
+    drop(conn);
+    let mut store = SqliteStore::open(&path).expect("reopen");
+    assert!(matches!(store.load(), Err(StoreError::Corrupt(_))));
+    assert!(matches!(store.hashlock(&hash), Err(StoreError::Corrupt(_))));
 }
