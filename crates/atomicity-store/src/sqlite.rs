@@ -38,6 +38,7 @@
 //! [`Signed::to_bytes`]: atomicity_core::Signed::to_bytes
 //! [`Evidence::to_bytes`]: atomicity_core::Evidence::to_bytes
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -482,14 +483,15 @@ impl Store for SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Proofs first, so that a conditional or hashlock of the same batch can refer to its
-        // proof instead of copying it. Keeping a proof depends on nothing else in the batch.
-        let is_proof = |op: &&StoreOp| matches!(op, StoreOp::PutProof(_));
-        for op in ops.iter().filter(is_proof) {
-            apply(&tx, op)?;
+        // A conditional or hashlock may refer to a proof this batch stores, wherever it comes.
+        let mut batch_proofs = HashMap::new();
+        for op in ops {
+            if let StoreOp::PutProof(p) = op {
+                batch_proofs.entry(p.hash).or_insert(p.proof.as_slice());
+            }
         }
-        for op in ops.iter().filter(|op| !is_proof(op)) {
-            apply(&tx, op)?;
+        for op in ops {
+            apply(&tx, op, &batch_proofs)?;
         }
         // On error the dropped transaction rolls back.
         tx.commit().map_err(|e| {
@@ -567,7 +569,7 @@ impl Store for SqliteStore {
 }
 
 /// Runs one op inside the commit's transaction, with a cached statement.
-fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
+fn apply(conn: &Connection, op: &StoreOp, batch_proofs: &BatchProofs) -> Result<(), StoreError> {
     match op {
         StoreOp::PutPeer(p) => {
             conn.prepare_cached(PUT_PEER)?
@@ -595,7 +597,9 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
                 .and_then(|proof| proof.first_chunk::<32>())
                 .map(payment_hash);
             let (proof, proof_hash) = match (c.proof.as_deref(), hash) {
-                (Some(proof), Some(hash)) if kept_proof(conn, &hash, proof)? => (None, Some(hash)),
+                (Some(proof), Some(hash)) if kept_proof(conn, batch_proofs, &hash, proof)? => {
+                    (None, Some(hash))
+                }
                 (proof, _) => (proof, None),
             };
             conn.prepare_cached(PUT_CONDITIONAL)?.execute(params![
@@ -681,7 +685,7 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
         StoreOp::PutHashlock(h) => {
             let (created_at, updated_at, issued) = check_hashlock(h)?;
             let shared = match h.proof.as_deref() {
-                Some(proof) => kept_proof(conn, &h.hash, proof)?,
+                Some(proof) => kept_proof(conn, batch_proofs, &h.hash, proof)?,
                 None => false,
             };
             conn.prepare_cached(PUT_HASHLOCK)?.execute(params![
@@ -728,13 +732,22 @@ fn apply(conn: &Connection, op: &StoreOp) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Whether `proofs` keeps exactly `proof` for `hash`, so that a row can refer to it.
-fn kept_proof(conn: &Connection, hash: &[u8; 32], proof: &[u8]) -> Result<bool, StoreError> {
+/// The first proof for each hash that a batch stores.
+type BatchProofs<'a> = HashMap<[u8; 32], &'a [u8]>;
+
+/// Whether `proofs` keeps exactly `proof` for `hash` once the batch is committed, so that a row
+/// can refer to it: the proof it already keeps, or else the batch's first for the hash.
+fn kept_proof(
+    conn: &Connection,
+    batch_proofs: &BatchProofs,
+    hash: &[u8; 32],
+    proof: &[u8],
+) -> Result<bool, StoreError> {
     let mut stmt = conn.prepare_cached(SAME_PROOF)?;
     let mut rows = stmt.query(params![&hash[..], proof])?;
     Ok(match rows.next()? {
         Some(row) => row.get::<_, i64>(0)? == 1,
-        None => false,
+        None => batch_proofs.get(hash) == Some(&proof),
     })
 }
 

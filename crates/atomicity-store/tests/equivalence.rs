@@ -87,8 +87,22 @@ fn a_ppm() -> impl Strategy<Value = u32> {
 }
 
 /// A payment hash from a small pool, so that puts meet.
+/// Payment hash number `n`: the hash of the secret `[n; 32]`.
+fn the_hash(n: u8) -> [u8; 32] {
+    atomicity_core::payment_hash(&[n; 32])
+}
+
 fn a_hash() -> impl Strategy<Value = [u8; 32]> {
-    (0..4u8).prop_map(|n| [n; 32])
+    (0..4u8).prop_map(the_hash)
+}
+
+/// A proof's bytes: often one of a few that start with the secret of [`the_hash`]`(n)`, as a
+/// real proof's encoding does, so that rows share proofs with the proofs table.
+fn a_proof() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        some_bytes(),
+        (0..4u8, 0..2u8).prop_map(|(n, v)| [&[n; 32][..], &[v]].concat()),
+    ]
 }
 
 fn a_hashlock_status() -> impl Strategy<Value = HashlockStatus> {
@@ -125,7 +139,7 @@ fn a_hashlock() -> impl Strategy<Value = HashlockRecord> {
             a_hashlock_status(),
         ),
         (
-            proptest::option::of(some_bytes()),
+            proptest::option::of(a_proof()),
             proptest::collection::vec(some_bytes(), 0..3),
             a_time(),
             a_time(),
@@ -275,7 +289,7 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
         proptest::option::of(some_bytes()),
         (
             proptest::option::of(some_bytes()),
-            proptest::option::of(some_bytes()),
+            proptest::option::of(a_proof()),
             any::<bool>(),
         ),
     )
@@ -350,7 +364,7 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
         });
     let hashlock = a_hashlock().prop_map(StoreOp::PutHashlock);
     let settlement = a_settlement().prop_map(|s| StoreOp::PutSettlement(Box::new(s)));
-    let proof = (a_hash(), some_bytes(), a_time())
+    let proof = (a_hash(), a_proof(), a_time())
         .prop_map(|(hash, proof, at)| StoreOp::PutProof(ProofRecord { hash, proof, at }));
     prop_oneof![
         3 => peer,
@@ -363,7 +377,7 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
         2 => delete_forward,
         3 => hashlock,
         3 => settlement,
-        1 => proof,
+        3 => proof,
     ]
 }
 
@@ -457,16 +471,16 @@ proptest! {
             );
             for n in 0..5u8 {
                 prop_assert_eq!(
-                    sqlite.hashlock(&[n; 32]).expect("sqlite hashlock"),
-                    memory.hashlock(&[n; 32]).expect("memory hashlock")
+                    sqlite.hashlock(&the_hash(n)).expect("sqlite hashlock"),
+                    memory.hashlock(&the_hash(n)).expect("memory hashlock")
                 );
                 prop_assert_eq!(
                     sqlite.settlement(&[n; 32]).expect("sqlite settlement"),
                     memory.settlement(&[n; 32]).expect("memory settlement")
                 );
                 prop_assert_eq!(
-                    sqlite.proof(&[n; 32]).expect("sqlite proof"),
-                    memory.proof(&[n; 32]).expect("memory proof")
+                    sqlite.proof(&the_hash(n)).expect("sqlite proof"),
+                    memory.proof(&the_hash(n)).expect("memory proof")
                 );
             }
         }
