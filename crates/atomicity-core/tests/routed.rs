@@ -136,25 +136,25 @@ impl Net {
                     late.push((to, from, reply));
                     continue;
                 }
-                let mut ops = Vec::new();
-                let receiver = pk(to);
-                self.nodes[from]
-                    .handle_reply(&receiver, reply, self.now, &mut ops)
-                    .expect("reply");
-                self.finish(from, ops);
+                self.deliver_reply(to, from, reply);
             }
         }
         panic!("the network never went quiet");
     }
 
+    /// Node `to` reads the reply `from` gave to its message.
+    fn deliver_reply(&mut self, from: usize, to: usize, reply: Reply) {
+        let mut ops = Vec::new();
+        self.nodes[to]
+            .handle_reply(&pk(from), reply, self.now, &mut ops)
+            .expect("reply");
+        self.finish(to, ops);
+    }
+
     /// Delivers the answers held by [`Net::late_replies`], then runs until quiet.
     fn deliver_late_replies(&mut self) {
         for (from, to, reply) in self.late_replies.take().unwrap_or_default() {
-            let mut ops = Vec::new();
-            self.nodes[to]
-                .handle_reply(&pk(from), reply, self.now, &mut ops)
-                .expect("reply");
-            self.finish(to, ops);
+            self.deliver_reply(from, to, reply);
         }
         self.run();
     }
@@ -643,11 +643,7 @@ fn a_state_that_drops_a_claimed_iou_is_rejected_as_evidence() {
     let mut ops = Vec::new();
     let reply = net.nodes[to].handle_message(&pk(from), forward, net.now, &mut ops);
     net.finish(to, ops);
-    let mut ops = Vec::new();
-    net.nodes[A]
-        .handle_reply(&pk(B), reply, net.now, &mut ops)
-        .expect("reply");
-    net.finish(A, ops);
+    net.deliver_reply(B, A, reply);
     net.publish_all();
     // B's claim is lost.
     net.queue.clear();
