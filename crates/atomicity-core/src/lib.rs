@@ -41,7 +41,9 @@ pub use ledger::{
     HashlockRecord, HashlockRole, HashlockStatus, Ledger, LedgerError, LineRecord, PaymentOutcome,
     PaymentRecord, PaymentStatus, PeerRecord, ProofRecord, Snapshot, StoreOp,
 };
-pub use message::{Envelope, Message, Reply, decode_replies, encode_replies};
+pub use message::{
+    Envelope, MAX_ENVELOPE_LEN, Message, Reply, decode_replies, encode_replies, envelope_batches,
+};
 pub use objects::{
     Acceptance, Condition, ConditionalIou, IouState, LineId, Release, ReleaseReason, ResolvedSet,
 };

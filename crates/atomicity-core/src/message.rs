@@ -15,6 +15,13 @@ pub const MAX_MESSAGES: usize = 1024;
 pub const MAX_OBJECT_LEN: usize = 64 * 1024;
 /// Longest human-readable rejection text in a reply.
 pub const MAX_REJECTION_TEXT: usize = 512;
+/// Largest envelope, as sent (signature included), that a node takes. A sender splits its
+/// messages into envelopes under it ([`envelope_batches`]): a thousand proofs (about 1.1 KB
+/// each) would not fit in one.
+pub const MAX_ENVELOPE_LEN: usize = 1024 * 1024;
+/// The bytes of an envelope that are not its messages: version, kind, from, to, sent at,
+/// count and signature.
+const ENVELOPE_OVERHEAD: usize = 1 + 1 + 32 + 32 + 8 + 4 + 64;
 
 /// One protocol message. Each carries its own signed object, so a message is meaningful
 /// (and harmless to repeat) on its own.
@@ -105,6 +112,21 @@ impl Message {
         }
     }
 
+    /// How many bytes the message takes in an envelope: its tag, its object's length and the
+    /// object.
+    pub fn envelope_len(&self) -> usize {
+        let object = match self {
+            Message::Offer(o) | Message::Issued(o) => o.wire_len(),
+            Message::State(s) => s.wire_len(),
+            Message::Settle(r) => r.wire_len(),
+            Message::SettleUpdate(u) => u.wire_len(),
+            Message::Accept(a) => a.wire_len(),
+            Message::Release(r) => r.wire_len(),
+            Message::Forward(..) | Message::Proof { .. } => self.object_bytes().len(),
+        };
+        1 + 4 + object
+    }
+
     fn decode(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
         let tag = r.u8("message tag")?;
         let bytes = r.bytes("message object", MAX_OBJECT_LEN)?;
@@ -138,6 +160,27 @@ impl Message {
             }
         })
     }
+}
+
+/// Splits `messages`, in order, into runs that each make one envelope of at most
+/// [`MAX_MESSAGES`] messages and [`MAX_ENVELOPE_LEN`] bytes. Each message fits in an envelope
+/// on its own (its object is at most [`MAX_OBJECT_LEN`]); one that is larger, which no peer
+/// would take, goes alone.
+pub fn envelope_batches(messages: &[Message]) -> Vec<&[Message]> {
+    let mut batches = Vec::new();
+    let (mut start, mut len) = (0, ENVELOPE_OVERHEAD);
+    for (i, message) in messages.iter().enumerate() {
+        let add = message.envelope_len();
+        if i > start && (i - start == MAX_MESSAGES || len.saturating_add(add) > MAX_ENVELOPE_LEN) {
+            batches.push(&messages[start..i]);
+            (start, len) = (i, ENVELOPE_OVERHEAD);
+        }
+        len = len.saturating_add(add);
+    }
+    if start < messages.len() {
+        batches.push(&messages[start..]);
+    }
+    batches
 }
 
 /// A batch of messages from one key to another, signed by the sender.

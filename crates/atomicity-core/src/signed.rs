@@ -88,6 +88,11 @@ impl<T: SignedBody> Signed<T> {
         Sha256::digest(&self.unsigned).into()
     }
 
+    /// The length of [`Signed::to_bytes`], without building it.
+    pub fn wire_len(&self) -> usize {
+        self.unsigned.len() + SIGNATURE_LEN
+    }
+
     /// The full wire encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.unsigned.len() + SIGNATURE_LEN);

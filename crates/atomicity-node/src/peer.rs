@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use atomicity_core::{
     Asset, IouState, Keypair, Message, PaymentOutcome, PublicKey, Reply, Signed, decode_replies,
-    message::MAX_MESSAGES,
+    envelope_batches,
 };
 use tokio::sync::{Mutex, Notify, mpsc};
 
@@ -323,27 +323,31 @@ impl Outbox {
             tokio::spawn(async move {
                 // Messages first: a forward should not wait behind a state. A failed one is
                 // not queued again: the ledger offers it again on the next resend.
-                for chunk in messages.chunks(MAX_MESSAGES) {
+                for chunk in envelope_batches(&messages) {
                     if let Err(e) = client.exchange(&peer, chunk.to_vec()).await {
                         tracing::debug!(peer = %peer, "message delivery failed, will resend: {e}");
                         break;
                     }
                 }
-                let states: Vec<Signed<IouState>> = lines.into_values().collect();
+                let states: Vec<Message> = lines.into_values().map(Message::State).collect();
                 let mut failed = Vec::new();
-                for chunk in states.chunks(MAX_MESSAGES) {
-                    let messages = chunk.iter().cloned().map(Message::State).collect();
-                    match client.send(&peer, messages).await {
+                for chunk in envelope_batches(&states) {
+                    match client.send(&peer, chunk.to_vec()).await {
                         Ok(replies) => {
-                            for (state, reply) in chunk.iter().zip(replies) {
-                                if let Reply::Rejected { code, text } = reply {
+                            for (message, reply) in chunk.iter().zip(replies) {
+                                if let (Message::State(state), Reply::Rejected { code, text }) =
+                                    (message, reply)
+                                {
                                     tracing::warn!(peer = %peer, seq = state.body().seq, code, "peer rejected my IOU state: {text}");
                                 }
                             }
                         }
                         Err(e) => {
                             tracing::debug!(peer = %peer, "state delivery failed, will retry: {e}");
-                            failed.extend_from_slice(chunk);
+                            failed.extend(chunk.iter().filter_map(|m| match m {
+                                Message::State(state) => Some(state.clone()),
+                                _ => None,
+                            }));
                         }
                     }
                 }
@@ -401,7 +405,7 @@ async fn resend_all(outbox: &Arc<Outbox>, client: &PeerClient, actor: &ActorHand
         let (client, outbox) = (client.clone(), Arc::clone(outbox));
         tokio::spawn(async move {
             let mut reached = true;
-            for chunk in offers.chunks(MAX_MESSAGES) {
+            for chunk in envelope_batches(&offers) {
                 if let Err(e) = client.exchange(&peer, chunk.to_vec()).await {
                     tracing::debug!(peer = %peer, "resending offers failed, will retry: {e}");
                     reached = false;

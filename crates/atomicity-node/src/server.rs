@@ -38,8 +38,8 @@ use atomicity_core::published::{
     endpoint_path,
 };
 
-/// Largest request body either API takes.
-const MAX_BODY: usize = 1024 * 1024;
+/// Largest request body either API takes: an envelope as large as the protocol allows.
+const MAX_BODY: usize = atomicity_core::MAX_ENVELOPE_LEN;
 /// How long `pay` waits for the payee by default.
 const DEFAULT_PAY_WAIT: Duration = Duration::from_secs(10);
 /// How long a routed payment is waited for by default.
