@@ -13,8 +13,9 @@ use std::process::{Command, Output};
 use atomicity_cli::harness::NodeProcess;
 use atomicity_core::{
     Acceptance, Amount, Asset, Condition, ConditionalIou, Envelope, IouState, Keypair, LineId,
-    Message, PublicKey, Release, ReleaseReason, Reply, ResolvedSet, Signed, SignedBody, Total,
-    decode_replies, parse_key, signed::signing_input,
+    MAX_ENVELOPE_LEN, Message, PublicKey, Release, ReleaseReason, Reply, ResolvedSet, Signed,
+    SignedBody, Total, WitnessProof, decode_replies, envelope_batches, parse_key,
+    signed::signing_input,
 };
 use atomicity_node::api::{BalanceRow, ErrorBody, HistoryRow, PeerRow, SetLineRequest};
 use atomicity_node::datadir::{API_TOKEN_FILE, API_URL_FILE, DataDir};
@@ -24,8 +25,8 @@ use reqwest::{Method, StatusCode};
 use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_atomicity");
-/// The largest body either API takes (mirrors the server's limit).
-const MAX_BODY: usize = 1024 * 1024;
+/// The largest body either API takes: the protocol's largest envelope.
+const MAX_BODY: usize = MAX_ENVELOPE_LEN;
 /// F's USD line toward N: N accepts up to 100.00 from F.
 const ACCEPT: &str = "100";
 
@@ -844,6 +845,51 @@ async fn peer_oversized_body_is_refused() {
     assert_eq!(fx.view().await, before);
     // The node still works.
     fx.expect_accepted(&fx.offer(0, units(1))).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn peer_takes_each_envelope_a_sender_splits_off() {
+    // A thousand proofs (about 1.1 KB each, as a hop queues them when that many payments
+    // complete at once) do not fit one envelope; the sender's batches each do, the first one
+    // close to the limit.
+    let fx = fixture().await;
+    let proofs: Vec<Message> = (0..1000u32)
+        .map(|i| {
+            let mut hash = [0u8; 32];
+            hash[..4].copy_from_slice(&i.to_be_bytes());
+            Message::Proof {
+                hash,
+                proof: WitnessProof {
+                    p: [7; 32],
+                    log: "a witness log".into(),
+                    bundle: vec![0xab; 1000],
+                },
+            }
+        })
+        .collect();
+    let whole = fx.envelope(proofs.clone());
+    assert!(whole.len() > MAX_BODY);
+    let before = fx.view().await;
+    let sent = fx
+        .http
+        .post(format!("{}/peer/v1/envelope", fx.node.node_url))
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .body(whole)
+        .send()
+        .await;
+    if let Ok(response) = sent {
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let batches = envelope_batches(&proofs);
+    assert_eq!(batches.len(), 2);
+    assert!(fx.envelope(batches[0].to_vec()).len() > MAX_BODY - 2_000);
+    for batch in batches {
+        // Proofs for hashes N never issued on: each rejected, the envelope taken.
+        for reply in fx.send(batch.to_vec()).await {
+            assert!(matches!(reply, Reply::Rejected { .. }), "{reply:?}");
+        }
+    }
+    assert_eq!(fx.view().await, before);
 }
 
 // ---------------------------------------------------------------------------------------------
