@@ -191,12 +191,24 @@ impl Fixture {
         seal(&self.f, &self.n, unix_now(), messages)
     }
 
-    async fn post_envelope(&self, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
-        let response = self
-            .http
+    /// A POST of `body` to N's envelope endpoint.
+    fn envelope_request(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
+        self.http
             .post(format!("{}/peer/v1/envelope", self.node.node_url))
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(body)
+    }
+
+    /// Posts a body that may be over the limit. The node may answer 413 and close the
+    /// connection before the upload ends: the client sees the status, or a reset (`None`).
+    async fn post_oversized(&self, body: Vec<u8>) -> Option<StatusCode> {
+        let sent = self.envelope_request(body).send().await;
+        sent.ok().map(|response| response.status())
+    }
+
+    async fn post_envelope(&self, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+        let response = self
+            .envelope_request(body)
             .send()
             .await
             .expect("POST envelope");
@@ -817,17 +829,8 @@ async fn peer_oversized_body_is_refused() {
     let fx = fixture().await;
     let before = fx.view().await;
     for (size, what) in [(MAX_BODY + 1, "1 MiB + 1"), (4 * MAX_BODY, "4 MiB")] {
-        // The node may answer 413 and close the connection before the upload ends; the client
-        // then sees either the 413 or a reset. Both mean "refused".
-        let sent = fx
-            .http
-            .post(format!("{}/peer/v1/envelope", fx.node.node_url))
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .body(vec![0x01; size])
-            .send()
-            .await;
-        if let Ok(response) = sent {
-            let status = response.status();
+        // A 413 or a reset: both mean "refused".
+        if let Some(status) = fx.post_oversized(vec![0x01; size]).await {
             assert!(
                 status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::BAD_REQUEST,
                 "{what}: {status}"
@@ -870,15 +873,8 @@ async fn peer_takes_each_envelope_a_sender_splits_off() {
     let whole = fx.envelope(proofs.clone());
     assert!(whole.len() > MAX_BODY);
     let before = fx.view().await;
-    let sent = fx
-        .http
-        .post(format!("{}/peer/v1/envelope", fx.node.node_url))
-        .header(CONTENT_TYPE, "application/octet-stream")
-        .body(whole)
-        .send()
-        .await;
-    if let Ok(response) = sent {
-        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    if let Some(status) = fx.post_oversized(whole).await {
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     }
     let batches = envelope_batches(&proofs);
     assert_eq!(batches.len(), 2);
