@@ -329,25 +329,25 @@ impl Outbox {
                         break;
                     }
                 }
-                let states: Vec<Message> = lines.into_values().map(Message::State).collect();
+                let states: Vec<Signed<IouState>> = lines.into_values().collect();
+                let state_messages: Vec<Message> =
+                    states.iter().cloned().map(Message::State).collect();
                 let mut failed = Vec::new();
-                for chunk in envelope_batches(&states) {
+                let mut start = 0;
+                for chunk in envelope_batches(&state_messages) {
+                    let sent = &states[start..start + chunk.len()];
+                    start += chunk.len();
                     match client.send(&peer, chunk.to_vec()).await {
                         Ok(replies) => {
-                            for (message, reply) in chunk.iter().zip(replies) {
-                                if let (Message::State(state), Reply::Rejected { code, text }) =
-                                    (message, reply)
-                                {
+                            for (state, reply) in sent.iter().zip(replies) {
+                                if let Reply::Rejected { code, text } = reply {
                                     tracing::warn!(peer = %peer, seq = state.body().seq, code, "peer rejected my IOU state: {text}");
                                 }
                             }
                         }
                         Err(e) => {
                             tracing::debug!(peer = %peer, "state delivery failed, will retry: {e}");
-                            failed.extend(chunk.iter().filter_map(|m| match m {
-                                Message::State(state) => Some(state.clone()),
-                                _ => None,
-                            }));
+                            failed.extend_from_slice(sent);
                         }
                     }
                 }
