@@ -2,7 +2,8 @@
 //!
 //! - [`leaf_hash`], [`node_hash`], [`empty_root`]: the domain-separated hashes.
 //! - [`root`]: the Merkle Tree Hash (MTH, RFC 9162 §2.1.1) of a list of leaf hashes.
-//! - [`inclusion_proof`] / [`verify_inclusion`]: audit paths (§2.1.3).
+//! - [`inclusion_proof`] / [`verify_inclusion`]: audit paths (§2.1.3);
+//!   [`root_and_inclusion_proofs`] for every leaf at once.
 //! - [`consistency_proof`] / [`verify_consistency`]: consistency proofs (§2.1.4).
 //! - [`Tree`]: an append-only log tree that caches every complete subtree, so roots,
 //!   inclusion proofs and consistency proofs for *any* earlier size are cheap.
@@ -115,6 +116,34 @@ pub fn consistency_proof(leaf_hashes: &[Hash], old_size: u64) -> Result<Vec<Hash
     gen_consistency(&SliceNodes(leaf_hashes), old_size, size, size)
 }
 
+/// The root and every leaf's inclusion proof of the tree formed by `leaf_hashes`, in
+/// `O(n log n)` (calling [`inclusion_proof`] for each leaf would be `O(n^2)`). Used to sign
+/// many objects with one signature over the root.
+pub fn root_and_inclusion_proofs(leaf_hashes: &[Hash]) -> (Hash, Vec<Vec<Hash>>) {
+    // RFC 9162 §2.1.3.1: PATH(m, D[n]) = PATH(m, D[0:k]) : MTH(D[k:n]) for m < k, and
+    // PATH(m - k, D[k:n]) : MTH(D[0:k]) otherwise; so each leaf's path gets the sibling
+    // subtree's root once its own subtree's path is complete.
+    fn build(leaves: &[Hash], paths: &mut [Vec<Hash>]) -> Hash {
+        match leaves {
+            [] => empty_root(),
+            [h] => *h,
+            _ => {
+                let k = split_point(leaves.len() as u64) as usize;
+                let (l, r) = leaves.split_at(k);
+                let (lp, rp) = paths.split_at_mut(k);
+                let left = build(l, lp);
+                let right = build(r, rp);
+                lp.iter_mut().for_each(|p| p.push(right));
+                rp.iter_mut().for_each(|p| p.push(left));
+                node_hash(&left, &right)
+            }
+        }
+    }
+    let mut paths = vec![Vec::new(); leaf_hashes.len()];
+    let root = build(leaf_hashes, &mut paths);
+    (root, paths)
+}
+
 /// Verifies that `leaf_hash` is leaf number `index` of the tree of size `tree_size`
 /// whose root is `root`, following RFC 9162 §2.1.3.2 exactly.
 ///
@@ -127,6 +156,21 @@ pub fn verify_inclusion(
     proof: &[Hash],
     root: &Hash,
 ) -> Result<(), ProofError> {
+    if root_from_inclusion(leaf_hash, index, tree_size, proof)? != *root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// The root that the inclusion proof of `leaf_hash` as leaf `index` of a tree of size
+/// `tree_size` leads to (RFC 9162 §2.1.3.2, steps 1 to 5 without the final comparison):
+/// for a root that is then checked some other way, such as by a signature over it.
+pub fn root_from_inclusion(
+    leaf_hash: &Hash,
+    index: u64,
+    tree_size: u64,
+    proof: &[Hash],
+) -> Result<Hash, ProofError> {
     // Step 1.
     if index >= tree_size {
         return Err(ProofError::IndexOutOfRange {
@@ -167,10 +211,15 @@ pub fn verify_inclusion(
     if snode != 0 {
         return Err(wrong_len);
     }
-    if r != *root {
-        return Err(ProofError::RootMismatch);
+    Ok(r)
+}
+
+/// The RFC 9162 inclusion proof length for `index < size` (0 when `index >= size`).
+pub fn inclusion_len(index: u64, size: u64) -> usize {
+    if index >= size {
+        return 0;
     }
-    Ok(())
+    inclusion_proof_len(index, size)
 }
 
 /// Verifies that the tree of size `old_size` with root `old_root` is a prefix of the

@@ -11,8 +11,9 @@
 use std::time::Instant;
 
 use atomicity_witness::merkle::{
-    Hash, ProofError, Tree, consistency_proof, empty_root, inclusion_proof, leaf_hash, node_hash,
-    root, verify_consistency, verify_inclusion,
+    Hash, ProofError, Tree, consistency_proof, empty_root, inclusion_len, inclusion_proof,
+    leaf_hash, node_hash, root, root_and_inclusion_proofs, root_from_inclusion, verify_consistency,
+    verify_inclusion,
 };
 use proptest::prelude::*;
 
@@ -459,6 +460,34 @@ fn consistency_edge_cases() {
 }
 
 /// Distinct pseudo-random leaf hashes.
+/// Every leaf's proof made at once is the proof made for that leaf alone, and leads back to
+/// the root: for every size up to 70 (all the shapes of small unbalanced trees) and the vectors.
+#[test]
+fn all_inclusion_proofs_at_once_match_one_at_a_time() {
+    assert_eq!(root_and_inclusion_proofs(&[]), (empty_root(), vec![]));
+    for n in 1..=70 {
+        let leaves = random_leaves(n, n as u64);
+        let (r, paths) = root_and_inclusion_proofs(&leaves);
+        assert_eq!(r, root(&leaves), "size {n}");
+        for (i, path) in paths.iter().enumerate() {
+            assert_eq!(
+                *path,
+                inclusion_proof(&leaves, i as u64).unwrap(),
+                "{i} of {n}"
+            );
+            assert_eq!(path.len(), inclusion_len(i as u64, n as u64));
+            assert_eq!(
+                root_from_inclusion(&leaves[i], i as u64, n as u64, path).unwrap(),
+                r
+            );
+        }
+    }
+    let leaves = vector_leaves();
+    let (r, _) = root_and_inclusion_proofs(&leaves);
+    assert_eq!(r, vector_root(leaves.len() as u64));
+    assert_eq!(inclusion_len(3, 3), 0);
+}
+
 fn random_leaves(n: usize, seed: u64) -> Vec<Hash> {
     (0..n as u64)
         .map(|i| leaf_hash(&[seed.to_le_bytes(), i.to_le_bytes()].concat()))
