@@ -3,7 +3,7 @@
 
 use atomicity_core::encoding::{Reader, Writer};
 use atomicity_core::routed::decode_condition;
-use atomicity_core::signed::{SIGNATURE_LEN, SignedBody, VERSION};
+use atomicity_core::signed::{BATCH_FORM, SIGNATURE_LEN, SignedBody, VERSION};
 use atomicity_core::{
     Amount, Asset, Condition, ConditionalIou, Keypair, LineId, Onward, Signed, SignedError,
     WitnessCondition, WitnessProof,
@@ -26,12 +26,22 @@ pub fn check_signed<T: SignedBody>(data: &[u8]) -> Option<Signed<T>> {
     w.u8(T::KIND);
     signed.body().encode_body(&mut w);
     let canonical = w.into_bytes();
-    assert_eq!(
-        canonical.as_slice(),
-        &data[..data.len() - SIGNATURE_LEN],
-        "{} accepted a non-canonical encoding",
-        T::NAME
-    );
+    if signed.is_batched() {
+        // `2 || kind || body || path || index || size || signature`: the same body.
+        assert_eq!(data[0], BATCH_FORM);
+        assert!(
+            data[1..].starts_with(&canonical[1..]),
+            "{} accepted a non-canonical encoding",
+            T::NAME
+        );
+    } else {
+        assert_eq!(
+            canonical.as_slice(),
+            &data[..data.len() - SIGNATURE_LEN],
+            "{} accepted a non-canonical encoding",
+            T::NAME
+        );
+    }
     assert_eq!(signed.to_bytes(), data);
     assert_eq!(verified.is_ok(), signed.verify().is_ok());
     let _ = signed.hash();

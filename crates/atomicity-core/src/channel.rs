@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pkarr::{Keypair, PublicKey};
+use pkarr::PublicKey;
 use thiserror::Error;
 
 use crate::amount::{Amount, Asset, Total};
@@ -16,7 +16,7 @@ use crate::objects::{
     Acceptance, Condition, ConditionalIou, IouState, LineId, MAX_RESOLVED_ABOVE, Release,
     ReleaseReason, ResolvedSet,
 };
-use crate::signed::Signed;
+use crate::signed::{Signed, Signer};
 
 /// Most conditional IOUs that may be pending on one directed line at once.
 pub const MAX_PENDING_PER_LINE: usize = 10_000;
@@ -555,7 +555,7 @@ impl Channel {
     /// Issues and signs a conditional IOU with [`Condition::HolderAccepts`].
     pub fn offer(
         &mut self,
-        key: &Keypair,
+        key: &Signer,
         amount: Amount,
         payment_id: [u8; 32],
         expires_at: u64,
@@ -602,7 +602,7 @@ impl Channel {
     #[allow(clippy::too_many_arguments)]
     pub fn offer_with(
         &mut self,
-        key: &Keypair,
+        key: &Signer,
         amount: Amount,
         condition: Condition,
         onward: Option<Onward>,
@@ -613,18 +613,15 @@ impl Channel {
         self.can_offer(amount, memo.len())?;
         let id = self.next_id;
         self.next_id = id.checked_add(1).ok_or(OfferError::Overflow)?;
-        let iou = Signed::sign(
-            ConditionalIou {
-                line: self.out_line(),
-                id,
-                amount,
-                condition,
-                payment_id,
-                expires_at,
-                memo,
-            },
-            key,
-        );
+        let iou = key.sign(ConditionalIou {
+            line: self.out_line(),
+            id,
+            amount,
+            condition,
+            payment_id,
+            expires_at,
+            memo,
+        });
         self.out
             .insert(id, OutConditional::new(iou.clone(), onward));
         Ok(iou)
@@ -635,7 +632,7 @@ impl Channel {
     /// same offer sent again gets the same answer. Returns whether anything changed.
     pub fn handle_offer(
         &mut self,
-        key: &Keypair,
+        key: &Signer,
         iou: Signed<ConditionalIou>,
         now: u64,
         veto: Option<ReleaseReason>,
@@ -647,7 +644,7 @@ impl Channel {
     /// is taken whatever the limit, since it only pays back what I paid for the peer.
     pub fn handle_offer_checked(
         &mut self,
-        key: &Keypair,
+        key: &Signer,
         iou: Signed<ConditionalIou>,
         now: u64,
         veto: Option<ReleaseReason>,
@@ -665,7 +662,7 @@ impl Channel {
             return Err(Rejection::AlreadyResolved { id: body.id });
         }
         if let Some(held) = self.inn.get(&body.id) {
-            return if held.iou == iou {
+            return if held.iou.same_body(&iou) {
                 Ok((held.answer.clone(), false))
             } else {
                 Err(Rejection::ConflictingOffer { id: body.id })
@@ -675,15 +672,12 @@ impl Channel {
             return Err(Rejection::TooManyPending);
         }
         let refuse = |reason| {
-            Answer::Released(Signed::sign(
-                Release {
-                    line: body.line.clone(),
-                    id: body.id,
-                    iou_hash: iou.hash(),
-                    reason,
-                },
-                key,
-            ))
+            Answer::Released(key.sign(Release {
+                line: body.line.clone(),
+                id: body.id,
+                iou_hash: iou.hash(),
+                reason,
+            }))
         };
         let answer = if body.expires_at <= now {
             refuse(ReleaseReason::Expired)
@@ -692,14 +686,11 @@ impl Channel {
         } else if let Some(reason) = veto {
             refuse(reason)
         } else {
-            Answer::Accepted(Signed::sign(
-                Acceptance {
-                    line: body.line.clone(),
-                    id: body.id,
-                    iou_hash: iou.hash(),
-                },
-                key,
-            ))
+            Answer::Accepted(key.sign(Acceptance {
+                line: body.line.clone(),
+                id: body.id,
+                iou_hash: iou.hash(),
+            }))
         };
         let id = body.id;
         self.inn.insert(
@@ -738,7 +729,7 @@ impl Channel {
     /// failed). Returns the signed release, or `None` if it was already released.
     pub fn release_in(
         &mut self,
-        key: &Keypair,
+        key: &Signer,
         id: u64,
         reason: ReleaseReason,
     ) -> Result<Option<Signed<Release>>, Rejection> {
@@ -753,15 +744,12 @@ impl Channel {
             }
             Answer::Accepted(_) => {}
         }
-        let release = Signed::sign(
-            Release {
-                line: held.iou.body().line.clone(),
-                id,
-                iou_hash: held.iou.hash(),
-                reason,
-            },
-            key,
-        );
+        let release = key.sign(Release {
+            line: held.iou.body().line.clone(),
+            id,
+            iou_hash: held.iou.hash(),
+            reason,
+        });
         held.answer = Answer::Released(release.clone());
         Ok(Some(release))
     }
@@ -916,7 +904,7 @@ impl Channel {
     #[allow(clippy::type_complexity)]
     pub fn merge_answered(
         &mut self,
-        key: &Keypair,
+        key: &Signer,
         now: u64,
         grace: u64,
     ) -> Result<Option<(Signed<IouState>, Vec<u64>)>, Rejection> {
@@ -948,15 +936,12 @@ impl Channel {
         if merged.is_empty() {
             return Ok(None);
         }
-        let state = Signed::sign(
-            IouState {
-                line: self.out_line(),
-                seq: seq + 1,
-                total,
-                resolved,
-            },
-            key,
-        );
+        let state = key.sign(IouState {
+            line: self.out_line(),
+            seq: seq + 1,
+            total,
+            resolved,
+        });
         for id in &merged {
             self.out.remove(id);
         }
@@ -996,7 +981,7 @@ impl Channel {
         }
         if body.seq == held_seq {
             return match &self.in_state {
-                Some(held) if *held == state => Ok(None),
+                Some(held) if held.same_body(&state) => Ok(None),
                 Some(_) => Err(Rejection::Equivocation { seq: body.seq }),
                 // Seq 0 is the empty state nobody signs (the first state is seq 1): not a second
                 // history, so not evidence of misbehaviour.

@@ -18,7 +18,7 @@ use crate::encoding::{DecodeError, Reader, Writer};
 use crate::forward::{FeePolicy, Onward};
 use crate::message::{Envelope, MAX_MESSAGES, Message, Reply};
 use crate::objects::{ConditionalIou, IouState};
-use crate::signed::Signed;
+use crate::signed::{Signed, Signer};
 
 /// Most channels (assets) one peer may have with me, counting those its offers opened.
 pub const MAX_ASSETS_PER_PEER: usize = 64;
@@ -67,11 +67,96 @@ pub struct LineRecord {
     pub fees: FeePolicy,
     /// The id my next conditional IOU gets.
     pub next_id: u64,
-    /// Encoded newest state I signed.
-    pub out_state: Option<Vec<u8>>,
-    /// Encoded newest state the peer signed.
-    pub in_state: Option<Vec<u8>>,
+    /// Newest state I signed.
+    pub out_state: Option<Blob>,
+    /// Newest state the peer signed.
+    pub in_state: Option<Blob>,
 }
+
+/// A signed object in a record, as the store keeps it: encoded bytes.
+///
+/// The ledger puts the objects it makes into records before their batch is signed (see
+/// [`Ledger::set_batch_signing`]), so it hands them over whole and the store encodes them
+/// when it writes, which is after the batch was signed. Equal when the encodings are.
+#[derive(Clone)]
+pub struct Blob {
+    /// The encoding, once made (always, for what a store loaded).
+    bytes: Option<Vec<u8>>,
+    /// The object to encode, for what the ledger made.
+    object: Option<BlobObject>,
+}
+
+#[derive(Clone, Debug)]
+enum BlobObject {
+    Iou(Signed<ConditionalIou>),
+    State(Signed<IouState>),
+    Answer(Answer),
+}
+
+impl Blob {
+    fn object(object: BlobObject) -> Blob {
+        Blob {
+            bytes: None,
+            object: Some(object),
+        }
+    }
+
+    /// The encoding the store keeps.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match (&self.bytes, &self.object) {
+            (Some(bytes), _) => bytes.clone(),
+            (None, Some(BlobObject::Iou(iou))) => iou.to_bytes(),
+            (None, Some(BlobObject::State(state))) => state.to_bytes(),
+            (None, Some(BlobObject::Answer(answer))) => encode_answer(answer),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The encoding, to change in place (tests damage a store with it).
+    pub fn bytes_mut(&mut self) -> &mut Vec<u8> {
+        if self.bytes.is_none() {
+            self.bytes = Some(self.to_bytes());
+        }
+        self.object = None;
+        self.bytes.get_or_insert_with(Vec::new)
+    }
+}
+
+/// The bytes the store will write (as a `Vec<u8>` in a record was shown), or that they wait for
+/// their batch's signature.
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let signed = match &self.object {
+            Some(BlobObject::Iou(iou)) => iou.signature().is_some(),
+            Some(BlobObject::State(state)) => state.signature().is_some(),
+            Some(BlobObject::Answer(Answer::Accepted(a))) => a.signature().is_some(),
+            Some(BlobObject::Answer(Answer::Released(r))) => r.signature().is_some(),
+            None => true,
+        };
+        if signed {
+            f.debug_tuple("Blob").field(&self.to_bytes()).finish()
+        } else {
+            f.write_str("Blob(waiting for its batch's signature)")
+        }
+    }
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(bytes: Vec<u8>) -> Blob {
+        Blob {
+            bytes: Some(bytes),
+            object: None,
+        }
+    }
+}
+
+impl PartialEq for Blob {
+    fn eq(&self, other: &Blob) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}
+
+impl Eq for Blob {}
 
 /// An unresolved conditional IOU as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,10 +169,10 @@ pub struct ConditionalRecord {
     pub dir: Direction,
     /// Its id on the line.
     pub id: u64,
-    /// The encoded signed IOU.
-    pub iou: Vec<u8>,
-    /// The encoded answer, if any: `3 || acceptance` or `4 || release`.
-    pub answer: Option<Vec<u8>>,
+    /// The signed IOU.
+    pub iou: Blob,
+    /// The answer, if any, encoded as `3 || acceptance` or `4 || release`.
+    pub answer: Option<Blob>,
     /// Encoded forwarding instructions sent with a routed IOU of mine.
     pub onward: Option<Vec<u8>>,
     /// The encoded proof ([`WitnessProof::to_bytes`]) once known.
@@ -409,7 +494,9 @@ pub const DEFAULT_EXPIRY_GRACE_SECS: u64 = 30;
 
 /// The node's whole credit state in memory.
 pub struct Ledger {
-    pub(crate) key: Keypair,
+    /// Signs what the ledger issues: at once, or in one batch per commit (see
+    /// [`Ledger::set_batch_signing`]).
+    pub(crate) signer: Signer,
     pub(crate) me: PublicKey,
     pub(crate) peers: HashMap<PublicKey, PeerRecord>,
     pub(crate) channels: HashMap<(PublicKey, Asset), Channel>,
@@ -446,7 +533,7 @@ impl Ledger {
     pub fn new(key: Keypair) -> Ledger {
         let me = key.public_key();
         Ledger {
-            key,
+            signer: Signer::new(key),
             me,
             peers: HashMap::new(),
             channels: HashMap::new(),
@@ -492,9 +579,9 @@ impl Ledger {
         let mut outs: HashMap<(PublicKey, Asset), BTreeMap<u64, OutConditional>> = HashMap::new();
         let mut ins: HashMap<(PublicKey, Asset), BTreeMap<u64, InConditional>> = HashMap::new();
         for c in snapshot.conditionals {
-            let iou = Signed::<ConditionalIou>::decode(&c.iou)
+            let iou = Signed::<ConditionalIou>::decode(&c.iou.to_bytes())
                 .map_err(|e| CorruptStore(format!("conditional {}: {e}", c.id)))?;
-            let answer = c.answer.as_deref().map(decode_answer).transpose()?;
+            let answer = c.answer.map(|a| decode_answer(&a.to_bytes())).transpose()?;
             let corrupt =
                 |what: &str, e: DecodeError| CorruptStore(format!("{what} {}: {e}", c.id));
             let proof = c
@@ -538,10 +625,9 @@ impl Ledger {
             }
         }
         for line in snapshot.lines {
-            let decode_state = |bytes: &Option<Vec<u8>>| {
-                bytes
-                    .as_deref()
-                    .map(Signed::<IouState>::decode)
+            let decode_state = |blob: &Option<Blob>| {
+                blob.as_ref()
+                    .map(|b| Signed::<IouState>::decode(&b.to_bytes()))
                     .transpose()
                     .map_err(|e| CorruptStore(format!("state: {e}")))
             };
@@ -613,7 +699,27 @@ impl Ledger {
 
     /// My keypair (for signing envelopes in the shell).
     pub fn keypair(&self) -> &Keypair {
-        &self.key
+        self.signer.key()
+    }
+
+    /// Signs what the ledger issues (IOUs, answers, releases, states) in batches, with one
+    /// signature over the Merkle root of each batch, rather than one by one. The owner then
+    /// calls [`Ledger::sign_batch`] before it stores or sends anything the ledger made: a node
+    /// does it once per commit, so one signature serves every payment of that commit.
+    pub fn set_batch_signing(&mut self, on: bool) {
+        self.sign_batch();
+        let key = self.signer.key().clone();
+        self.signer = if on {
+            Signer::batching(key)
+        } else {
+            Signer::new(key)
+        };
+    }
+
+    /// Signs every object the ledger made since the last call (see
+    /// [`Ledger::set_batch_signing`]); returns how many. Nothing to do when not batching.
+    pub fn sign_batch(&self) -> usize {
+        self.signer.sign_batch()
     }
 
     /// A known peer.
@@ -721,7 +827,7 @@ impl Ledger {
                 asset: asset.to_string(),
             })?;
         let iou = channel
-            .offer(&self.key, amount, payment_id, expires_at, memo.clone())
+            .offer(&self.signer, amount, payment_id, expires_at, memo.clone())
             .map_err(|e| match e {
                 OfferError::OverIssueLimit { available } => LedgerError::OverIssueLimit {
                     available: asset.format(Amount::from_minor(available)),
@@ -775,7 +881,7 @@ impl Ledger {
                 sent_at: now,
                 messages,
             },
-            &self.key,
+            self.signer.key(),
         )
         .to_bytes()
     }
@@ -857,7 +963,7 @@ impl Ledger {
                     iou.body().memo.clone(),
                 );
                 let (answer, changed) =
-                    channel.handle_offer_checked(&self.key, iou, now, None, !receipt)?;
+                    channel.handle_offer_checked(&self.signer, iou, now, None, !receipt)?;
                 if changed {
                     ops.push(StoreOp::PutConditional(in_record(channel, id)?));
                     if answer.is_accepted() {
@@ -1005,7 +1111,7 @@ impl Ledger {
                 .filter(|(_, c)| c.is_pending() && c.answer.is_some())
                 .map(|(id, _)| *id)
                 .collect();
-            match channel.merge_answered(&self.key, now, self.grace) {
+            match channel.merge_answered(&self.signer, now, self.grace) {
                 Ok(Some((state, merged))) => {
                     push_resolved(ops, channel, Direction::Out, merged.clone());
                     if channel.has_mergeable(now, self.grace) {
@@ -1118,8 +1224,12 @@ pub(crate) fn line_record(channel: &Channel) -> LineRecord {
         limits: channel.limits,
         fees: channel.fees,
         next_id: channel.next_id(),
-        out_state: channel.out_state().map(Signed::to_bytes),
-        in_state: channel.in_state().map(Signed::to_bytes),
+        out_state: channel
+            .out_state()
+            .map(|s| Blob::object(BlobObject::State(s.clone()))),
+        in_state: channel
+            .in_state()
+            .map(|s| Blob::object(BlobObject::State(s.clone()))),
     }
 }
 
@@ -1180,8 +1290,8 @@ pub(crate) fn conditional_record(
         asset: channel.asset().clone(),
         dir,
         id: iou.body().id,
-        iou: iou.to_bytes(),
-        answer: answer.map(encode_answer),
+        iou: Blob::object(BlobObject::Iou(iou.clone())),
+        answer: answer.map(|a| Blob::object(BlobObject::Answer(a.clone()))),
         onward: None,
         proof: None,
         claimed: false,

@@ -37,7 +37,7 @@ pub use delegation::{
 pub use forward::{FeePolicy, Hop, Onward};
 pub use invoice::{Invoice, InvoiceError};
 pub use ledger::{
-    ConditionalRecord, CorruptStore, Direction, EnvelopeError, EvidenceRecord, ForwardRecord,
+    Blob, ConditionalRecord, CorruptStore, Direction, EnvelopeError, EvidenceRecord, ForwardRecord,
     HashlockRecord, HashlockRole, HashlockStatus, Ledger, LedgerError, LineRecord, PaymentOutcome,
     PaymentRecord, PaymentStatus, PeerRecord, ProofRecord, Snapshot, StoreOp,
 };
@@ -54,7 +54,7 @@ pub use settlement::{
     Evidence, EvidenceError, Outcome, SettlementKind, SettlementRequest, SettlementUpdate,
     payout_payment_id, receipt_payment_id,
 };
-pub use signed::{BadSignature, Signed, SignedBody, SignedError};
+pub use signed::{BadSignature, Signed, SignedBody, SignedError, Signer, VerifiedRoots};
 pub use trust::{DegreeRule, MyTrust, TrustDoc, TrustError};
 
 /// Parses a public key in z-base32 (the Pkarr form), also accepting a `pk:` prefix.

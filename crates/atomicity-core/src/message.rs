@@ -7,7 +7,7 @@ use crate::encoding::{DecodeError, Reader, Writer};
 use crate::forward::Onward;
 use crate::objects::{Acceptance, ConditionalIou, IouState, Release};
 use crate::settlement::{SettlementRequest, SettlementUpdate};
-use crate::signed::{Signed, SignedBody, VERSION};
+use crate::signed::{Signed, SignedBody, VERSION, VerifiedRoots};
 
 /// Most messages in one envelope.
 pub const MAX_MESSAGES: usize = 1024;
@@ -61,14 +61,19 @@ impl Message {
     /// ([`Signed::verify`]), so that the ledger's own checks are free. A node calls it where it
     /// receives, off the ledger's thread; a signature that fails is left for the ledger to
     /// reject with its reason.
-    pub fn precheck(&self) {
+    ///
+    /// `roots` remembers the batch roots that verified ([`VerifiedRoots`]): keep one for all
+    /// the messages of an envelope, whose objects mostly come from a few batches.
+    pub fn precheck(&self, roots: &mut VerifiedRoots) {
         let _ = match self {
-            Message::Offer(iou) | Message::Forward(iou, _) | Message::Issued(iou) => iou.verify(),
-            Message::State(state) => state.verify(),
-            Message::Accept(a) => a.verify(),
-            Message::Release(r) => r.verify(),
-            Message::Settle(request) => request.verify(),
-            Message::SettleUpdate(update) => update.verify(),
+            Message::Offer(iou) | Message::Forward(iou, _) | Message::Issued(iou) => {
+                iou.verify_with(roots)
+            }
+            Message::State(state) => state.verify_with(roots),
+            Message::Accept(a) => a.verify_with(roots),
+            Message::Release(r) => r.verify_with(roots),
+            Message::Settle(request) => request.verify_with(roots),
+            Message::SettleUpdate(update) => update.verify_with(roots),
             Message::Proof { .. } => Ok(()),
         };
     }
@@ -267,10 +272,10 @@ pub enum Reply {
 
 impl Reply {
     /// [`Message::precheck`] for the answer a reply carries.
-    pub fn precheck(&self) {
+    pub fn precheck(&self, roots: &mut VerifiedRoots) {
         let _ = match self {
-            Reply::Accepted(a) => a.verify(),
-            Reply::Released(r) => r.verify(),
+            Reply::Accepted(a) => a.verify_with(roots),
+            Reply::Released(r) => r.verify_with(roots),
             _ => Ok(()),
         };
     }

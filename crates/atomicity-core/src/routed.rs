@@ -325,7 +325,7 @@ impl Ledger {
             };
             // Checked above for the sum per channel, so this cannot fail.
             let iou = channel.offer_with(
-                &self.key,
+                &self.signer,
                 first.amount,
                 Condition::WitnessCommit(condition.clone()),
                 Some(onward.clone()),
@@ -449,7 +449,7 @@ impl Ledger {
         let Some(channel) = self.channels.get_mut(&(inn.0.clone(), inn.1.clone())) else {
             return Ok(());
         };
-        if let Some(release) = channel.release_in(&self.key, inn.2, reason)? {
+        if let Some(release) = channel.release_in(&self.signer, inn.2, reason)? {
             ops.push(StoreOp::PutConditional(in_record(channel, inn.2)?));
             self.send(
                 &inn.0,
@@ -546,7 +546,7 @@ impl Ledger {
         let Some(channel) = self.channels.get_mut(&(from.clone(), asset.clone())) else {
             return Err(Rejection::UnknownAsset(asset.to_string()));
         };
-        let (answer, changed) = channel.handle_offer(&self.key, iou, now, veto)?;
+        let (answer, changed) = channel.handle_offer(&self.signer, iou, now, veto)?;
         if changed {
             ops.push(StoreOp::PutConditional(in_record(channel, body.id)?));
             if answer.is_accepted() {
@@ -659,7 +659,7 @@ impl Ledger {
             return self.release_in(&inn, ReleaseReason::CannotForward, now, ops);
         };
         let out = match channel.offer_with(
-            &self.key,
+            &self.signer,
             next.amount,
             body.condition.clone(),
             Some(rest.clone()),

@@ -222,7 +222,7 @@ impl Ledger {
                 "a request accepts at least one method".into(),
             ));
         }
-        let request = Signed::sign(body, &self.key);
+        let request = Signed::sign(body, self.signer.key());
         let record = SettlementRecord {
             id: request.body().id,
             role: SettlementRole::Requester,
@@ -687,7 +687,7 @@ impl Ledger {
                 to: record.peer.clone(),
                 outcome,
             },
-            &self.key,
+            self.signer.key(),
         ))))
     }
 

@@ -22,9 +22,10 @@ use atomicity_core::{
 };
 use atomicity_witness::log::Log;
 use common::{
-    LedgerPrint, Store, cases, condition_bytes, conditional_iou, cosigner, envelope, invoice,
-    iou_state, key, message, onward, onward_bytes, print_of, reason, reencode, reply, routed_iou,
-    unsigned_of, usd, witness_condition, witness_proof, witness_signer, witness_vkey,
+    LedgerPrint, Store, acceptance, cases, condition_bytes, conditional_iou, cosigner, envelope,
+    invoice, iou_state, key, message, onward, onward_bytes, print_of, reason, reencode, release,
+    reply, routed_iou, unsigned_of, usd, witness_condition, witness_proof, witness_signer,
+    witness_vkey,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -136,6 +137,7 @@ fn valid_encoding() -> impl Strategy<Value = Vec<u8>> {
         1 => prop::collection::vec(reply(), 0..4).prop_map(|r| encode_replies(&r)),
         1 => witness_condition().prop_map(|c| condition_bytes(&c)),
         1 => onward().prop_map(|o| onward_bytes(&o)),
+        2 => batch_encoding(),
         // An envelope that the test ledger will open: from its peer, to it, on time.
         2 => prop::collection::vec(message(), 1..3).prop_map(|messages| {
             Signed::sign(
@@ -150,6 +152,70 @@ fn valid_encoding() -> impl Strategy<Value = Vec<u8>> {
             .to_bytes()
         }),
     ]
+}
+
+/// Objects of the kinds a ledger signs, signed in one batch by key 0; then one of them alone,
+/// or all of them in an envelope from key 0 to key 1 (the test ledger's peer and itself).
+fn batch_encoding() -> impl Strategy<Value = Vec<u8>> {
+    let me = || key(0).public_key();
+    let kinds = prop_oneof![
+        acceptance().prop_map(move |(_, mut a)| {
+            a.line.holder = me();
+            Kind::Accept(a)
+        }),
+        release().prop_map(move |(_, mut r)| {
+            r.line.holder = me();
+            Kind::Release(r)
+        }),
+        iou_state().prop_map(move |(_, mut s)| {
+            s.line.issuer = me();
+            Kind::State(s)
+        }),
+        conditional_iou().prop_map(move |(_, mut i)| {
+            i.line.issuer = me();
+            Kind::Offer(i)
+        }),
+    ];
+    (
+        prop::collection::vec(kinds, 1..6),
+        any::<Index>(),
+        any::<bool>(),
+    )
+        .prop_map(|(kinds, pick, in_envelope)| {
+            let signer = atomicity_core::Signer::batching(key(0).clone());
+            let messages: Vec<Message> = kinds
+                .into_iter()
+                .map(|kind| match kind {
+                    Kind::Accept(a) => Message::Accept(signer.sign(a)),
+                    Kind::Release(r) => Message::Release(signer.sign(r)),
+                    Kind::State(s) => Message::State(signer.sign(s)),
+                    Kind::Offer(i) => Message::Offer(signer.sign(i)),
+                })
+                .collect();
+            signer.sign_batch();
+            if !in_envelope {
+                return signed_bytes(&messages[pick.index(messages.len())]);
+            }
+            Signed::sign(
+                Envelope {
+                    from: key(0).public_key(),
+                    to: key(1).public_key(),
+                    sent_at: NOW,
+                    messages,
+                },
+                key(0),
+            )
+            .to_bytes()
+        })
+}
+
+/// A body of a kind a ledger signs.
+#[derive(Clone, Debug)]
+enum Kind {
+    Accept(Acceptance),
+    Release(Release),
+    State(IouState),
+    Offer(ConditionalIou),
 }
 
 fn mutated_encoding() -> impl Strategy<Value = Vec<u8>> {
@@ -170,12 +236,22 @@ fn try_signed<T: SignedBody + Debug>(bytes: &[u8]) -> Result<Option<Signed<T>>, 
     match Signed::<T>::decode(bytes) {
         Ok(signed) => {
             let canonical = reencode(signed.body());
-            prop_assert_eq!(
-                canonical.as_slice(),
-                unsigned_of(bytes),
-                "{} accepted a non-canonical encoding",
-                T::NAME
-            );
+            if signed.is_batched() {
+                // `2 || kind || body || seal`: the body is the canonical one's.
+                prop_assert_eq!(bytes[0], atomicity_core::signed::BATCH_FORM);
+                prop_assert!(
+                    bytes[1..].starts_with(&canonical[1..]),
+                    "{} accepted a non-canonical encoding",
+                    T::NAME
+                );
+            } else {
+                prop_assert_eq!(
+                    canonical.as_slice(),
+                    unsigned_of(bytes),
+                    "{} accepted a non-canonical encoding",
+                    T::NAME
+                );
+            }
             prop_assert_eq!(signed.to_bytes(), bytes.to_vec());
             let verified = signed.verify().is_ok();
             prop_assert_eq!(Signed::<T>::decode_verified(bytes).is_ok(), verified);
@@ -1426,12 +1502,12 @@ proptest! {
         let mut snapshot = store.snapshot();
         let mut fields: Vec<&mut Vec<u8>> = Vec::new();
         for line in &mut snapshot.lines {
-            fields.extend(line.out_state.as_mut());
-            fields.extend(line.in_state.as_mut());
+            fields.extend(line.out_state.as_mut().map(atomicity_core::Blob::bytes_mut));
+            fields.extend(line.in_state.as_mut().map(atomicity_core::Blob::bytes_mut));
         }
         for c in &mut snapshot.conditionals {
-            fields.push(&mut c.iou);
-            fields.extend(c.answer.as_mut());
+            fields.push(c.iou.bytes_mut());
+            fields.extend(c.answer.as_mut().map(atomicity_core::Blob::bytes_mut));
             fields.extend(c.onward.as_mut());
             fields.extend(c.proof.as_mut());
         }

@@ -21,8 +21,8 @@ use atomicity_core::{
 use atomicity_core::{Hop, Onward, WitnessCondition, WitnessProof, WitnessTerms, payment_hash};
 use common::{
     KEYS, acceptance, condition_bytes, conditional_iou, cosigner, envelope, flip_bit, iou_state,
-    key, message, onward, onward_bytes, reencode, release, reply, routed_iou, unsigned_of, usd,
-    witness_condition, witness_proof, witness_vkey,
+    key, message, onward, onward_bytes, reencode, release, reply, routed_iou, signer, unsigned_of,
+    usd, witness_condition, witness_proof, witness_vkey,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -585,13 +585,35 @@ fn non_canonical_encodings_are_rejected() {
             Box::new(|e| matches!(e, DecodeError::TooLong { field: "memo", .. })),
         ),
         (
-            "version 2",
+            "version 3",
+            {
+                let mut b = ok_state.clone();
+                b[0] = 3;
+                state(b)
+            },
+            Box::new(|e| *e == DecodeError::UnsupportedVersion(3)),
+        ),
+        (
+            // 2 marks the batch form: the last 72 bytes of a state signed alone read as an
+            // index, a size and a signature, and the size is not a batch's.
+            "a state signed alone, marked as signed in a batch",
             {
                 let mut b = ok_state.clone();
                 b[0] = 2;
                 state(b)
             },
-            Box::new(|e| *e == DecodeError::UnsupportedVersion(2)),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    DecodeError::Invalid {
+                        field: "batch size",
+                        ..
+                    } | DecodeError::Truncated {
+                        field: "batch path",
+                        ..
+                    }
+                )
+            }),
         ),
         (
             "kind of another object",
@@ -1433,7 +1455,7 @@ impl Line {
         let iou = self
             .issuer
             .offer(
-                key(0),
+                signer(0),
                 Amount::from_minor(amount),
                 [1; 32],
                 LATER,
@@ -1442,7 +1464,7 @@ impl Line {
             .expect("offer");
         let (answer, changed) = self
             .holder
-            .handle_offer(key(1), iou.clone(), NOW, None)
+            .handle_offer(signer(1), iou.clone(), NOW, None)
             .expect("answer");
         assert!(changed);
         (iou, answer)
@@ -1647,7 +1669,7 @@ fn offer_rules() {
     // Resent: the same answer, nothing changed.
     assert_eq!(
         line.holder
-            .handle_offer(key(1), iou.clone(), NOW + 10, None),
+            .handle_offer(signer(1), iou.clone(), NOW + 10, None),
         Ok((answer.clone(), false))
     );
 
@@ -1669,14 +1691,14 @@ fn offer_rules() {
         let iou = line
             .issuer
             .offer(
-                key(0),
+                signer(0),
                 Amount::from_minor(1),
                 [2; 32],
                 expires_at,
                 String::new(),
             )
             .expect("offer");
-        match line.holder.handle_offer(key(1), iou, now, None) {
+        match line.holder.handle_offer(signer(1), iou, now, None) {
             Ok((Answer::Released(r), true)) => assert_eq!(r.body().reason, ReleaseReason::Expired),
             other => panic!("expected Expired, got {other:?}"),
         }
@@ -1689,7 +1711,7 @@ fn offer_rules() {
     body.amount = Amount::from_minor(11);
     assert_eq!(
         line.holder
-            .handle_offer(key(1), Signed::sign(body, key(0)), NOW, None),
+            .handle_offer(signer(1), Signed::sign(body, key(0)), NOW, None),
         Err(Rejection::ConflictingOffer { id: 0 })
     );
 
@@ -1697,13 +1719,13 @@ fn offer_rules() {
     let state = line.state(1, 10, &[0]);
     assert_eq!(
         line.holder
-            .handle_offer(key(1), iou.clone(), NOW, None)
+            .handle_offer(signer(1), iou.clone(), NOW, None)
             .map(|r| r.1),
         Ok(false)
     );
     line.holder.handle_state(state, NOW).expect("state");
     assert_eq!(
-        line.holder.handle_offer(key(1), iou, NOW, None),
+        line.holder.handle_offer(signer(1), iou, NOW, None),
         Err(Rejection::AlreadyResolved { id: 0 })
     );
 
@@ -1732,7 +1754,7 @@ fn offer_rules() {
             key(0),
         );
         assert!(matches!(
-            line.holder.handle_offer(key(1), iou, NOW, None),
+            line.holder.handle_offer(signer(1), iou, NOW, None),
             Err(Rejection::WrongLine(_))
         ));
     }
@@ -1809,13 +1831,13 @@ fn answer_rules() {
     // Merged: later copies of the answer are late and harmless.
     let (state, merged) = line
         .issuer
-        .merge_answered(key(0), NOW, 0)
+        .merge_answered(signer(0), NOW, 0)
         .expect("merge")
         .expect("something to merge");
     assert_eq!(merged, vec![0]);
     assert_eq!(state.body().seq, 1);
     assert_eq!(state.body().total, Total::from_minor(10));
-    assert_eq!(line.issuer.merge_answered(key(0), NOW, 0), Ok(None));
+    assert_eq!(line.issuer.merge_answered(signer(0), NOW, 0), Ok(None));
     assert_eq!(
         line.issuer.handle_answer(Answer::Accepted(acceptance)),
         Err(Rejection::AlreadyResolved { id: 0 })
@@ -1869,7 +1891,7 @@ fn totals_past_u64_max_keep_the_line_working() {
     assert_eq!(line.issuer.handle_answer(answer), Ok(true));
     let (state, merged) = line
         .issuer
-        .merge_answered(key(0), NOW, 0)
+        .merge_answered(signer(0), NOW, 0)
         .expect("no overflow")
         .expect("something to merge");
     assert_eq!(merged, vec![5]);
@@ -1942,11 +1964,17 @@ fn unanswered_offers_stay_within_a_u64() {
     );
     let max = Amount::from_minor(u64::MAX);
     assert_eq!(me.available_to_issue(), Some(max));
-    me.offer(key(0), max, [1; 32], LATER, String::new())
+    me.offer(signer(0), max, [1; 32], LATER, String::new())
         .expect("first offer");
     assert_eq!(me.available_to_issue(), Some(max));
     assert_eq!(
-        me.offer(key(0), Amount::from_minor(1), [2; 32], LATER, String::new()),
+        me.offer(
+            signer(0),
+            Amount::from_minor(1),
+            [2; 32],
+            LATER,
+            String::new()
+        ),
         Err(OfferError::Overflow)
     );
     let view = me.view().expect("view");
@@ -1963,7 +1991,13 @@ fn a_full_resolved_list_still_merges_the_watermark() {
     let ious: Vec<Signed<ConditionalIou>> = (0..count)
         .map(|_| {
             line.issuer
-                .offer(key(0), Amount::from_minor(1), [0; 32], LATER, String::new())
+                .offer(
+                    signer(0),
+                    Amount::from_minor(1),
+                    [0; 32],
+                    LATER,
+                    String::new(),
+                )
                 .expect("offer")
         })
         .collect();
@@ -1983,7 +2017,7 @@ fn a_full_resolved_list_still_merges_the_watermark() {
     }
     let (state, merged) = line
         .issuer
-        .merge_answered(key(0), NOW, 0)
+        .merge_answered(signer(0), NOW, 0)
         .expect("merge")
         .expect("merged");
     assert_eq!(merged.len(), MAX_RESOLVED_ABOVE);
@@ -1993,12 +2027,12 @@ fn a_full_resolved_list_still_merges_the_watermark() {
     // Still decodable by the holder.
     assert!(Signed::<IouState>::decode_verified(&state.to_bytes()).is_ok());
     // Full: nothing more merges until the oldest offer is answered...
-    assert_eq!(line.issuer.merge_answered(key(0), NOW, 0), Ok(None));
+    assert_eq!(line.issuer.merge_answered(signer(0), NOW, 0), Ok(None));
     // ...and then it folds the list, and the rest follows.
     assert_eq!(line.issuer.handle_answer(accept(&ious[0])), Ok(true));
     let (state, merged) = line
         .issuer
-        .merge_answered(key(0), NOW, 0)
+        .merge_answered(signer(0), NOW, 0)
         .expect("merge")
         .expect("merged");
     assert_eq!(merged, vec![0, count - 1]);

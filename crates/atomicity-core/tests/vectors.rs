@@ -1048,7 +1048,12 @@ fn the_protocol_document_repeats_every_vector() {
         LIGHTNING_METHOD_HEX,
         SUB_PUBLIC,
         SUB_Z32,
+        BATCH_ROOT,
+        BATCH_SIGNING_INPUT,
+        BATCH_SIGNATURE,
+        BATCH_IOU,
     ];
+    expected.extend(BATCH_LEAVES);
     for v in [
         &STATE,
         &IOU,
@@ -1068,4 +1073,100 @@ fn the_protocol_document_repeats_every_vector() {
     for hex in expected {
         assert!(doc.contains(hex), "docs/protocol.md lacks {hex}");
     }
+}
+
+/// The batch vector: the issuer signs [`state`], [`iou`] and [`routed_iou`] as one batch of 3.
+/// Leaves are `SHA-256(0x00 || signing input)`; the tree is RFC 9162's, so the root is
+/// `node(node(leaf 0, leaf 1), leaf 2)` and the IOU (index 1) carries the path
+/// `leaf 0, leaf 2`.
+fn batch() -> (
+    Signed<IouState>,
+    Signed<ConditionalIou>,
+    Signed<ConditionalIou>,
+) {
+    let signer = atomicity_core::Signer::batching(issuer());
+    let made = (
+        signer.sign(state().body().clone()),
+        signer.sign(iou().body().clone()),
+        signer.sign(routed_iou().body().clone()),
+    );
+    assert_eq!(signer.sign_batch(), 3);
+    made
+}
+
+/// The three leaf hashes of the batch vector.
+const BATCH_LEAVES: [&str; 3] = [
+    "265293bb466aa4949b4dcf1b8a4a0df245f23e0bec2d0288b558842755dcca36",
+    "340b8eee3cd3be2e71acae87b151d8be5ea00757eb29b4492316f32e7e9ffed5",
+    "63211c4560ff0db5a57ef51aee7bffbae15f6e903a34faeaf28f0941f1cb4996",
+];
+/// Its root.
+const BATCH_ROOT: &str = "6a2ed77261da6f2849aa60fdaed55b1aac3820d444a753461521b66dceec2f6d";
+/// `"atomicity/v1/batch" || 0x00 || size (u32) || root`.
+const BATCH_SIGNING_INPUT: &str = concat!(
+    "61746f6d69636974792f76312f626174636800000000036a2ed77261da6f2849",
+    "aa60fdaed55b1aac3820d444a753461521b66dceec2f6d",
+);
+/// The issuer's signature over it.
+const BATCH_SIGNATURE: &str = concat!(
+    "2455378d49db8f06cf388d4a67c06c7edf145086c9430613bd93efbb71488853",
+    "36851ae650c53f11bfa592b6d5134e0752546879e77488e68deb43f09c34fe00",
+);
+/// The IOU's wire form in the batch: `02 || kind || body || path || index || size || signature`.
+const BATCH_IOU: &str = concat!(
+    "02028a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f",
+    "6f5c8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9",
+    "b3940355534402000000000000000a00000000000001f4010001020304050607",
+    "08090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f000000006553f358",
+    "000000056c756e6368265293bb466aa4949b4dcf1b8a4a0df245f23e0bec2d02",
+    "88b558842755dcca3663211c4560ff0db5a57ef51aee7bffbae15f6e903a34fa",
+    "eaf28f0941f1cb499600000001000000032455378d49db8f06cf388d4a67c06c",
+    "7edf145086c9430613bd93efbb7148885336851ae650c53f11bfa592b6d5134e",
+    "0752546879e77488e68deb43f09c34fe00",
+);
+
+#[test]
+fn batch_vector() {
+    use atomicity_core::signed::batch_signing_input;
+    use atomicity_witness::merkle::{leaf_hash, node_hash};
+    let (s, i, r) = batch();
+    let leaves: Vec<[u8; 32]> = [
+        signing_input::<IouState>(&unsigned(&state())),
+        signing_input::<ConditionalIou>(&unsigned(&iou())),
+        signing_input::<ConditionalIou>(&unsigned(&routed_iou())),
+    ]
+    .iter()
+    .map(|input| leaf_hash(input))
+    .collect();
+    let root = node_hash(&node_hash(&leaves[0], &leaves[1]), &leaves[2]);
+    let input = batch_signing_input(3, &root);
+    for (leaf, hex) in leaves.iter().zip(BATCH_LEAVES) {
+        assert_eq!(hex::encode(leaf), hex);
+    }
+    assert_eq!(hex::encode(root), BATCH_ROOT);
+    assert_eq!(hex::encode(&input), BATCH_SIGNING_INPUT);
+    for signature in [s.signature(), i.signature(), r.signature()] {
+        assert_eq!(signature.map(hex::encode).as_deref(), Some(BATCH_SIGNATURE));
+    }
+    assert_eq!(hex::encode(i.to_bytes()), BATCH_IOU);
+    // The wire form is the unsigned encoding with its first byte 2, then the path, the index,
+    // the size and the signature.
+    let mut expected = unsigned(&iou());
+    expected[0] = 2;
+    expected.extend_from_slice(&leaves[0]);
+    expected.extend_from_slice(&leaves[2]);
+    expected.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 3]);
+    expected.extend_from_slice(i.signature().expect("signed"));
+    assert_eq!(i.to_bytes(), expected);
+    // The other way: the hex decodes and verifies to the same IOU, with the IOU's own hash.
+    let back = Signed::<ConditionalIou>::decode_verified(&hex::decode(BATCH_IOU).expect("hex"))
+        .expect("vector verifies");
+    assert_eq!(back.body(), iou().body());
+    assert_eq!(hex::encode(back.hash()), IOU.hash);
+}
+
+/// The unsigned encoding of an object signed alone.
+fn unsigned<T: SignedBody>(signed: &Signed<T>) -> Vec<u8> {
+    let wire = signed.to_bytes();
+    wire[..wire.len() - 64].to_vec()
 }

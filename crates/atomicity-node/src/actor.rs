@@ -253,6 +253,8 @@ pub fn spawn(
     outputs: ActorOutputs,
 ) -> (ActorHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let mut ledger = ledger;
+    ledger.set_batch_signing(true);
     let actor = Actor {
         key,
         ledger,
@@ -323,6 +325,9 @@ impl Actor {
             }
             let now = crate::unix_now();
             let states = self.ledger.merge_states(now, &mut ops);
+            // One signature over everything this batch made, before any of it is stored or
+            // sent (the ops and messages encode it when they are written).
+            self.ledger.sign_batch();
             let messages = self.ledger.take_outgoing();
             match self.store.commit(&ops) {
                 Ok(()) => {
@@ -345,7 +350,10 @@ impl Actor {
                     }
                     match self.store.load() {
                         Ok(snapshot) => match Ledger::restore(self.key.clone(), snapshot) {
-                            Ok(ledger) => self.ledger = ledger,
+                            Ok(mut ledger) => {
+                                ledger.set_batch_signing(true);
+                                self.ledger = ledger;
+                            }
                             Err(e) => {
                                 tracing::error!("cannot rebuild the ledger: {e}; stopping");
                                 return;

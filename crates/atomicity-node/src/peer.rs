@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atomicity_core::{
-    Asset, IouState, Keypair, Message, PaymentOutcome, PublicKey, Reply, Signed, decode_replies,
-    envelope_batches,
+    Asset, IouState, Keypair, Message, PaymentOutcome, PublicKey, Reply, Signed, VerifiedRoots,
+    decode_replies, envelope_batches,
 };
 use tokio::sync::{Mutex, Notify, mpsc};
 
@@ -100,8 +100,9 @@ impl PeerClient {
             .await?;
         let replies = decode_replies(&body).map_err(|e| PeerError::BadReply(e.to_string()))?;
         // Checked here rather than on the ledger's thread (see `Message::precheck`).
+        let mut roots = VerifiedRoots::default();
         for reply in &replies {
-            reply.precheck();
+            reply.precheck(&mut roots);
         }
         if replies.len() != count {
             return Err(PeerError::BadReply(format!(

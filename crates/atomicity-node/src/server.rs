@@ -10,8 +10,8 @@ use std::time::Duration;
 use atomicity_core::{
     Amount, Asset, ChannelView, EnvelopeError, FeePolicy, HashlockRecord, HashlockRole, Hop,
     Invoice, LedgerError, Message, NewHashlock, PaymentOutcome, PaymentRecord, PaymentStatus,
-    PublicKey, RoutePart, WitnessCondition, WitnessTerms, encode_replies, ledger::open_envelope,
-    parse_key, payment_hash,
+    PublicKey, RoutePart, VerifiedRoots, WitnessCondition, WitnessTerms, encode_replies,
+    ledger::open_envelope, parse_key, payment_hash,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -472,8 +472,9 @@ async fn take_envelope(State(state): State<AppState>, body: Bytes) -> ApiResult<
     }
     state.outbox.peer_is_up(&envelope.from).await;
     // Signatures are checked here, on the network threads, rather than on the ledger's one.
+    let mut roots = VerifiedRoots::default();
     for message in &envelope.messages {
-        message.precheck();
+        message.precheck(&mut roots);
     }
     let replies = state
         .actor

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use atomicity_core::{
-    Asset, ConditionalIou, Direction, IouState, Limits, PublicKey, ResolvedSet, Signed, Snapshot,
+    Asset, Blob, ConditionalIou, Direction, IouState, Limits, PublicKey, ResolvedSet, Signed,
+    Snapshot,
 };
 
 /// One line as committed, seen from the node that stores it.
@@ -60,21 +61,21 @@ pub(crate) fn summarize(
             limits: line.limits,
             ..LineSummary::default()
         };
-        if let Some(bytes) = &line.in_state {
-            let state = Signed::<IouState>::decode(bytes)
+        if let Some(bytes) = line.in_state.as_ref().map(Blob::to_bytes) {
+            let state = Signed::<IouState>::decode(&bytes)
                 .map_err(|e| format!("stored in-state from n{peer} {}: {e}", line.asset))?;
             s.in_seq = state.body().seq;
             s.in_total = state.body().total.minor();
             s.in_resolved = state.body().resolved.clone();
-            s.in_state = Some(bytes.clone());
+            s.in_state = Some(bytes);
         }
-        if let Some(bytes) = &line.out_state {
-            let state = Signed::<IouState>::decode(bytes)
+        if let Some(bytes) = line.out_state.as_ref().map(Blob::to_bytes) {
+            let state = Signed::<IouState>::decode(&bytes)
                 .map_err(|e| format!("stored out-state to n{peer} {}: {e}", line.asset))?;
             s.out_seq = state.body().seq;
             s.out_total = state.body().total.minor();
             s.out_resolved = state.body().resolved.clone();
-            s.out_state = Some(bytes.clone());
+            s.out_state = Some(bytes);
         }
         s.in_owed = s.in_total;
         s.out_owed_view = s.out_total;
@@ -90,7 +91,10 @@ pub(crate) fn summarize(
             )
         })?;
         // Stored answers are `3 || acceptance` or `4 || release`.
-        let answer = c.answer.as_deref().and_then(|a| a.first().copied());
+        let answer = c
+            .answer
+            .as_ref()
+            .and_then(|a| a.to_bytes().first().copied());
         if c.dir == Direction::In && answer.is_none() {
             return Err(format!(
                 "incoming conditional {} from n{peer} has no answer",
@@ -100,7 +104,7 @@ pub(crate) fn summarize(
         if answer == Some(4) {
             continue;
         }
-        let amount = Signed::<ConditionalIou>::decode(&c.iou)
+        let amount = Signed::<ConditionalIou>::decode(&c.iou.to_bytes())
             .map_err(|e| format!("stored conditional {} with n{peer}: {e}", c.id))?
             .body()
             .amount

@@ -628,7 +628,7 @@ enum Work {
 /// What a batch does once committed.
 #[derive(Default)]
 struct Outgoing {
-    replies: Vec<(usize, Vec<u8>, u64, Vec<Sent>)>,
+    replies: Vec<(usize, Vec<Reply>, u64, Vec<Sent>)>,
     acks: Vec<(usize, u64)>,
     resent: Vec<(usize, Message)>,
     /// Resend the states not acknowledged that went out at least this long ago.
@@ -781,6 +781,7 @@ impl RoutedSim {
         for n in 0..self.nodes.len() {
             let mut ledger = Ledger::new(self.nodes[n].key.clone());
             ledger.set_expiry_grace(self.config.expiry_grace_secs);
+            ledger.set_batch_signing(true);
             let mut ops = Vec::new();
             for p in self.adj[n].clone() {
                 let pk = self.nodes[p].pk.clone();
@@ -1061,6 +1062,8 @@ impl RoutedSim {
                     all_states,
                 } => {
                     let resent = ledger.resend_messages(now, min_age);
+                    // Sorted by their bytes, so signed first.
+                    ledger.sign_batch();
                     out.resent.extend(self.sorted_messages(resent));
                     if all_states {
                         for (pk, state) in ledger.latest_out_states() {
@@ -1108,6 +1111,8 @@ impl RoutedSim {
             states.push((peer, state));
         }
         states.sort_by_key(|(peer, _)| *peer);
+        // As the node's actor does: one signature over the batch, before the commit.
+        ledger.sign_batch();
         let messages = self.sorted_messages(ledger.take_outgoing());
         let f = &self.config.faults;
         let (before, after) = (
@@ -1145,7 +1150,8 @@ impl RoutedSim {
         }
 
         // Persisted: now speak.
-        for (to, bytes, epoch, sent) in std::mem::take(&mut out.replies) {
+        for (to, replies, epoch, sent) in std::mem::take(&mut out.replies) {
+            let bytes = encode_replies(&replies);
             self.send(n, to, Packet::Replies { bytes, epoch, sent });
         }
         for (peer, seq) in &out.acks {
@@ -1333,6 +1339,7 @@ impl RoutedSim {
         let mut ledger = Ledger::restore(self.nodes[n].key.clone(), snapshot)
             .map_err(|e| self.violation(format!("n{n} cannot restore its ledger: {e}")))?;
         ledger.set_expiry_grace(self.config.expiry_grace_secs);
+        ledger.set_batch_signing(true);
         self.nodes[n].ledger = Some(ledger);
         self.report.restarts += 1;
         self.event(format!("n{n} restarts"));
@@ -1748,8 +1755,7 @@ impl RoutedSim {
                         )));
                     }
                 }
-                out.replies
-                    .push((from, encode_replies(&replies), epoch, sent));
+                out.replies.push((from, replies, epoch, sent));
             }
             Packet::Replies { bytes, epoch, sent } => {
                 if epoch != self.nodes[n].epoch {

@@ -108,7 +108,7 @@ impl Tracker {
                         Direction::In => (peer, n, rec.id),
                     };
                     if !self.ious.contains_key(&id) {
-                        let iou = Signed::<ConditionalIou>::decode(&rec.iou)
+                        let iou = Signed::<ConditionalIou>::decode(&rec.iou.to_bytes())
                             .map_err(|e| format!("n{n} stored an undecodable IOU: {e}"))?;
                         let Some(condition) = iou.body().condition.witness() else {
                             // Direct IOUs are not part of this simulation.
@@ -132,7 +132,11 @@ impl Tracker {
                     let Some(track) = self.ious.get_mut(&id) else {
                         continue;
                     };
-                    let answer = rec.answer.as_deref().map(decode_answer).transpose()?;
+                    let answer = rec
+                        .answer
+                        .as_ref()
+                        .map(|a| decode_answer(&a.to_bytes()))
+                        .transpose()?;
                     match rec.dir {
                         Direction::Out => {
                             if track.outcome.is_some() {

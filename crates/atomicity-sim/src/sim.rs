@@ -131,7 +131,7 @@ struct PaymentInfo {
 /// What a batch will do once committed.
 #[derive(Default)]
 struct Outgoing {
-    replies: Vec<(usize, Vec<u8>, u64, Vec<Sent>)>,
+    replies: Vec<(usize, Vec<Reply>, u64, Vec<Sent>)>,
     offers: BTreeMap<usize, Vec<(Message, Sent)>>,
     acks: Vec<(usize, Asset, u64)>,
     completed: Vec<[u8; 32]>,
@@ -216,6 +216,7 @@ impl Sim {
         let count = self.nodes.len();
         for n in 0..count {
             let mut ledger = Ledger::new(self.nodes[n].key.clone());
+            ledger.set_batch_signing(true);
             let mut ops = Vec::new();
             for p in (0..count).filter(|p| *p != n) {
                 let pk = self.nodes[p].pk.clone();
@@ -424,6 +425,7 @@ impl Sim {
             }
         }
         let states = ledger.merge_states(now, &mut ops);
+        ledger.sign_batch();
         let faults = &self.config.faults;
         let (before, after) = (
             u64::from(faults.crash_before_commit_permille),
@@ -464,7 +466,8 @@ impl Sim {
         }
 
         // Persisted: now speak.
-        for (to, bytes, epoch, sent) in out.replies {
+        for (to, replies, epoch, sent) in out.replies {
+            let bytes = encode_replies(&replies);
             self.send(n, to, Packet::Replies { bytes, epoch, sent });
         }
         for (to, messages) in std::mem::take(&mut out.offers) {
@@ -565,8 +568,9 @@ impl Sim {
             .store
             .load()
             .map_err(|e| self.violation(format!("n{n} cannot load its store: {e}")))?;
-        let ledger = Ledger::restore(self.nodes[n].key.clone(), snapshot)
+        let mut ledger = Ledger::restore(self.nodes[n].key.clone(), snapshot)
             .map_err(|e| self.violation(format!("n{n} cannot restore its ledger: {e}")))?;
+        ledger.set_batch_signing(true);
         self.nodes[n].ledger = Some(ledger);
         self.report.restarts += 1;
         self.event(format!("n{n} restarts"));
@@ -732,8 +736,7 @@ impl Sim {
                         )));
                     }
                 }
-                out.replies
-                    .push((from, encode_replies(&replies), epoch, sent));
+                out.replies.push((from, replies, epoch, sent));
             }
             Packet::Replies { bytes, epoch, sent } => {
                 if epoch != self.nodes[n].epoch {
@@ -1544,7 +1547,7 @@ mod tests {
             asset,
             dir: Direction::Out,
             id: 1_000,
-            iou: iou.to_bytes(),
+            iou: iou.to_bytes().into(),
             answer: None,
             onward: None,
             proof: None,

@@ -43,7 +43,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use atomicity_core::{
-    Amount, Asset, ConditionalRecord, Evidence, EvidenceRecord, FeePolicy, ForwardRecord,
+    Amount, Asset, Blob, ConditionalRecord, Evidence, EvidenceRecord, FeePolicy, ForwardRecord,
     HashlockRecord, Limits, LineRecord, PaymentRecord, PaymentStatus, PeerRecord, ProofRecord,
     PublicKey, SettlementRecord, SettlementRole, SettlementStatus, Snapshot, StoreOp, payment_hash,
     published::EndpointId,
@@ -583,8 +583,8 @@ fn apply(conn: &Connection, op: &StoreOp, batch_proofs: &BatchProofs) -> Result<
                 amount_to_sql(l.limits.accept),
                 amount_to_sql(l.limits.issue),
                 u64_to_sql(l.next_id),
-                l.out_state,
-                l.in_state,
+                l.out_state.as_ref().map(Blob::to_bytes),
+                l.in_state.as_ref().map(Blob::to_bytes),
                 amount_to_sql(l.fees.base),
                 l.fees.ppm,
             ])?;
@@ -608,8 +608,8 @@ fn apply(conn: &Connection, op: &StoreOp, batch_proofs: &BatchProofs) -> Result<
                 c.asset.scale(),
                 c.dir.as_str(),
                 u64_to_sql(c.id),
-                c.iou,
-                c.answer,
+                c.iou.to_bytes(),
+                c.answer.as_ref().map(Blob::to_bytes),
                 c.onward,
                 proof,
                 c.claimed,
@@ -842,8 +842,8 @@ fn line_from_row(row: &Row<'_>) -> Result<LineRecord, StoreError> {
             },
         },
         next_id: u64_from_row(row, 5)?,
-        out_state: row.get(6)?,
-        in_state: row.get(7)?,
+        out_state: row.get::<_, Option<Vec<u8>>>(6)?.map(Blob::from),
+        in_state: row.get::<_, Option<Vec<u8>>>(7)?.map(Blob::from),
     })
 }
 
@@ -860,8 +860,8 @@ fn conditional_from_row(row: &Row<'_>) -> Result<ConditionalRecord, StoreError> 
         asset: asset_from_row(row, 1, "conditional")?,
         dir: direction_from_row(row, 3, "conditional")?,
         id: u64_from_row(row, 4)?,
-        iou: row.get(5)?,
-        answer: row.get(6)?,
+        iou: Blob::from(row.get::<_, Vec<u8>>(5)?),
+        answer: row.get::<_, Option<Vec<u8>>>(6)?.map(Blob::from),
         onward: row.get(7)?,
         proof,
         claimed: match row.get::<_, i64>(9)? {

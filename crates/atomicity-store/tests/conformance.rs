@@ -25,7 +25,7 @@ fn round_trip_every_op(store: &mut dyn Store) {
     let line_a = line(&a, &usd(), 10_000, 3);
     let mut line_b = line(&b, &btc(), 5, 0);
     line_b.out_state = None;
-    line_b.in_state = Some(vec![4, 5, 6]);
+    line_b.in_state = Some(vec![4, 5, 6].into());
     let out_a = conditional(&a, &usd(), Direction::Out, 1, None);
     let in_a = conditional(&a, &usd(), Direction::In, 1, Some(vec![3, 1, 1]));
     let gone = conditional(&a, &usd(), Direction::Out, 2, Some(vec![4, 2, 2]));
@@ -113,11 +113,11 @@ fn extreme_values_round_trip(store: &mut dyn Store) {
             ppm: u32::MAX,
         },
         next_id: u64::MAX,
-        out_state: Some(Vec::new()),
-        in_state: Some(vec![0; 4096]),
+        out_state: Some(Vec::new().into()),
+        in_state: Some(vec![0; 4096].into()),
     };
     let mut c = conditional(&a, &usd(), Direction::In, u64::MAX, Some(Vec::new()));
-    c.iou = Vec::new();
+    c.iou = Vec::new().into();
     c.onward = Some(Vec::new());
     c.proof = Some(vec![0; 4096]);
     c.claimed = true;
@@ -197,9 +197,9 @@ fn put_twice_replaces(store: &mut dyn Store) {
     );
     let mut second_line = line(&a, &usd(), 200, 2);
     second_line.out_state = None;
-    second_line.in_state = Some(vec![8]);
+    second_line.in_state = Some(vec![8].into());
     let mut answered = c;
-    answered.answer = Some(vec![3, 0]);
+    answered.answer = Some(vec![3, 0].into());
     let mut done = p;
     done.status = PaymentStatus::Completed;
     done.updated_at = 2;
@@ -454,7 +454,7 @@ fn conditional_routing_fields_round_trip(store: &mut dyn Store) {
     );
     let mut claimed = proven;
     claimed.claimed = true;
-    claimed.answer = Some(vec![3, 9]);
+    claimed.answer = Some(vec![3, 9].into());
     commit(store, vec![StoreOp::PutConditional(claimed.clone())]);
     assert_eq!(
         load(store).conditionals,

@@ -275,8 +275,8 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
                         ppm,
                     },
                     next_id,
-                    out_state,
-                    in_state,
+                    out_state: out_state.map(Into::into),
+                    in_state: in_state.map(Into::into),
                 })
             },
         );
@@ -300,8 +300,8 @@ fn an_op() -> impl Strategy<Value = StoreOp> {
                     asset,
                     dir,
                     id,
-                    iou,
-                    answer,
+                    iou: iou.into(),
+                    answer: answer.map(Into::into),
                     onward,
                     proof,
                     claimed,

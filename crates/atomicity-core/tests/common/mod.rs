@@ -23,6 +23,16 @@ use proptest::prelude::*;
 /// How many fixed keys [`key`] hands out.
 pub const KEYS: usize = 8;
 
+/// A signer (signing at once) for [`key`]`(i)`.
+pub fn signer(i: usize) -> &'static atomicity_core::Signer {
+    static SIGNERS: OnceLock<Vec<atomicity_core::Signer>> = OnceLock::new();
+    &SIGNERS.get_or_init(|| {
+        (0..KEYS)
+            .map(|i| atomicity_core::Signer::new(key(i).clone()))
+            .collect()
+    })[i]
+}
+
 /// The keypair with secret `[i + 1; 32]` (cached: key derivation is not free).
 pub fn key(i: usize) -> &'static Keypair {
     static KEYS_CELL: OnceLock<Vec<Keypair>> = OnceLock::new();

@@ -45,7 +45,7 @@ pub fn line(peer: &PublicKey, asset: &Asset, accept: u64, next_id: u64) -> LineR
         },
         fees: FeePolicy::default(),
         next_id,
-        out_state: Some(vec![1, 2, 3, next_id as u8]),
+        out_state: Some(vec![1, 2, 3, next_id as u8].into()),
         in_state: None,
     }
 }
@@ -62,8 +62,8 @@ pub fn conditional(
         asset: asset.clone(),
         dir,
         id,
-        iou: vec![9, id as u8, 7],
-        answer,
+        iou: vec![9, id as u8, 7].into(),
+        answer: answer.map(Into::into),
         onward: None,
         proof: None,
         claimed: false,
