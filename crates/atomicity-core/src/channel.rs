@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use crate::amount::{Amount, Asset, Total};
 use crate::condition::{ProofCache, WitnessProof};
+use crate::conditionals::{Conditionals, Open};
 use crate::forward::{FeePolicy, Onward};
 use crate::objects::{
     Acceptance, Condition, ConditionalIou, IouState, LineId, MAX_RESOLVED_ABOVE, Release,
@@ -107,6 +108,24 @@ impl OutConditional {
     }
 }
 
+impl Open for OutConditional {
+    fn amount(&self) -> Amount {
+        self.iou.body().amount
+    }
+
+    fn payment_hash(&self) -> Option<[u8; 32]> {
+        self.iou.body().condition.witness().map(|w| w.hash)
+    }
+
+    fn is_owed(&self) -> bool {
+        OutConditional::is_owed(self)
+    }
+
+    fn is_pending(&self) -> bool {
+        OutConditional::is_pending(self)
+    }
+}
+
 /// A conditional IOU the peer issued to me that its IOU states have not resolved yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InConditional {
@@ -132,6 +151,24 @@ impl InConditional {
     /// A routed IOU I accepted and have no proof for yet.
     pub fn is_pending(&self) -> bool {
         self.answer.is_accepted() && self.is_witness() && self.proof.is_none()
+    }
+}
+
+impl Open for InConditional {
+    fn amount(&self) -> Amount {
+        self.iou.body().amount
+    }
+
+    fn payment_hash(&self) -> Option<[u8; 32]> {
+        self.iou.body().condition.witness().map(|w| w.hash)
+    }
+
+    fn is_owed(&self) -> bool {
+        InConditional::is_owed(self)
+    }
+
+    fn is_pending(&self) -> bool {
+        InConditional::is_pending(self)
     }
 }
 
@@ -318,8 +355,8 @@ pub struct Channel {
     out_state: Option<Signed<IouState>>,
     in_state: Option<Signed<IouState>>,
     next_id: u64,
-    out: BTreeMap<u64, OutConditional>,
-    inn: BTreeMap<u64, InConditional>,
+    out: Conditionals<OutConditional>,
+    inn: Conditionals<InConditional>,
     /// Ids of my routed IOUs the holder claimed before its answer reached me. The holder
     /// answers an offer in the reply to it, and may publish and send its claim on another
     /// connection before I have read that reply; the claim counts once the acceptance arrives.
@@ -352,12 +389,6 @@ pub struct ChannelView {
     pub in_seq: u64,
 }
 
-/// The sum of some amounts in minor units. In `u128` it cannot overflow for fewer than 2^64
-/// amounts (a line holds at most [`MAX_PENDING_PER_LINE`]); checked all the same.
-fn sum(mut amounts: impl Iterator<Item = Amount>) -> Option<u128> {
-    amounts.try_fold(0u128, |acc, a| acc.checked_add(u128::from(a.minor())))
-}
-
 impl Channel {
     /// A fresh channel with no states.
     pub fn new(me: PublicKey, peer: PublicKey, asset: Asset, limits: Limits) -> Channel {
@@ -370,8 +401,8 @@ impl Channel {
             out_state: None,
             in_state: None,
             next_id: 0,
-            out: BTreeMap::new(),
-            inn: BTreeMap::new(),
+            out: Conditionals::default(),
+            inn: Conditionals::default(),
             early_claims: BTreeSet::new(),
         }
     }
@@ -398,8 +429,8 @@ impl Channel {
             out_state,
             in_state,
             next_id,
-            out,
-            inn,
+            out: out.into_iter().collect(),
+            inn: inn.into_iter().collect(),
             early_claims: BTreeSet::new(),
         }
     }
@@ -430,12 +461,12 @@ impl Channel {
     }
 
     /// My conditional IOUs not yet resolved by my newest state.
-    pub fn out_conditionals(&self) -> &BTreeMap<u64, OutConditional> {
+    pub fn out_conditionals(&self) -> &Conditionals<OutConditional> {
         &self.out
     }
 
     /// The peer's conditional IOUs not yet resolved by its newest state.
-    pub fn in_conditionals(&self) -> &BTreeMap<u64, InConditional> {
+    pub fn in_conditionals(&self) -> &Conditionals<InConditional> {
         &self.inn
     }
 
@@ -476,44 +507,28 @@ impl Channel {
     /// Everything I ever issued on my line, including accepted IOUs not merged yet, in minor
     /// units (a cumulative total, like the state's: it only grows).
     fn out_owed(&self) -> Option<u128> {
-        let accepted = sum(self
-            .out
-            .values()
-            .filter(|c| c.is_owed())
-            .map(|c| c.iou.body().amount))?;
-        self.out_total().minor().checked_add(accepted)
+        self.out_total().minor().checked_add(self.out.owed()?)
     }
 
     /// Everything the peer ever issued on its line, including accepted IOUs not merged yet.
     fn in_owed(&self) -> Option<u128> {
-        let accepted = sum(self
-            .inn
-            .values()
-            .filter(|c| c.is_owed())
-            .map(|c| c.iou.body().amount))?;
-        self.in_total().minor().checked_add(accepted)
+        self.in_total().minor().checked_add(self.inn.owed()?)
     }
 
     /// My offers not decided yet: unanswered, or routed and not claimed.
     /// [`Channel::offer`] keeps this sum within a `u64`.
     fn out_pending(&self) -> Option<Amount> {
-        let pending = sum(self
-            .out
-            .values()
-            .filter(|c| c.is_pending())
-            .map(|c| c.iou.body().amount))?;
-        u64::try_from(pending).ok().map(Amount::from_minor)
+        u64::try_from(self.out.pending()?)
+            .ok()
+            .map(Amount::from_minor)
     }
 
     /// Routed IOUs I accepted and hold no proof for. Bounded by my accept limit, checked when
     /// each was accepted, except after the limit was lowered.
     fn in_pending(&self) -> Option<Amount> {
-        let pending = sum(self
-            .inn
-            .values()
-            .filter(|c| c.is_pending())
-            .map(|c| c.iou.body().amount))?;
-        u64::try_from(pending).ok().map(Amount::from_minor)
+        u64::try_from(self.inn.pending()?)
+            .ok()
+            .map(Amount::from_minor)
     }
 
     /// Positive: the peer owes me. The difference of two cumulative totals: `None` only if one
@@ -735,7 +750,7 @@ impl Channel {
     ) -> Result<Option<Signed<Release>>, Rejection> {
         let held = self
             .inn
-            .get_mut(&id)
+            .get(&id)
             .ok_or(Rejection::UnknownConditional { id })?;
         match &held.answer {
             Answer::Released(_) => return Ok(None),
@@ -750,7 +765,8 @@ impl Channel {
             iou_hash: held.iou.hash(),
             reason,
         });
-        held.answer = Answer::Released(release.clone());
+        self.inn
+            .update(id, |held| held.answer = Answer::Released(release.clone()));
         Ok(Some(release))
     }
 
@@ -768,7 +784,7 @@ impl Channel {
                 self.out_line()
             )));
         }
-        let Some(pending) = self.out.get_mut(&id) else {
+        let Some(pending) = self.out.get(&id) else {
             let resolved = self
                 .out_state
                 .as_ref()
@@ -784,7 +800,7 @@ impl Channel {
         }
         let early_release = pending.is_witness() && !answer.is_accepted();
         let claimed_early = self.early_claims.remove(&id);
-        match &pending.answer {
+        let take = |pending: &mut OutConditional| match &pending.answer {
             None => {
                 pending.answer = Some(answer);
                 if claimed_early && pending.is_accepted() && pending.proof.is_some() {
@@ -803,7 +819,10 @@ impl Channel {
             // them): the release stands.
             Some(Answer::Released(_)) if pending.is_witness() && answer.is_accepted() => Ok(false),
             Some(_) => Err(Rejection::ConflictingAnswer { id }),
-        }
+        };
+        self.out
+            .update(id, take)
+            .unwrap_or(Err(Rejection::UnknownConditional { id }))
     }
 
     /// The issuer's side: takes a proof for the routed IOUs with `hash` I issued on this line.
@@ -820,43 +839,42 @@ impl Channel {
         let mut changed = Vec::new();
         let mut last_error = None;
         let early_claims = &mut self.early_claims;
-        for (id, c) in self.out.iter_mut() {
-            let Some(condition) = c.iou.body().condition.witness() else {
-                continue;
-            };
-            if condition.hash != *hash {
-                continue;
-            }
-            if let Err(e) = cache.check(proof, condition, c.iou.body().expires_at) {
-                last_error = Some(e);
-                continue;
-            }
-            if claimed && !c.is_accepted() {
-                last_error = None;
-                // A claim on a released IOU claims nothing.
-                if c.answer.is_none() {
-                    // The claim overtook the holder's acceptance: I know the proof now, and
-                    // the claim counts when the acceptance arrives.
-                    early_claims.insert(*id);
-                    if c.proof.is_none() {
-                        c.proof = Some(proof.clone());
-                        changed.push(*id);
-                    }
+        for id in self.out.ids_with_hash(hash) {
+            self.out.update(id, |c| {
+                let Some(condition) = c.iou.body().condition.witness() else {
+                    return;
+                };
+                if let Err(e) = cache.check(proof, condition, c.iou.body().expires_at) {
+                    last_error = Some(e);
+                    return;
                 }
-                continue;
-            }
-            let mut did = false;
-            if c.proof.is_none() {
-                c.proof = Some(proof.clone());
-                did = true;
-            }
-            if claimed && !c.claimed {
-                c.claimed = true;
-                did = true;
-            }
-            if did {
-                changed.push(*id);
-            }
+                if claimed && !c.is_accepted() {
+                    last_error = None;
+                    // A claim on a released IOU claims nothing.
+                    if c.answer.is_none() {
+                        // The claim overtook the holder's acceptance: I know the proof now,
+                        // and the claim counts when the acceptance arrives.
+                        early_claims.insert(id);
+                        if c.proof.is_none() {
+                            c.proof = Some(proof.clone());
+                            changed.push(id);
+                        }
+                    }
+                    return;
+                }
+                let mut did = false;
+                if c.proof.is_none() {
+                    c.proof = Some(proof.clone());
+                    did = true;
+                }
+                if claimed && !c.claimed {
+                    c.claimed = true;
+                    did = true;
+                }
+                if did {
+                    changed.push(id);
+                }
+            });
         }
         match (changed.is_empty(), last_error) {
             (true, Some(e)) => Err(Rejection::BadProof(e.to_string())),
@@ -874,20 +892,22 @@ impl Channel {
         cache: &mut ProofCache,
     ) -> Vec<u64> {
         let mut claimed = Vec::new();
-        for (id, c) in self.inn.iter_mut() {
-            let Some(condition) = c.iou.body().condition.witness() else {
-                continue;
-            };
-            if condition.hash != *hash || !c.answer.is_accepted() || c.proof.is_some() {
-                continue;
-            }
-            if cache
-                .check(proof, condition, c.iou.body().expires_at)
-                .is_ok()
-            {
-                c.proof = Some(proof.clone());
-                claimed.push(*id);
-            }
+        for id in self.inn.ids_with_hash(hash) {
+            self.inn.update(id, |c| {
+                let Some(condition) = c.iou.body().condition.witness() else {
+                    return;
+                };
+                if !c.answer.is_accepted() || c.proof.is_some() {
+                    return;
+                }
+                if cache
+                    .check(proof, condition, c.iou.body().expires_at)
+                    .is_ok()
+                {
+                    c.proof = Some(proof.clone());
+                    claimed.push(id);
+                }
+            });
         }
         claimed
     }
@@ -943,7 +963,7 @@ impl Channel {
             resolved,
         });
         for id in &merged {
-            self.out.remove(id);
+            self.out.remove(*id);
         }
         self.out_state = Some(state.clone());
         Ok(Some((state, merged)))
@@ -1029,7 +1049,7 @@ impl Channel {
             });
         }
         for id in &newly {
-            self.inn.remove(id);
+            self.inn.remove(*id);
         }
         self.in_state = Some(state);
         Ok(Some(newly))

@@ -9,6 +9,7 @@
 pub mod amount;
 pub mod channel;
 pub mod condition;
+pub mod conditionals;
 pub mod delegation;
 pub mod encoding;
 pub mod forward;

@@ -729,16 +729,9 @@ impl Ledger {
         self.channels
             .values()
             .filter(|c| c.asset() == asset)
-            .flat_map(|c| c.in_conditionals().values())
-            .filter(|c| c.answer.is_accepted())
-            .filter(|c| {
-                c.iou
-                    .body()
-                    .condition
-                    .witness()
-                    .is_some_and(|w| w.hash == *hash)
-            })
-            .map(|c| u128::from(c.iou.body().amount.minor()))
+            .flat_map(|c| c.in_conditionals().with_hash(hash))
+            .filter(|(_, c)| c.answer.is_accepted())
+            .map(|(_, c)| u128::from(c.iou.body().amount.minor()))
             .sum()
     }
 
@@ -803,15 +796,8 @@ impl Ledger {
                 .values()
                 .flat_map(|c| {
                     c.in_conditionals()
-                        .iter()
-                        .filter(|(_, i)| {
-                            i.iou
-                                .body()
-                                .condition
-                                .witness()
-                                .is_some_and(|w| w.hash == *hash)
-                        })
-                        .map(|(id, _)| (c.peer().clone(), c.asset().clone(), *id))
+                        .with_hash(hash)
+                        .map(|(id, _)| (c.peer().clone(), c.asset().clone(), id))
                 })
                 .collect();
             for part in parts {
@@ -898,13 +884,11 @@ impl Ledger {
                 self.channels
                     .get(&(from.clone(), asset.clone()))
                     .is_some_and(|c| {
-                        c.in_conditionals().values().any(|i| {
+                        c.in_conditionals().with_hash(&hash).any(|(_, i)| {
                             i.iou.body().condition.witness().is_some_and(|w| {
-                                w.hash == hash
-                                    && self
-                                        .proof_cache
-                                        .check(&proof, w, i.iou.body().expires_at)
-                                        .is_ok()
+                                self.proof_cache
+                                    .check(&proof, w, i.iou.body().expires_at)
+                                    .is_ok()
                             })
                         })
                     })
@@ -934,16 +918,8 @@ impl Ledger {
             let Some(channel) = self.channels.get_mut(&(peer.clone(), asset.clone())) else {
                 continue;
             };
-            let holds_hash =
-                |c: &ConditionalIou| c.condition.witness().is_some_and(|w| w.hash == *hash);
-            let relevant = channel
-                .in_conditionals()
-                .values()
-                .any(|c| holds_hash(c.iou.body()))
-                || channel
-                    .out_conditionals()
-                    .values()
-                    .any(|c| holds_hash(c.iou.body()));
+            let relevant = channel.in_conditionals().with_hash(hash).next().is_some()
+                || channel.out_conditionals().with_hash(hash).next().is_some();
             if !relevant {
                 continue;
             }
@@ -966,10 +942,10 @@ impl Ledger {
             }
             let reveal: Vec<u64> = channel
                 .out_conditionals()
-                .iter()
-                .filter(|(_, c)| holds_hash(c.iou.body()) && c.proof.is_some() && !c.claimed)
+                .with_hash(hash)
+                .filter(|(_, c)| c.proof.is_some() && !c.claimed)
                 .filter(|(_, c)| !matches!(c.answer, Some(Answer::Released(_))))
-                .map(|(id, _)| *id)
+                .map(|(id, _)| id)
                 .collect();
             claims_or_reveals |= !records.is_empty();
             ops.extend(records.into_iter().map(StoreOp::PutConditional));
@@ -1006,16 +982,9 @@ impl Ledger {
             .iter()
             .flat_map(|((peer, asset), c)| {
                 c.out_conditionals()
-                    .iter()
-                    .filter(|(_, o)| {
-                        o.claimed
-                            && o.iou
-                                .body()
-                                .condition
-                                .witness()
-                                .is_some_and(|w| w.hash == *hash)
-                    })
-                    .map(move |(id, _)| (peer.clone(), asset.clone(), *id))
+                    .with_hash(hash)
+                    .filter(|(_, o)| o.claimed)
+                    .map(move |(id, _)| (peer.clone(), asset.clone(), id))
             })
             .filter(|key| self.part_of.contains_key(key))
             .collect();

@@ -2252,8 +2252,8 @@ impl RoutedSim {
                     let key = (*c.peer().as_bytes(), c.asset().clone());
                     let shadow = Shadow {
                         head: Some(Head::of(c)),
-                        out: c.out_conditionals().clone(),
-                        inn: c.in_conditionals().clone(),
+                        out: c.out_conditionals().as_map().clone(),
+                        inn: c.in_conditionals().as_map().clone(),
                     };
                     (key, shadow)
                 })
@@ -2435,7 +2435,9 @@ fn differs(
                 channel.peer()
             ));
         }
-        if *channel.out_conditionals() != other.out || *channel.in_conditionals() != other.inn {
+        if *channel.out_conditionals().as_map() != other.out
+            || *channel.in_conditionals().as_map() != other.inn
+        {
             return Some(format!("the conditional IOUs with {}", channel.peer()));
         }
     }
