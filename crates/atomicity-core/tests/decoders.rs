@@ -138,19 +138,7 @@ fn valid_encoding() -> impl Strategy<Value = Vec<u8>> {
         1 => witness_condition().prop_map(|c| condition_bytes(&c)),
         1 => onward().prop_map(|o| onward_bytes(&o)),
         2 => batch_encoding(),
-        // An envelope that the test ledger will open: from its peer, to it, on time.
-        2 => prop::collection::vec(message(), 1..3).prop_map(|messages| {
-            Signed::sign(
-                Envelope {
-                    from: key(0).public_key(),
-                    to: key(1).public_key(),
-                    sent_at: NOW,
-                    messages,
-                },
-                key(0),
-            )
-            .to_bytes()
-        }),
+        2 => prop::collection::vec(message(), 1..3).prop_map(to_test_ledger),
     ]
 }
 
@@ -196,17 +184,22 @@ fn batch_encoding() -> impl Strategy<Value = Vec<u8>> {
             if !in_envelope {
                 return signed_bytes(&messages[pick.index(messages.len())]);
             }
-            Signed::sign(
-                Envelope {
-                    from: key(0).public_key(),
-                    to: key(1).public_key(),
-                    sent_at: NOW,
-                    messages,
-                },
-                key(0),
-            )
-            .to_bytes()
+            to_test_ledger(messages)
         })
+}
+
+/// An envelope that the test ledger will open: from its peer, to it, on time.
+fn to_test_ledger(messages: Vec<Message>) -> Vec<u8> {
+    Signed::sign(
+        Envelope {
+            from: key(0).public_key(),
+            to: key(1).public_key(),
+            sent_at: NOW,
+            messages,
+        },
+        key(0),
+    )
+    .to_bytes()
 }
 
 /// A body of a kind a ledger signs.
