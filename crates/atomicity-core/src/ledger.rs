@@ -4,6 +4,7 @@
 //! them in one transaction, and only then sends the messages the method returned: *persist
 //! before you speak*.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pkarr::{Keypair, PublicKey};
@@ -101,21 +102,21 @@ impl Blob {
         }
     }
 
-    /// The encoding the store keeps.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The encoding the store keeps (borrowed when it was loaded from the store).
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
         match (&self.bytes, &self.object) {
-            (Some(bytes), _) => bytes.clone(),
-            (None, Some(BlobObject::Iou(iou))) => iou.to_bytes(),
-            (None, Some(BlobObject::State(state))) => state.to_bytes(),
-            (None, Some(BlobObject::Answer(answer))) => encode_answer(answer),
-            (None, None) => Vec::new(),
+            (Some(bytes), _) => Cow::Borrowed(bytes),
+            (None, Some(BlobObject::Iou(iou))) => Cow::Owned(iou.to_bytes()),
+            (None, Some(BlobObject::State(state))) => Cow::Owned(state.to_bytes()),
+            (None, Some(BlobObject::Answer(answer))) => Cow::Owned(encode_answer(answer)),
+            (None, None) => Cow::Borrowed(&[]),
         }
     }
 
     /// The encoding, to change in place (tests damage a store with it).
     pub fn bytes_mut(&mut self) -> &mut Vec<u8> {
         if self.bytes.is_none() {
-            self.bytes = Some(self.to_bytes());
+            self.bytes = Some(self.bytes().into_owned());
         }
         self.object = None;
         self.bytes.get_or_insert_with(Vec::new)
@@ -134,7 +135,7 @@ impl std::fmt::Debug for Blob {
             None => true,
         };
         if signed {
-            f.debug_tuple("Blob").field(&self.to_bytes()).finish()
+            f.debug_tuple("Blob").field(&self.bytes()).finish()
         } else {
             f.write_str("Blob(waiting for its batch's signature)")
         }
@@ -152,7 +153,7 @@ impl From<Vec<u8>> for Blob {
 
 impl PartialEq for Blob {
     fn eq(&self, other: &Blob) -> bool {
-        self.to_bytes() == other.to_bytes()
+        self.bytes() == other.bytes()
     }
 }
 
@@ -579,9 +580,9 @@ impl Ledger {
         let mut outs: HashMap<(PublicKey, Asset), BTreeMap<u64, OutConditional>> = HashMap::new();
         let mut ins: HashMap<(PublicKey, Asset), BTreeMap<u64, InConditional>> = HashMap::new();
         for c in snapshot.conditionals {
-            let iou = Signed::<ConditionalIou>::decode(&c.iou.to_bytes())
+            let iou = Signed::<ConditionalIou>::decode(&c.iou.bytes())
                 .map_err(|e| CorruptStore(format!("conditional {}: {e}", c.id)))?;
-            let answer = c.answer.map(|a| decode_answer(&a.to_bytes())).transpose()?;
+            let answer = c.answer.map(|a| decode_answer(&a.bytes())).transpose()?;
             let corrupt =
                 |what: &str, e: DecodeError| CorruptStore(format!("{what} {}: {e}", c.id));
             let proof = c
@@ -627,7 +628,7 @@ impl Ledger {
         for line in snapshot.lines {
             let decode_state = |blob: &Option<Blob>| {
                 blob.as_ref()
-                    .map(|b| Signed::<IouState>::decode(&b.to_bytes()))
+                    .map(|b| Signed::<IouState>::decode(&b.bytes()))
                     .transpose()
                     .map_err(|e| CorruptStore(format!("state: {e}")))
             };

@@ -295,14 +295,10 @@ fn split_batch(bytes: &[u8]) -> Result<(Vec<u8>, Seal), DecodeError> {
         .checked_sub(path_len)
         .ok_or_else(|| truncated("batch path", path_len - rest.len()))?;
     let (unsigned, path) = rest.split_at(at);
-    let path = path
-        .chunks_exact(32)
-        .map(|h| {
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(h);
-            hash
-        })
-        .collect();
+    let mut r = Reader::new(path);
+    let path = (0..path.len() / 32)
+        .map(|_| r.array("batch path"))
+        .collect::<Result<_, _>>()?;
     let mut unsigned = unsigned.to_vec();
     match unsigned.first_mut() {
         Some(first) => *first = VERSION,
@@ -372,11 +368,6 @@ impl Signer {
     /// The key.
     pub fn key(&self) -> &Keypair {
         &self.key
-    }
-
-    /// Whether this signer batches.
-    pub fn is_batching(&self) -> bool {
-        self.waiting.is_some()
     }
 
     /// Signs `body` now, or registers it in the batch.

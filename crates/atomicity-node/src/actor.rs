@@ -248,12 +248,11 @@ pub struct ActorOutputs {
 /// Starts the actor thread.
 pub fn spawn(
     key: Keypair,
-    ledger: Ledger,
+    mut ledger: Ledger,
     store: Box<dyn Store>,
     outputs: ActorOutputs,
 ) -> (ActorHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut ledger = ledger;
     ledger.set_batch_signing(true);
     let actor = Actor {
         key,

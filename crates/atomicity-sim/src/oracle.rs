@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 
 use atomicity_core::{
-    Asset, Blob, ConditionalIou, Direction, IouState, Limits, PublicKey, ResolvedSet, Signed,
-    Snapshot,
+    Asset, ConditionalIou, Direction, IouState, Limits, PublicKey, ResolvedSet, Signed, Snapshot,
 };
 
 /// One line as committed, seen from the node that stores it.
@@ -61,7 +60,7 @@ pub(crate) fn summarize(
             limits: line.limits,
             ..LineSummary::default()
         };
-        if let Some(bytes) = line.in_state.as_ref().map(Blob::to_bytes) {
+        if let Some(bytes) = line.in_state.as_ref().map(|b| b.bytes().into_owned()) {
             let state = Signed::<IouState>::decode(&bytes)
                 .map_err(|e| format!("stored in-state from n{peer} {}: {e}", line.asset))?;
             s.in_seq = state.body().seq;
@@ -69,7 +68,7 @@ pub(crate) fn summarize(
             s.in_resolved = state.body().resolved.clone();
             s.in_state = Some(bytes);
         }
-        if let Some(bytes) = line.out_state.as_ref().map(Blob::to_bytes) {
+        if let Some(bytes) = line.out_state.as_ref().map(|b| b.bytes().into_owned()) {
             let state = Signed::<IouState>::decode(&bytes)
                 .map_err(|e| format!("stored out-state to n{peer} {}: {e}", line.asset))?;
             s.out_seq = state.body().seq;
@@ -91,10 +90,7 @@ pub(crate) fn summarize(
             )
         })?;
         // Stored answers are `3 || acceptance` or `4 || release`.
-        let answer = c
-            .answer
-            .as_ref()
-            .and_then(|a| a.to_bytes().first().copied());
+        let answer = c.answer.as_ref().and_then(|a| a.bytes().first().copied());
         if c.dir == Direction::In && answer.is_none() {
             return Err(format!(
                 "incoming conditional {} from n{peer} has no answer",
@@ -104,7 +100,7 @@ pub(crate) fn summarize(
         if answer == Some(4) {
             continue;
         }
-        let amount = Signed::<ConditionalIou>::decode(&c.iou.to_bytes())
+        let amount = Signed::<ConditionalIou>::decode(&c.iou.bytes())
             .map_err(|e| format!("stored conditional {} with n{peer}: {e}", c.id))?
             .body()
             .amount

@@ -108,7 +108,7 @@ impl Tracker {
                         Direction::In => (peer, n, rec.id),
                     };
                     if !self.ious.contains_key(&id) {
-                        let iou = Signed::<ConditionalIou>::decode(&rec.iou.to_bytes())
+                        let iou = Signed::<ConditionalIou>::decode(&rec.iou.bytes())
                             .map_err(|e| format!("n{n} stored an undecodable IOU: {e}"))?;
                         let Some(condition) = iou.body().condition.witness() else {
                             // Direct IOUs are not part of this simulation.
@@ -135,7 +135,7 @@ impl Tracker {
                     let answer = rec
                         .answer
                         .as_ref()
-                        .map(|a| decode_answer(&a.to_bytes()))
+                        .map(|a| decode_answer(&a.bytes()))
                         .transpose()?;
                     match rec.dir {
                         Direction::Out => {
